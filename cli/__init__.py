@@ -1,0 +1,1 @@
+"""The `mmagent` Typer CLI: one sub-app per area."""

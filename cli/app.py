@@ -1,0 +1,58 @@
+"""The `mmagent` command: one sub-app per area, joined here.
+
+Sub-app modules keep heavy imports (torch, transformers) inside their commands so that
+`mmagent --help` answers at once.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Annotated
+
+import typer
+
+from mmagent.cli import models
+from mmagent.cli.common import report
+
+app = typer.Typer(
+    name="mmagent",
+    help="mmagent: an agent that sees images, hears audio, calls typed tools, remembers, and learns from feedback.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+app.add_typer(models.app, name="models")
+
+
+@app.callback()
+def _root(
+    debug: Annotated[bool, typer.Option("--debug", help="Show full tracebacks and debug logs.")] = False,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show progress logs.")] = False,
+) -> None:
+    level = logging.DEBUG if debug else logging.INFO if verbose else logging.WARNING
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+
+
+def main() -> None:
+    """Console-script entry: user errors become one line and an exit code."""
+    import sys
+
+    debug = "--debug" in sys.argv
+    try:
+        # With standalone_mode=False click returns the code of a typer.Exit instead of exiting.
+        code = app(standalone_mode=False)
+        raise SystemExit(code if isinstance(code, int) else 0)
+    except typer.Exit as e:
+        raise SystemExit(e.exit_code) from None
+    except SystemExit:
+        raise
+    except BaseException as err:  # noqa: BLE001 - the CLI's one place that turns errors into lines
+        if hasattr(err, "show") and hasattr(err, "exit_code"):  # click's usage errors (typer vendors click)
+            err.show()
+            raise SystemExit(err.exit_code) from None
+        if type(err).__name__ == "Abort":  # Ctrl-C / Ctrl-D at a prompt
+            raise SystemExit(130) from None
+        try:
+            report(err, debug)
+        except typer.Exit as e:
+            raise SystemExit(e.exit_code) from None

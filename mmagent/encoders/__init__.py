@@ -1,0 +1,1 @@
+"""Modality encoders: media -> features [B, N, D]."""

@@ -1,0 +1,1 @@
+"""Training and evaluation recipes: each a short script plus YAML configs."""

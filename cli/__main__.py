@@ -1,0 +1,5 @@
+"""`python -m mmagent.cli` runs the `mmagent` command."""
+
+from mmagent.cli.app import main
+
+main()

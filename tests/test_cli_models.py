@@ -1,0 +1,38 @@
+"""`mmagent models` through Typer's CliRunner, and the console script as a real subprocess."""
+
+import json
+import os
+import subprocess
+import sys
+
+from typer.testing import CliRunner
+
+from mmagent.cli.app import app
+
+runner = CliRunner()
+
+
+def test_models_list_json_names_every_embedded_entry():
+    res = runner.invoke(app, ["models", "list", "--json"])
+    assert res.exit_code == 0, res.output
+    rows = {r["name"]: r for r in json.loads(res.output)}
+    assert set(rows) >= {"smollm2-135m-instruct", "minilm-l6", "efficientnet-lite0", "ppocr-v4"}
+    assert all(r["size_bytes"] > 0 and isinstance(r["present"], bool) for r in rows.values())
+
+
+def test_models_list_table():
+    res = runner.invoke(app, ["models", "list"])
+    assert res.exit_code == 0 and "minilm-l6" in res.output
+
+
+def test_models_pull_needs_a_name_or_all():
+    res = runner.invoke(app, ["models", "pull"])
+    assert res.exit_code == 2 and "--all" in res.output
+
+
+def test_unknown_model_is_one_line_and_exit_2():
+    proc = subprocess.run(
+        [sys.executable, "-m", "mmagent.cli", "models", "pull", "gpt-7"], capture_output=True, text=True, env=dict(os.environ)
+    )
+    assert proc.returncode == 2
+    assert "known names" in proc.stderr and "Traceback" not in proc.stderr

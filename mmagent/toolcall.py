@@ -1,0 +1,263 @@
+"""THE tool-call format: one text format for the prompt, the parser, the training data and the eval.
+
+A model sees the tools as one compact line each in its system message (through its own chat
+template), and calls them by emitting, anywhere in its reply, one or more blocks
+
+    <tool_call>{"name": "read_text", "arguments": {"image": "image_1"}}</tool_call>
+
+Media are never paths: they are artifact ids (`image_1`, `audio_1`, ...). A tool's result goes
+back to the model as a `tool` message whose content is
+
+    <tool_response>{"name": "read_text", "result": {...}}</tool_response>   (or "error": "...")
+
+The one-line signature rendering (`name(arg: type, opt?: type = default) - description`) is the
+shape that let SmolLM2-135M learn tool calling in the probe (EMBEDDED_MODELS.md): a 10-tool prompt
+fits in ~265 tokens, where pretty-printed JSON schemas take 3-4x that.
+
+The parser is tolerant (prose around calls, code fences around or inside the tags, a missing
+closing tag at the end of a cut-off generation, `"parameters"` for `"arguments"`, arguments given
+as a JSON string) and says what it could not parse, so the agent can send it back for repair.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from mmagent.chat import Message, ToolCall
+
+CALL_OPEN = "<tool_call>"
+CALL_CLOSE = "</tool_call>"
+RESULT_OPEN = "<tool_response>"
+RESULT_CLOSE = "</tool_response>"
+
+# A block ends at its closing tag, at the next opening tag (a missing close) or at the end of text.
+_TAGGED = re.compile(
+    re.escape(CALL_OPEN) + r"(.*?)(?:" + re.escape(CALL_CLOSE) + r"|(?=" + re.escape(CALL_OPEN) + r")|\Z)", re.DOTALL
+)
+_FENCE = re.compile(r"```[ \t]*([A-Za-z0-9_+-]*)[ \t]*\n?(.*?)```", re.DOTALL)
+_SNIPPET = 60  # chars of a bad fragment quoted back in an error message
+
+
+# ---------------------------------------------------------------------------------------------
+# rendering: tool schemas -> system prompt
+# ---------------------------------------------------------------------------------------------
+
+
+def function_of(tool: dict[str, Any]) -> dict[str, Any]:
+    """The `{"name", "description", "parameters"}` part of an OpenAI-style tool schema (or itself)."""
+    fn = tool.get("function", tool) if tool.get("type", "function") == "function" else tool
+    if not isinstance(fn, dict) or not isinstance(fn.get("name"), str):
+        raise ValueError(f"not a tool schema (need a 'name', or {{'type': 'function', 'function': {{...}}}}): {str(tool)[:120]}")
+    return fn
+
+
+def type_label(schema: dict[str, Any], defs: dict[str, Any] | None = None) -> str:
+    """A short type name for a JSON schema: `str`, `int`, `list[str]`, `"a"|"b"`, `str|null`..."""
+    defs = defs or {}
+    if "$ref" in schema:
+        return type_label(defs.get(schema["$ref"].rsplit("/", 1)[-1], {}), defs)
+    if "enum" in schema:
+        return "|".join(json.dumps(v) for v in schema["enum"])
+    if "const" in schema:
+        return json.dumps(schema["const"])
+    for union in ("anyOf", "oneOf"):
+        if union in schema:
+            return "|".join(type_label(s, defs) for s in schema[union])
+    kind = schema.get("type")
+    if isinstance(kind, list):
+        return "|".join(type_label({**schema, "type": k}, defs) for k in kind)
+    if kind == "array":
+        return f"list[{type_label(schema.get('items', {}), defs)}]"
+    if kind == "object" and "properties" in schema:
+        return "{" + ", ".join(_arg_labels(schema, defs)) + "}"
+    return {"string": "str", "integer": "int", "number": "float", "boolean": "bool", "object": "dict",
+            "null": "null"}.get(kind, "any")
+
+
+def _arg_labels(params: dict[str, Any], defs: dict[str, Any]) -> list[str]:
+    required = set(params.get("required", []))
+    labels = []
+    for name, prop in params.get("properties", {}).items():
+        label = f"{name}{'' if name in required else '?'}: {type_label(prop, defs)}"
+        if "default" in prop and prop["default"] is not None:
+            label += f" = {json.dumps(prop['default'])}"
+        labels.append(label)
+    return labels
+
+
+def render_signature(tool: dict[str, Any]) -> str:
+    """One line: `name(arg: type, opt?: type = default) - description` (first sentence)."""
+    fn = function_of(tool)
+    params = fn.get("parameters") or {}
+    args = ", ".join(_arg_labels(params, params.get("$defs", {})))
+    desc = " ".join((fn.get("description") or "").split())
+    desc = desc.split(". ")[0].rstrip(".")
+    return f"{fn['name']}({args})" + (f" - {desc}" if desc else "")
+
+
+def render_tool_prompt(tools: Sequence[dict[str, Any]]) -> str:
+    """The system-prompt text that lists the tools and explains the call format.
+
+    `tools` are OpenAI-style function schemas (`Tool.schema()`); `?` marks an optional argument.
+    """
+    lines = [
+        "You can call tools. To call one, write "
+        '<tool_call>{"name": "TOOL", "arguments": {...}}</tool_call> '
+        "(several calls allowed); otherwise answer in plain text. "
+        "Refer to attached media by id (image_1, audio_1).",
+        "Tools:",
+    ]
+    lines += [render_signature(t) for t in tools]
+    return "\n".join(lines)
+
+
+# ---------------------------------------------------------------------------------------------
+# formatting: calls and results -> text (what training data and the history contain)
+# ---------------------------------------------------------------------------------------------
+
+
+def format_call(call: ToolCall) -> str:
+    body = json.dumps({"name": call.name, "arguments": call.arguments}, ensure_ascii=False)
+    return f"{CALL_OPEN}{body}{CALL_CLOSE}"
+
+
+def format_calls(calls: Iterable[ToolCall]) -> str:
+    """Calls as the model should emit them: one `<tool_call>` block per line."""
+    return "\n".join(format_call(c) for c in calls)
+
+
+def format_tool_result(name: str, result: Any = None, error: str | None = None) -> str:
+    """A tool's outcome as the model reads it in the following `tool` message."""
+    body: dict[str, Any] = {"name": name}
+    if error is not None:
+        body["error"] = error
+    else:
+        body["result"] = result
+    return f"{RESULT_OPEN}{json.dumps(body, ensure_ascii=False, default=str)}{RESULT_CLOSE}"
+
+
+def attachment_note(message: Message) -> str:
+    """`[attached: image_1, audio_1]` for a message that carries media, else ``."""
+    ids = [*message.images, *message.audio]
+    return f"[attached: {', '.join(ids)}]" if ids else ""
+
+
+def template_messages(messages: Sequence[Message], tools: Sequence[dict[str, Any]] | None = None) -> list[dict[str, str]]:
+    """`Message`s -> plain `{"role", "content"}` dicts for `tokenizer.apply_chat_template`.
+
+    The tool prompt is appended to the system message (one is added when there is none); an
+    assistant turn's calls are re-rendered in the call format; media ids are named in the text.
+    Backends share this so that serving sees exactly what training data contains.
+    """
+    out: list[dict[str, str]] = []
+    tool_text = render_tool_prompt(tools) if tools else ""
+    if tool_text and (not messages or messages[0].role != "system"):
+        out.append({"role": "system", "content": tool_text})
+    for i, m in enumerate(messages):
+        parts = [m.content] if m.content else []
+        if i == 0 and m.role == "system" and tool_text:
+            parts.append(tool_text)
+        if m.role == "assistant" and m.tool_calls:
+            parts.append(format_calls(m.tool_calls))
+        note = attachment_note(m)
+        if note:
+            parts.insert(0, note)
+        out.append({"role": m.role, "content": "\n".join(parts)})
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# parsing: model text -> calls, errors, prose
+# ---------------------------------------------------------------------------------------------
+
+
+def _snippet(text: str) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= _SNIPPET else text[: _SNIPPET - 3] + "..."
+
+
+def _strip_fence(body: str) -> str:
+    m = _FENCE.fullmatch(body.strip())
+    return m.group(2).strip() if m else body.strip().strip("`").strip()
+
+
+def call_from_json(body: str) -> ToolCall:
+    """One call from the JSON text inside a `<tool_call>` block; `ValueError` says what is wrong."""
+    text = _strip_fence(body)
+    if not text:
+        raise ValueError("empty <tool_call> block: put a JSON object with 'name' and 'arguments' inside")
+    try:
+        obj, _end = json.JSONDecoder().raw_decode(text)
+    except json.JSONDecodeError as err:
+        raise ValueError(f"invalid JSON ({err.msg} at char {err.pos}) in {_snippet(text)!r}") from None
+    if not isinstance(obj, dict):
+        raise ValueError(f"a call must be a JSON object, got {type(obj).__name__}: {_snippet(text)!r}")
+    name = obj.get("name")
+    if not isinstance(name, str) or not name:
+        raise ValueError(f"a call needs a string 'name': {_snippet(text)!r}")
+    args = obj.get("arguments", obj.get("parameters", {}))
+    if isinstance(args, str):  # OpenAI wire style: arguments as a JSON string
+        try:
+            args = json.loads(args) if args.strip() else {}
+        except json.JSONDecodeError as err:
+            raise ValueError(f"'arguments' of {name} is a string that is not JSON ({err.msg})") from None
+    if args is None:
+        args = {}
+    if not isinstance(args, dict):
+        raise ValueError(f"'arguments' of {name} must be a JSON object, got {type(args).__name__}")
+    call_id = obj.get("id")
+    return ToolCall(name=name, arguments=args, id=call_id if isinstance(call_id, str) else None)
+
+
+def _fenced_calls(text: str) -> tuple[list[ToolCall], str]:
+    """Untagged calls in code fences (```json {"name": ..., "arguments": ...}```): a common slip."""
+    calls: list[ToolCall] = []
+
+    def take(m: re.Match[str]) -> str:
+        body = m.group(2).strip()
+        if not body.startswith("{") or '"name"' not in body:
+            return m.group(0)
+        try:
+            obj = json.loads(body)
+        except json.JSONDecodeError:
+            return m.group(0)
+        if not (isinstance(obj, dict) and isinstance(obj.get("name"), str) and ("arguments" in obj or "parameters" in obj)):
+            return m.group(0)
+        calls.append(call_from_json(body))
+        return ""
+
+    return calls, _FENCE.sub(take, text)
+
+
+def parse_tool_calls(text: str) -> tuple[list[ToolCall], list[str], str]:
+    """Splits model output into (calls, errors, prose).
+
+    `errors` has one line per fragment that looked like a call and did not parse (invalid JSON,
+    no name, an unclosed tag...); `prose` is everything that was not a call, stripped.
+    """
+    calls: list[ToolCall] = []
+    errors: list[str] = []
+    prose_parts: list[str] = []
+    pos = 0
+    for n, m in enumerate(_TAGGED.finditer(text), start=1):
+        prose_parts.append(text[pos : m.start()])
+        pos = m.end()
+        closed = m.group(0).endswith(CALL_CLOSE)
+        try:
+            calls.append(call_from_json(m.group(1)))
+        except ValueError as err:
+            hint = "" if closed else f" (no closing {CALL_CLOSE}: the output may have been cut off)"
+            errors.append(f"tool call {n}: {err}{hint}")
+    prose_parts.append(text[pos:])
+    prose = "".join(prose_parts)
+    if CALL_CLOSE in prose:
+        errors.append(f"found {CALL_CLOSE} without a matching {CALL_OPEN}")
+        prose = prose.replace(CALL_CLOSE, "")
+    if not calls and not errors:
+        calls, prose = _fenced_calls(prose)
+    # Fences that only wrapped tagged calls are left empty: drop them from the prose.
+    prose = _FENCE.sub(lambda m: m.group(0) if m.group(2).strip() else "", prose)
+    return calls, errors, prose.strip()

@@ -1,0 +1,1 @@
+"""Chat backends behind the one `ChatModel` interface (mmagent.chat)."""

@@ -50,6 +50,11 @@ class Settings(BaseSettings):
     device: str = Field(default="cpu", description="torch device: cpu, cuda, cuda:1 ...")
     dtype: Literal["float32", "bfloat16", "float16"] = Field(default="float32")
     download_timeout_s: float = Field(default=60.0, gt=0)
+    # Tools (mmagent.tools): where artifacts live and which optional models the tools use.
+    artifact_root: Path | None = Field(default=None, description="Artifact store root; defaults to <home>/artifacts.")
+    detector: str | None = Field(default=None, description="detect_objects model: a local save_pretrained folder or a hub id.")
+    generator: str | None = Field(default=None, description="generate_image pipeline: a diffusers pipeline folder or hub id.")
+    speak: bool = Field(default=False, description="Register the opt-in `speak` tool (piper TTS, GPL-3.0).")
 
     @classmethod
     def settings_customise_sources(cls, settings_cls, init_settings, env_settings, dotenv_settings, file_secret_settings):
@@ -58,6 +63,10 @@ class Settings(BaseSettings):
     @property
     def models_dir(self) -> Path:
         return self.cache_dir or self.home / "models"
+
+    @property
+    def artifacts_dir(self) -> Path:
+        return self.artifact_root or self.home / "artifacts"
 
 
 @lru_cache(maxsize=1)

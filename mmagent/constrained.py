@@ -1,0 +1,203 @@
+"""Schema-guided decoding of tool calls, on llguidance (https://github.com/guidance-ai/llguidance).
+
+Guarantee: once the model opens `<tool_call>`, every next token is masked so that the block can only
+become `{"name": "<a registered tool>", "arguments": <JSON valid for that tool's schema>}</tool_call>`,
+written exactly as `mmagent.toolcall.format_call` writes it (the training format: `", "` and
+`": "`, no free whitespace, no unknown argument). Outside a call the model is free: it may answer in
+prose (`mode="auto"`), or it must call (`mode="required"`). A call cut short by `max_new_tokens` is
+still possible; the parser reports it.
+
+Why llguidance: it is maintained (guidance-ai; used by vLLM, SGLang and llama.cpp), a 3 MB wheel
+with no dependencies, CPU-only is fine, and it has "lazy" lexemes: free text up to a trigger string,
+which is exactly "prose, then maybe a call" (its `StructTag` tool-calling construct). xgrammar needs
+triton and apache-tvm-ffi; outlines and lm-format-enforcer have no such trigger construct and build
+whole-vocabulary indexes per schema (slow for a 49k vocabulary on 2 cores).
+
+One processor serves both decode loops: it is a `transformers.LogitsProcessor` (HF `generate`)
+and a plain callable `(input_ids [B, T], scores [B, V]) -> scores` (the composed backend's loop in
+`mmagent.generation`). It is stateful: one instance per generation.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+import weakref
+from collections.abc import Sequence
+from typing import Any, Literal
+
+import numpy as np
+import torch
+from transformers import LogitsProcessor, PreTrainedTokenizerBase
+
+from mmagent.toolcall import CALL_CLOSE, CALL_OPEN, function_of
+
+Mode = Literal["auto", "required"]
+
+# The JSON inside a call is written the way `json.dumps` writes it, so that constrained output is
+# byte-identical to the training data; no free whitespace also rules out the newline loops that
+# small models fall into inside constrained JSON.
+JSON_STYLE = {"item_separator": ", ", "key_separator": ": ", "whitespace_flexible": False}
+
+_lltokenizers: weakref.WeakKeyDictionary[Any, Any] = weakref.WeakKeyDictionary()
+_lock = threading.Lock()
+
+
+def llg_tokenizer(tokenizer: PreTrainedTokenizerBase, eos_token_ids: Sequence[int] | None = None) -> Any:
+    """llguidance's view of a fast HF tokenizer, built once per tokenizer (~0.7 s for 49k tokens)."""
+    import llguidance.hf
+
+    with _lock:
+        key = (tuple(eos_token_ids) if eos_token_ids else None)
+        per_tok = _lltokenizers.setdefault(tokenizer, {})
+        if key not in per_tok:
+            try:
+                per_tok[key] = llguidance.hf.from_tokenizer(tokenizer, eos_token=list(key) if key else None)
+            except ValueError as err:
+                raise ValueError(f"constrained decoding needs a fast (Rust) tokenizer: {err}") from err
+        return per_tok[key]
+
+
+def argument_schema(tool: dict[str, Any]) -> dict[str, Any]:
+    """The tool's parameter schema, closed to unknown arguments, in the training JSON style."""
+    params = dict(function_of(tool).get("parameters") or {"type": "object", "properties": {}})
+    params.setdefault("type", "object")
+    params.setdefault("additionalProperties", False)
+    params["x-guidance"] = {**JSON_STYLE, **params.get("x-guidance", {})}
+    return params
+
+
+def _call_rule(tool: dict[str, Any]) -> str:
+    """`"<tool_call>{\\"name\\": \\"x\\", \\"arguments\\": " %json {...} "}</tool_call>"` minus the trigger."""
+    head = '{"name": ' + json.dumps(function_of(tool)["name"]) + ', "arguments": '
+    return f"{json.dumps(head)} %json {json.dumps(argument_schema(tool))} {json.dumps('}' + CALL_CLOSE)}"
+
+
+def tool_call_lark(tools: Sequence[dict[str, Any]], mode: Mode = "auto") -> str:
+    """The grammar, in llguidance's Lark dialect.
+
+    auto:     TEXT (CALL TEXT)*  where a call starts lazily at the first `<tool_call>` in TEXT
+    required: CALL ("\\n" CALL)*
+    """
+    if not tools:
+        raise ValueError("constrained decoding needs at least one tool schema")
+    lines = ["%llguidance {}"]
+    names = [f"call_{i}" for i in range(len(tools))]
+    if mode == "auto":
+        # Free text may hold anything but a stray closing tag (the parser would report it).
+        close = re.escape(CALL_CLOSE).replace("/", "\\/")
+        lines += [f"start: ({' | '.join(names)})* TEXT", rf"TEXT: /(.|\n)*/ & ~/(.|\n)*{close}(.|\n)*/"]
+        for name, tool in zip(names, tools):
+            # [lazy]: the shortest free text that ends in the trigger, as in llguidance's StructTag.
+            lines += [f"{name}_open[lazy]: TEXT {json.dumps(CALL_OPEN)}", f"{name}: {name}_open {_call_rule(tool)}"]
+    elif mode == "required":
+        lines += [f"start: call (\"\\n\" call)*", f"call: {' | '.join(names)}"]
+        lines += [f"{name}: {json.dumps(CALL_OPEN)} {_call_rule(tool)}" for name, tool in zip(names, tools)]
+    else:
+        raise ValueError(f"mode must be 'auto' or 'required', got {mode!r}")
+    return "\n".join(lines)
+
+
+class ToolCallGrammar:
+    """The tool-call grammar compiled for one tokenizer; makes a fresh matcher per sequence."""
+
+    def __init__(
+        self,
+        tokenizer: PreTrainedTokenizerBase,
+        tools: Sequence[dict[str, Any]],
+        *,
+        mode: Mode = "auto",
+        eos_token_ids: Sequence[int] | None = None,
+    ) -> None:
+        from llguidance import LLMatcher
+
+        self.lltok = llg_tokenizer(tokenizer, eos_token_ids)
+        self.grammar = LLMatcher.grammar_from_lark(tool_call_lark(tools, mode))
+        is_error, messages = LLMatcher.validate_grammar_with_warnings(self.grammar, self.lltok)
+        if is_error:
+            raise ValueError(f"the tools' JSON schemas do not compile to a grammar: {messages[0]}")
+        self.vocab_size = self.lltok.vocab_size
+
+    def matcher(self) -> Any:
+        from llguidance import LLMatcher
+
+        return LLMatcher(self.lltok, self.grammar, log_level=0)
+
+
+class ToolCallLogitsProcessor(LogitsProcessor):
+    """Masks disallowed tokens to -inf; `(input_ids [B, T], scores [B, V]) -> scores`.
+
+    The first call sees the prompt (length T0) and only masks; each later call first feeds the
+    matchers the tokens appended since (one per step, or more after a forced prefix).
+    """
+
+    def __init__(self, grammar: ToolCallGrammar, batch_size: int = 1) -> None:
+        self.grammar = grammar
+        self.matchers = [grammar.matcher() for _ in range(batch_size)]
+        self._seen: int | None = None
+
+    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
+        batch, length = input_ids.shape
+        if batch != len(self.matchers):
+            raise ValueError(f"processor built for batch {len(self.matchers)}, got input_ids of batch {batch}")
+        if self._seen is not None:
+            self._consume(input_ids[:, self._seen :].tolist())
+        self._seen = length
+        allowed = self._allowed(scores.shape[-1]).to(scores.device)  # [B, V] bool
+        return scores.masked_fill(~allowed, float("-inf"))
+
+    def _consume(self, new_tokens: list[list[int]]) -> None:
+        for row, (m, tokens) in enumerate(zip(self.matchers, new_tokens)):
+            for tok in tokens:
+                if m.is_stopped():  # finished rows keep receiving pad tokens in batched generate
+                    break
+                if not m.consume_token(tok):
+                    raise RuntimeError(
+                        f"row {row}: the decode loop sampled token {tok}, which the grammar mask forbade "
+                        f"({m.get_error()}); apply this processor last, right before sampling"
+                    )
+
+    def _allowed(self, vocab: int) -> torch.Tensor:
+        rows = []
+        for m in self.matchers:
+            if m.is_stopped():  # let batched generate pad a finished row freely
+                rows.append(np.ones(vocab, dtype=bool))
+                continue
+            bits = np.unpackbits(np.frombuffer(m.compute_bitmask(), dtype=np.uint8), bitorder="little")
+            row = np.zeros(vocab, dtype=bool)  # model vocab may be padded past the tokenizer's
+            n = min(vocab, self.grammar.vocab_size)
+            row[:n] = bits[:n].astype(bool)
+            rows.append(row)
+        return torch.from_numpy(np.stack(rows))
+
+    @property
+    def in_call(self) -> list[bool]:
+        """Whether each row is inside an open `<tool_call>` (for budget-aware callers)."""
+        return [not m.is_accepting() and not m.is_stopped() for m in self.matchers]
+
+
+def tool_call_processor(
+    tokenizer: PreTrainedTokenizerBase,
+    tools: Sequence[dict[str, Any]],
+    *,
+    mode: Mode = "auto",
+    batch_size: int = 1,
+    eos_token_ids: Sequence[int] | None = None,
+) -> ToolCallLogitsProcessor:
+    """A fresh processor for one generation over `tools` (the grammar is compiled once and cached)."""
+    return ToolCallLogitsProcessor(_grammar(tokenizer, tools, mode, eos_token_ids), batch_size)
+
+
+_grammars: weakref.WeakKeyDictionary[Any, dict[tuple, ToolCallGrammar]] = weakref.WeakKeyDictionary()
+
+
+def _grammar(tokenizer: Any, tools: Sequence[dict[str, Any]], mode: Mode, eos: Sequence[int] | None) -> ToolCallGrammar:
+    key = (json.dumps(list(tools), sort_keys=True, default=str), mode, tuple(eos) if eos else None)
+    with _lock:
+        cached = _grammars.setdefault(tokenizer, {}).get(key)
+    if cached is None:
+        cached = ToolCallGrammar(tokenizer, tools, mode=mode, eos_token_ids=eos)
+        with _lock:
+            _grammars[tokenizer][key] = cached
+    return cached

@@ -1,0 +1,150 @@
+"""Schema-guided decoding: whatever the model wants to write, every call parses, names a real tool
+and carries arguments of the right types. A tiny byte-level BPE tokenizer and a tiny random Llama
+are built in-process (no hub, no embedded model)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+import pytest
+import torch
+from pydantic import BaseModel, ConfigDict, Field
+
+from mmagent.constrained import ToolCallGrammar, tool_call_lark, tool_call_processor
+from mmagent.toolcall import parse_tool_calls
+
+
+class ReadText(BaseModel):
+    model_config = ConfigDict(strict=True, extra="forbid")
+    image: str = Field(max_length=8)
+
+
+class Detect(BaseModel):
+    model_config = ConfigDict(strict=True, extra="forbid")
+    image: str = Field(max_length=8)
+    mode: Literal["fast", "accurate"] = "fast"
+    top_k: int = Field(default=3, ge=1, le=20)
+    labels: list[Annotated[str, Field(max_length=6)]] = Field(default_factory=list, max_length=2)
+    draw: bool = False
+
+
+# Strings, numbers and arrays are bounded so that a random walk through the grammar must end.
+MODELS = {"read_text": ReadText, "detect_objects": Detect}
+TOOLS = [{"type": "function", "function": {"name": n, "description": n, "parameters": m.model_json_schema()}} for n, m in MODELS.items()]
+
+
+@pytest.fixture(scope="module")
+def tok():
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    corpus = ['<tool_call>{"name": "read_text", "arguments": {"image": "image_1"}}</tool_call>',
+              '{"name": "detect_objects", "arguments": {"mode": "fast", "top_k": 3, "labels": ["cat"], "draw": true}}',
+              "Let me check the picture. The sign says STOP. Hello world!"] * 10
+    bpe = Tokenizer(models.BPE())
+    bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    bpe.decoder = decoders.ByteLevel()
+    bpe.train_from_iterator(corpus, trainers.BpeTrainer(
+        vocab_size=400, special_tokens=["<|endoftext|>"], initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
+    return PreTrainedTokenizerFast(tokenizer_object=bpe, eos_token="<|endoftext|>", pad_token="<|endoftext|>")
+
+
+def assert_valid(text: str, *, allow_cut: bool = False) -> list:
+    calls, errors, _ = parse_tool_calls(text)
+    if allow_cut and errors:  # only the last call may be cut off by the token budget
+        assert len(errors) == 1 and "cut off" in errors[0], errors
+    else:
+        assert errors == [], (text, errors)
+    for call in calls:
+        assert call.name in MODELS, text
+        MODELS[call.name].model_validate(call.arguments)  # strict: wrong types raise
+    return calls
+
+
+def drive(tok, proc, intent: str, steps: int = 160, seed: int = 0) -> str:
+    """A decode loop whose 'model' wants to write `intent` (token by token) and random noise after;
+    the processor has the last word."""
+    gen = torch.Generator().manual_seed(seed)
+    ids = tok("<|endoftext|>", return_tensors="pt")["input_ids"]  # a 1-token prompt
+    want = tok(intent)["input_ids"] + [tok.eos_token_id]
+    for step in range(steps):
+        scores = torch.randn(1, len(tok), generator=gen)
+        if step < len(want):
+            scores[0, want[step]] += 100.0
+        else:
+            scores[0, tok.eos_token_id] += 5.0  # drift toward stopping
+        nxt = int(proc(ids, scores).argmax())
+        ids = torch.cat([ids, torch.tensor([[nxt]])], dim=1)
+        if nxt == tok.eos_token_id:
+            break
+    return tok.decode(ids[0, 1:], skip_special_tokens=True)
+
+
+@pytest.mark.parametrize(
+    "intent",
+    [
+        'Let me look. <tool_call>{"name": "read_txt", "arguments": {"image": "image_1"}}</tool_call>',  # unknown tool
+        '<tool_call>{"name": "detect_objects", "arguments": {"image": 7, "top_k": "three"}}</tool_call>',  # wrong types
+        '<tool_call>{"name": "read_text", "arguments": {"image": "image_1", "bogus": 1}}</tool_call>',  # extra arg
+        '<tool_call>{"name": "read_text", "arguments": {}}</tool_call>',  # missing required
+        '<tool_call> {"name" : "read_text", "arguments":{"image":"a"}}</tool_call>',  # off-format whitespace
+        "<tool_call>garbage garbage garbage",
+    ],
+)
+def test_adversarial_intent_still_yields_valid_calls(tok, intent):
+    text = drive(tok, tool_call_processor(tok, TOOLS), intent)
+    assert len(assert_valid(text)) >= 1
+
+
+def test_prose_is_untouched_in_auto_mode(tok):
+    text = drive(tok, tool_call_processor(tok, TOOLS), "The sign says STOP.")
+    assert text == "The sign says STOP."
+
+
+def test_exact_training_format_passes_unchanged(tok):
+    intent = 'Sure. <tool_call>{"name": "detect_objects", "arguments": {"image": "image_1", "top_k": 5, "labels": ["cat", "dog"]}}</tool_call>'
+    assert drive(tok, tool_call_processor(tok, TOOLS), intent) == intent
+
+
+def test_required_mode_forbids_prose(tok):
+    text = drive(tok, tool_call_processor(tok, TOOLS, mode="required"), "No call from me.")
+    assert text.startswith("<tool_call>") and len(assert_valid(text)) >= 1
+
+
+def test_hf_generate_on_a_tiny_random_llama(tok):
+    from transformers import LlamaConfig, LlamaForCausalLM, LogitsProcessorList
+
+    torch.manual_seed(0)
+    cfg = LlamaConfig(vocab_size=len(tok) + 13, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                      num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=256,
+                      eos_token_id=tok.eos_token_id, pad_token_id=tok.eos_token_id)
+    model = LlamaForCausalLM(cfg).eval()  # vocab padded past the tokenizer's: extra ids must stay masked
+    prompt = tok(["Read it:", "Read it:"], return_tensors="pt")
+    n_calls = 0
+    for seed in range(4):
+        torch.manual_seed(seed)
+        proc = tool_call_processor(tok, TOOLS, mode="required", batch_size=2)
+        out = model.generate(**prompt, logits_processor=LogitsProcessorList([proc]), do_sample=True,
+                             temperature=1.5, max_new_tokens=80, pad_token_id=tok.eos_token_id)
+        for row in out[:, prompt["input_ids"].shape[1]:]:
+            assert int(row.max()) < len(tok)
+            n_calls += len(assert_valid(tok.decode(row, skip_special_tokens=True), allow_cut=True))
+    assert n_calls >= 4
+
+
+def test_grammar_is_compiled_once_per_tokenizer_and_tools(tok):
+    a = tool_call_processor(tok, TOOLS)
+    b = tool_call_processor(tok, TOOLS)
+    assert a.grammar is b.grammar and a.matchers[0] is not b.matchers[0]
+
+
+def test_bad_inputs_are_clear(tok):
+    with pytest.raises(ValueError, match="at least one tool"):
+        tool_call_lark([])
+    with pytest.raises(ValueError, match="mode must be"):
+        tool_call_lark(TOOLS, mode="sometimes")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="do not compile"):
+        ToolCallGrammar(tok, [{"name": "x", "parameters": {"type": "object", "properties": {"a": {"type": "string", "pattern": "("}}}}])
+    proc = tool_call_processor(tok, TOOLS)
+    with pytest.raises(ValueError, match="batch 1"):
+        proc(torch.zeros(2, 3, dtype=torch.long), torch.zeros(2, len(tok)))

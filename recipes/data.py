@@ -1,0 +1,526 @@
+# Launch: .venv/bin/python -m mmagent.recipes.data --out data/tools --seed 0
+"""The data generator: procedural multimodal tool-use conversations (GPT4Tools-style, arXiv 2305.18752).
+
+Every example is a conversation of `mmagent.chat.Message`s: a user turn (text + attached images or
+audio, referred to as `image_1`, `audio_1`... in attachment order), the assistant's tool call(s),
+the tool's result, possibly more calls, and a final answer that uses the results. Kinds:
+single calls (all built-in tools, with and without optional arguments), chains (detect -> crop ->
+read_text and others; the later call uses the earlier result), independent pairs (two calls in one
+step), memory store/search, questions answered with no tool, and requests no tool can serve
+(declined, nothing called). Tool results are simulated from what the generator drew, so they are
+true of the image.
+
+Splits (deterministic from the seed):
+- train / validation: seen phrasings, seen tool combinations (validation has fresh fillers/images);
+- test-unseen-phrasings: only phrasings held out of training (`phrasings.py`), single steps;
+- test-unseen-combinations: only chains/pairs of tools never combined in training.
+The two test splits are also exported as eval suites (`recipes/eval.py` format) with their images.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import wave
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from mmagent.chat import Message, ToolCall
+from mmagent.toolcall import format_tool_result
+from mmagent.recipes import phrasings as P
+from mmagent.recipes.drawings import SIZE, Drawing, draw
+
+HOLDOUT_FRACTION = 0.2
+SPLITS = ("train", "validation", "test-unseen-phrasings", "test-unseen-combinations")
+IMAGE_REFS_ONE = ["this image", "the image", "this photo", "the picture", "image_1", "my photo", "the attached image", "this pic"]
+IMAGE_REFS_TWO = {1: ["the first image", "image_1", "the first picture", "the first photo"], 2: ["the second image", "image_2", "the second picture", "the other photo"]}
+AUDIO_REFS = ["this recording", "the audio", "audio_1", "the voice memo", "this clip", "the attached audio"]
+SPEECH = ["turn left at the next corner", "the meeting starts at noon", "please buy some bread", "call me back tomorrow", "the package arrived today", "remember to water the plants"]
+# Tool pairs only ever seen in the unseen-combinations test split.
+HELDOUT_PAIRS = {("detect_faces", "crop_image"), ("generate_image", "resize_image"), ("transcribe_audio", "remember"),
+                 ("read_text", "generate_image"), ("classify_image", "detect_faces"), ("resize_image", "read_text")}
+
+
+@dataclass
+class Example:
+    """One conversation plus what a correct model must call (for the eval suites)."""
+
+    id: str
+    kind: str
+    template: str
+    messages: list[Message]
+    images: list[Drawing] = field(default_factory=list)
+    audio: list[str] = field(default_factory=list)  # the spoken sentence of each audio attachment
+    expected: list[dict[str, Any]] = field(default_factory=list)  # [{"name", "arguments": {arg: [allowed]}}]
+    results: list[dict[str, Any]] = field(default_factory=list)  # simulated output of each expected call
+
+
+# --------------------------------------------------------------------------- split bookkeeping
+
+
+def heldout_phrasings(intent: str) -> set[int]:
+    """Indices of `PHRASINGS[intent]` reserved for the unseen-phrasings test (fixed, seed-free)."""
+    n = len(P.PHRASINGS[intent])
+    rng = random.Random(f"holdout/{intent}")
+    return set(rng.sample(range(n), max(2, round(n * HOLDOUT_FRACTION))))
+
+
+def heldout_items(name: str, n: int) -> set[int]:
+    rng = random.Random(f"holdout/{name}")
+    return set(rng.sample(range(n), max(2, round(n * HOLDOUT_FRACTION))))
+
+
+def pick_phrasing(rng: random.Random, intent: str, unseen: bool) -> tuple[str, str]:
+    held = heldout_phrasings(intent)
+    pool = [i for i in range(len(P.PHRASINGS[intent])) if (i in held) == unseen]
+    i = rng.choice(pool)
+    return P.PHRASINGS[intent][i], f"{intent}/{i}"
+
+
+def wrap(rng: random.Random, core: str) -> str:
+    """Opener + core phrasing + closer, capitalised like a person would type it."""
+    opener, closer = rng.choice(P.OPENERS), rng.choice(P.CLOSERS)
+    text = opener + core
+    if closer and text.endswith("?"):
+        text = text[:-1] + closer + "?"
+    else:
+        text = text.rstrip(".") + closer
+    return text[0].upper() + text[1:]
+
+
+# --------------------------------------------------------------------------- simulated tool results
+
+
+def as_box(xyxy: list[int], **extra: Any) -> dict[str, Any]:
+    """A box as the tools take and return it (`mmagent.tools.boxes.Box`)."""
+    return dict(zip(("x0", "y0", "x1", "y1"), xyxy)) | extra
+
+
+def box_variants(box: dict[str, Any]) -> list[dict[str, Any]]:
+    """A detected box as a later call may pass it on: coordinates only, with label, with label+score."""
+    coords = {k: box[k] for k in ("x0", "y0", "x1", "y1")}
+    return [coords] + ([coords | {"label": box["label"]}, dict(box)] if "label" in box else [])
+
+
+def result_for(name: str, args: dict[str, Any], d: Drawing | None, extra: dict[str, Any]) -> dict[str, Any]:
+    """What the real tool would return for the drawing (true by construction)."""
+    if name == "read_text":
+        lines = d.text if d and d.text else []
+        return {"lines": [{"text": t, "box": as_box([14, 20 + 45 * i, 200, 44 + 45 * i]), "confidence": 0.95} for i, t in enumerate(lines)], "text": "\n".join(lines)}
+    if name == "detect_faces":
+        faces = [b for lab, b in (d.boxes if d else []) if lab == "face"]
+        return {"faces": [as_box(b, label="face", score=0.9) for b in faces], "count": len(faces)}
+    if name == "detect_objects":
+        objs = [as_box(b, label=lab, score=0.88) for lab, b in (d.boxes if d else [])]
+        return {"objects": objs, "count": len(objs)}
+    if name == "classify_image":
+        label = d.label if d and d.label else extra.get("label") or {"sign": "street sign", "document": "envelope", "faces": "mask", "shapes": "jigsaw puzzle"}.get(d.kind if d else "", "web site")
+        k = args.get("top_k", 3)
+        alts = ["web site", "envelope", "tray", "poster", "book jacket"]
+        labels = [{"label": label, "probability": 0.71}] + [{"label": a, "probability": round(0.1 / (i + 1), 3)} for i, a in enumerate(alts[: k - 1])]
+        return {"labels": labels}
+    if name in ("generate_image", "crop_image", "resize_image", "draw_boxes"):
+        w, h = (args.get("width", SIZE), args.get("height", SIZE)) if name == "resize_image" else (SIZE, SIZE)
+        if name == "crop_image":
+            w, h = args["box"]["x1"] - args["box"]["x0"], args["box"]["y1"] - args["box"]["y0"]
+        return {"image": extra["new_image"], "width": w, "height": h}
+    if name == "transcribe_audio":
+        return {"text": extra.get("speech", "")}
+    if name == "remember":
+        return {"id": extra.get("memory_id", 1), "stored": True}
+    if name == "search_memory":
+        return {"hits": [{"text": extra.get("note", ""), "score": 0.82}]}
+    raise KeyError(name)
+
+
+def answer_for(name: str, result: dict[str, Any], d: Drawing | None) -> str:
+    """A final answer that uses the tool result correctly."""
+    if name == "read_text":
+        return f'It says: "{" / ".join(line["text"] for line in result["lines"])}".' if result["lines"] else "I could not find any text in the image."
+    if name == "detect_faces":
+        n = result["count"]
+        return f"I found {n} face{'s' if n != 1 else ''}." if n else "I found no faces."
+    if name == "detect_objects":
+        objs = result["objects"]
+        return "I found: " + ", ".join(o["label"] for o in objs) + "." if objs else "I found no objects."
+    if name == "classify_image":
+        top = result["labels"][0]
+        return f"It looks like a {top['label']} ({top['probability']:.0%})."
+    if name == "generate_image":
+        return f"Here is the generated image: {result['image']}."
+    if name == "crop_image":
+        return f"Here is the crop: {result['image']} ({result['width']}x{result['height']})."
+    if name == "resize_image":
+        return f"Resized to {result['width']}x{result['height']}: {result['image']}."
+    if name == "draw_boxes":
+        return f"I drew the boxes on a copy: {result['image']}."
+    if name == "transcribe_audio":
+        return f'The audio says: "{result["text"]}".'
+    if name == "remember":
+        return "Got it, I saved that."
+    if name == "search_memory":
+        hits = result["hits"]
+        return f"You told me: {hits[0]['text']}." if hits else "I have nothing saved about that."
+    raise KeyError(name)
+
+
+# --------------------------------------------------------------------------- single calls
+
+
+@dataclass
+class Slots:
+    """Filled slot values and the call arguments they imply (with allowed values for the eval)."""
+
+    text: dict[str, str] = field(default_factory=dict)
+    args: dict[str, Any] = field(default_factory=dict)
+    allowed: dict[str, list[Any]] = field(default_factory=dict)
+
+
+def _ref_images(rng: random.Random, n_images: int) -> tuple[str, int]:
+    """A phrase for the target image and its 1-based index."""
+    if n_images == 1:
+        return rng.choice(IMAGE_REFS_ONE), 1
+    idx = rng.choice([1, 2])
+    return rng.choice(IMAGE_REFS_TWO[idx]), idx
+
+
+def _text_allowed(value: str) -> list[str]:
+    out = [value]
+    for art in ("a ", "an ", "the "):
+        if value.startswith(art):
+            out.append(value[len(art):])
+    return out
+
+
+KIND_FOR_TOOL = {"read_text": ["sign", "document"], "detect_faces": ["faces", "photo"], "detect_objects": ["shapes", "faces"],
+                 "classify_image": ["photo", "digit", "sign"], "crop_image": ["sign", "photo", "shapes", "faces"],
+                 "resize_image": ["photo", "digit", "document"], "draw_boxes": ["shapes", "faces"]}
+
+
+def fill(rng: random.Random, intent: str, drawings: list[Drawing], target: int) -> Slots:
+    tool = intent.split("+")[0]
+    s = Slots()
+    if tool in KIND_FOR_TOOL:
+        s.args["image"] = f"image_{target}"
+        s.allowed["image"] = [f"image_{target}"]
+    if tool == "detect_objects":
+        s.allowed.update(labels=[""], threshold=[""])
+        if intent.endswith("+labels"):
+            lab = rng.choice(P.OBJECT_LABELS)
+            s.text["labels"] = lab
+            s.args["labels"] = [lab]
+            s.allowed["labels"] = [[lab], [lab.rstrip("s")]]
+    elif tool == "classify_image":
+        s.allowed["top_k"] = [""]
+        if intent.endswith("+k"):
+            k = rng.randint(2, 5)
+            s.text["n"] = str(k)
+            s.args["top_k"] = s.allowed["top_k"] = k
+            s.allowed["top_k"] = [k]
+    elif tool == "generate_image":
+        prompt = rng.choice(P.GEN_PROMPTS)
+        s.text["prompt"] = prompt
+        s.args["prompt"] = prompt
+        s.allowed.update(prompt=_text_allowed(prompt), seed=[""], steps=[""])
+        if intent.endswith("+seed"):
+            n = rng.randint(0, 9999)
+            s.text["n"], s.args["seed"], s.allowed["seed"] = str(n), n, [n]
+        elif intent.endswith("+steps"):
+            n = rng.choice([10, 20, 25, 30, 40, 50])
+            s.text["n"], s.args["steps"], s.allowed["steps"] = str(n), n, [n]
+    elif tool in ("crop_image", "draw_boxes"):
+        x0, y0 = rng.randint(0, 100), rng.randint(0, 100)
+        box = [x0, y0, x0 + rng.randint(30, 120), y0 + rng.randint(30, 120)]
+        s.text["box"] = rng.choice(["[{},{},{},{}]", "({}, {}, {}, {})", "{} {} {} {}", "x0={} y0={} x1={} y1={}"]).format(*box)
+        key = "box" if tool == "crop_image" else "boxes"
+        s.args[key] = as_box(box) if tool == "crop_image" else [as_box(box)]
+        s.allowed[key] = [s.args[key]]
+        if tool == "draw_boxes":
+            s.allowed.update(color=[""], line_width=[""])
+    elif tool == "resize_image":
+        w, h = rng.choice([64, 96, 128, 200, 256, 320, 512]), rng.choice([64, 96, 128, 200, 256, 320, 512])
+        s.text.update(w=str(w), h=str(h))
+        # "W x H" asks for exactly that size: the tool would otherwise fit inside it.
+        s.args.update(width=w, height=h, keep_aspect=False)
+        s.allowed.update(width=[w], height=[h], keep_aspect=["", False])
+    elif tool == "transcribe_audio":
+        s.args["audio"] = "audio_1"
+        s.allowed["audio"] = ["audio_1"]
+    elif tool == "remember":
+        note = rng.choice(P.NOTES)
+        s.text["text"] = note
+        s.args["text"] = note
+        s.allowed.update(text=[note], tags=[""])
+    elif tool == "search_memory":
+        q = rng.choice(P.QUERIES)
+        s.text["query"] = q
+        s.args["query"] = q
+        s.allowed.update(query=_text_allowed(q), k=[""])
+        if intent.endswith("+k"):
+            k = rng.randint(2, 8)
+            s.text["n"], s.args["k"], s.allowed["k"] = str(k), k, [k]
+    return s
+
+
+def user_message(text: str, n_images: int, n_audio: int) -> Message:
+    return Message(role="user", content=text, images=[f"image_{i + 1}" for i in range(n_images)], audio=[f"audio_{i + 1}" for i in range(n_audio)])
+
+
+def call_turns(calls: list[ToolCall], results: list[dict[str, Any]]) -> list[Message]:
+    """The assistant's calls and one tool message per call (ids tie them together)."""
+    msgs = [Message(role="assistant", tool_calls=calls)]
+    msgs += [Message(role="tool", name=c.name, tool_call_id=c.id, content=format_tool_result(c.name, r)) for c, r in zip(calls, results)]
+    return msgs
+
+
+def single(rng: random.Random, intent: str, unseen: bool, idx: str) -> Example:
+    tool = intent.split("+")[0]
+    phrase, template = pick_phrasing(rng, intent, unseen)
+    drawings: list[Drawing] = []
+    if tool in KIND_FOR_TOOL:
+        n_images = 2 if rng.random() < 0.2 else 1
+        drawings = [draw(rng.choice(KIND_FOR_TOOL[tool]), rng) for _ in range(n_images)]
+    ref, target = _ref_images(rng, len(drawings)) if drawings else ("", 0)
+    s = fill(rng, intent, drawings, target)
+    speech = rng.choice(SPEECH) if tool == "transcribe_audio" else ""
+    note = P.NOTES[P.QUERIES.index(s.args["query"])] if tool == "search_memory" else ""  # the note the query finds
+    text = wrap(rng, phrase.format(img=ref, aud=rng.choice(AUDIO_REFS), **s.text))
+    d = drawings[target - 1] if drawings else None
+    extra = {"new_image": f"image_{len(drawings) + 1}", "speech": speech, "note": note, "memory_id": rng.randint(1, 99)}
+    result = result_for(tool, s.args, d, extra)
+    call = ToolCall(name=tool, arguments=s.args, id="call_1")
+    msgs = [user_message(text, len(drawings), 1 if speech else 0), *call_turns([call], [result])]
+    msgs.append(Message(role="assistant", content=answer_for(tool, result, d)))
+    return Example(idx, "single", template, msgs, drawings, [speech] if speech else [], [{"name": tool, "arguments": s.allowed}], [result])
+
+
+# --------------------------------------------------------------------------- chains and pairs
+
+# (first tool, second tool) -> phrasings; `{img}` is the input image. The second call uses the
+# first call's output (a new image id, a box, or text), so it can only be emitted after the result.
+CHAINS: dict[tuple[str, str], list[str]] = {
+    ("detect_objects", "crop_image"): ["find the objects in {img} and crop the first one", "detect objects in {img}, then cut out the first object", "locate the things in {img} and give me a crop of the first", "run detection on {img} and crop out the first detected object"],
+    ("detect_faces", "draw_boxes"): ["find the faces in {img} and draw boxes around them", "detect faces in {img} then mark them with boxes", "outline every face you find in {img}", "locate the faces in {img} and draw their boxes on it"],
+    ("detect_objects", "draw_boxes"): ["detect the objects in {img} and draw their boxes", "find all objects in {img}, then outline them", "mark every detected object in {img} with a rectangle", "run the detector on {img} and annotate it with the boxes"],
+    ("crop_image", "read_text"): ["crop {img} to {box} and read the text there", "cut out {box} from {img}, then tell me what it says", "read the writing inside {box} of {img} after cropping it", "crop the region {box} of {img} and OCR it"],
+    ("generate_image", "classify_image"): ["generate {prompt} and then classify the result", "draw {prompt}, then tell me what the classifier thinks it is", "make a picture of {prompt} and check what it looks like to the classifier", "create an image of {prompt} and label it"],
+    ("read_text", "remember"): ["read the text in {img} and remember it", "OCR {img} and save the text to memory", "tell me what {img} says and store it for later", "read {img} and make a note of what it says"],
+    ("classify_image", "remember"): ["classify {img} and remember what it is", "figure out what {img} shows and save that in memory", "label {img} and store the label for later"],
+    ("transcribe_audio", "generate_image"): ["listen to {aud} and draw what it describes", "transcribe {aud} and generate an image of it", "turn {aud} into text and then make a picture of that"],
+    ("detect_faces", "crop_image"): ["find the faces in {img} and crop the first one", "detect faces in {img}, then cut out the first face", "locate the faces in {img} and give me a crop of the first", "crop out the first face you detect in {img}"],
+    ("generate_image", "resize_image"): ["generate {prompt} and resize it to {w}x{h}", "draw {prompt}, then scale it to {w} by {h}", "make a picture of {prompt} and shrink it to {w}x{h}"],
+    ("transcribe_audio", "remember"): ["transcribe {aud} and remember what it says", "listen to {aud} and save the words to memory", "turn {aud} into text and store it for later"],
+    ("read_text", "generate_image"): ["read the text in {img} and draw what it says", "OCR {img} and generate an image of the words", "find out what {img} says and make a picture of it"],
+    ("classify_image", "detect_faces"): ["classify {img} and also find any faces in it", "tell me what {img} is and detect the faces in it", "label {img}, then look for faces in it"],
+    ("resize_image", "read_text"): ["resize {img} to {w}x{h} and read the text in it", "scale {img} to {w} by {h}, then OCR it", "make {img} {w}x{h} and tell me what it says"],
+}
+CHAIN_KIND = {"detect_objects": "shapes", "detect_faces": "faces", "crop_image": "sign", "read_text": "sign", "classify_image": "photo", "resize_image": "document"}
+
+
+def _second_args(a: str, b: str, r1: dict[str, Any], first_args: dict[str, Any], s: Slots) -> tuple[dict[str, Any], dict[str, list[Any]]]:
+    """Arguments of the second call, derived from the first call's result."""
+    img = r1.get("image", first_args.get("image", "image_1"))
+    if b == "crop_image":
+        found = (r1.get("objects") or r1.get("faces"))[0]
+        box = box_variants(found)[0]
+        return {"image": first_args["image"], "box": box}, {"image": [first_args["image"]], "box": box_variants(found)}
+    if b == "draw_boxes":
+        found = r1.get("objects") or r1.get("faces")
+        variants = [list(v) for v in zip(*(box_variants(f) for f in found))]
+        allowed = {"image": [first_args["image"]], "boxes": variants, "color": [""], "line_width": [""]}
+        return {"image": first_args["image"], "boxes": variants[1]}, allowed
+    if b in ("read_text", "classify_image", "detect_faces"):
+        args = {"image": img}
+        allowed = {"image": [img]} | ({"top_k": [""]} if b == "classify_image" else {})
+        return args, allowed
+    if b == "resize_image":
+        args = {"image": img, "width": s.args["width"], "height": s.args["height"], "keep_aspect": False}
+        return args, {"image": [img], "width": [s.args["width"]], "height": [s.args["height"]], "keep_aspect": ["", False]}
+    if b == "remember":
+        text = r1.get("text") or r1["labels"][0]["label"]
+        return {"text": text}, {"text": [text], "tags": [""]}
+    if b == "generate_image":
+        text = r1["text"]
+        return {"prompt": text}, {"prompt": [text], "seed": [""], "steps": [""]}
+    raise KeyError(b)
+
+
+def chain(rng: random.Random, pair: tuple[str, str], idx: str) -> Example:
+    a, b = pair
+    i = rng.randrange(len(CHAINS[pair]))
+    phrase = CHAINS[pair][i]
+    speech = rng.choice(SPEECH) if a == "transcribe_audio" else ""
+    d = draw(CHAIN_KIND[a], rng) if a in CHAIN_KIND else None
+    drawings = [d] if d else []
+    s = fill(rng, a, drawings, 1)
+    s_b = s
+    if b == "resize_image":  # the size is the second call's; the first call's slots stay as filled
+        w, h = rng.choice([64, 128, 256]), rng.choice([64, 128, 256])
+        s.text.update(w=str(w), h=str(h))
+        s_b = Slots(args={"width": w, "height": h})
+    text = wrap(rng, phrase.format(img=rng.choice(IMAGE_REFS_ONE), aud=rng.choice(AUDIO_REFS), **s.text))
+    extra = {"new_image": f"image_{len(drawings) + 1}", "speech": speech, "memory_id": rng.randint(1, 99)}
+    r1 = result_for(a, s.args, d, extra)
+    args_b, allowed_b = _second_args(a, b, r1, s.args, s_b)
+    extra2 = extra | {"new_image": f"image_{len(drawings) + (2 if 'image' in r1 else 1)}", "label": s.args.get("prompt", "")}
+    r2 = result_for(b, args_b, d, extra2)  # a crop/resize of a sign still reads as the sign
+    c1, c2 = ToolCall(name=a, arguments=s.args, id="call_1"), ToolCall(name=b, arguments=args_b, id="call_2")
+    msgs = [user_message(text, len(drawings), 1 if speech else 0), *call_turns([c1], [r1]), *call_turns([c2], [r2])]
+    msgs.append(Message(role="assistant", content=answer_for(b, r2, d)))
+    expected = [{"name": a, "arguments": s.allowed}, {"name": b, "arguments": allowed_b}]
+    return Example(idx, "chain", f"chain/{a}>{b}/{i}", msgs, drawings, [speech] if speech else [], expected, [r1, r2])
+
+
+# Independent pairs on two images: both calls in one step.
+PAIR_TOOLS = ["read_text", "detect_faces", "classify_image", "detect_objects"]
+PAIR_JOIN = ["{x} and {y}", "{x}, and also {y}", "{x}; then {y}", "first {x}, then {y}", "{x}. Also {y}"]
+
+
+def pair(rng: random.Random, tools: tuple[str, str], unseen: bool, idx: str) -> Example:
+    drawings = [draw(KIND_FOR_TOOL[t][0], rng) for t in tools]
+    parts, calls, results, expected = [], [], [], []
+    for j, t in enumerate(tools, start=1):
+        phrase, _ = pick_phrasing(rng, t, unseen)
+        ref = rng.choice(IMAGE_REFS_TWO[j])
+        s = fill(rng, t, drawings, j)
+        parts.append(phrase.format(img=ref, **s.text).rstrip("?"))
+        r = result_for(t, s.args, drawings[j - 1], {})
+        calls.append(ToolCall(name=t, arguments=s.args, id=f"call_{j}"))
+        results.append(r)
+        expected.append({"name": t, "arguments": s.allowed})
+    text = wrap(rng, rng.choice(PAIR_JOIN).format(x=parts[0], y=parts[1]))
+    answer = " ".join(answer_for(c.name, r, d) for c, r, d in zip(calls, results, drawings))
+    msgs = [user_message(text, 2, 0), *call_turns(calls, results), Message(role="assistant", content=answer)]
+    return Example(idx, "pair", f"pair/{tools[0]}+{tools[1]}", msgs, drawings, [], expected, results)
+
+
+# --------------------------------------------------------------------------- no tool
+
+
+def no_tool(rng: random.Random, unseen: bool, idx: str) -> Example:
+    if rng.random() < 0.5:
+        held = heldout_items("no_tool", len(P.NO_TOOL))
+        i = rng.choice([i for i in range(len(P.NO_TOOL)) if (i in held) == unseen])
+        q, a = P.NO_TOOL[i]
+        kind, template = "no_tool", f"no_tool/{i}"
+    else:
+        held = heldout_items("unservable", len(P.UNSERVABLE))
+        i = rng.choice([i for i in range(len(P.UNSERVABLE)) if (i in held) == unseen])
+        q, what = P.UNSERVABLE[i]
+        a = rng.choice(["Sorry, I can't {w}: none of my tools can do that.", "I'm not able to {w} with the tools I have.", "None of my tools can {w}, so I can't help with that one."]).format(w=what)
+        kind, template = "unservable", f"unservable/{i}"
+    msgs = [Message(role="user", content=q), Message(role="assistant", content=a)]
+    return Example(idx, kind, template, msgs)
+
+
+# --------------------------------------------------------------------------- the splits
+
+SINGLE_INTENTS = sorted(P.PHRASINGS)
+ALL_PAIRS = [(a, b) for a in PAIR_TOOLS for b in PAIR_TOOLS if a < b]
+
+
+def sample(rng: random.Random, split: str, idx: str) -> Example:
+    """One example of a split; the mixture favours single calls (the bulk of real traffic)."""
+    if split == "test-unseen-combinations":
+        held_chains = sorted(p for p in CHAINS if p in HELDOUT_PAIRS)
+        held_pairs = [p for p in ALL_PAIRS if p in HELDOUT_PAIRS or p[::-1] in HELDOUT_PAIRS]
+        if held_pairs and rng.random() < 0.3:
+            return pair(rng, rng.choice(held_pairs), False, idx)
+        return chain(rng, rng.choice(held_chains), idx)
+    unseen = split == "test-unseen-phrasings"
+    u = rng.random()
+    if u < 0.14:
+        return no_tool(rng, unseen, idx)
+    if u < 0.26 and not unseen:
+        return chain(rng, rng.choice(sorted(p for p in CHAINS if p not in HELDOUT_PAIRS)), idx)
+    if u < 0.32 and not unseen:
+        seen = [p for p in ALL_PAIRS if p not in HELDOUT_PAIRS and p[::-1] not in HELDOUT_PAIRS]
+        return pair(rng, rng.choice(seen), False, idx)
+    return single(rng, rng.choice(SINGLE_INTENTS), unseen, idx)
+
+
+def generate(split: str, n: int, seed: int = 0) -> list[Example]:
+    """`n` examples of one split; the same (split, n, seed) always gives the same examples."""
+    if split not in SPLITS:
+        raise ValueError(f"unknown split {split!r}; choose one of {', '.join(SPLITS)}")
+    rng = random.Random(f"{seed}/{split}")
+    return [sample(rng, split, f"{split}-{i:05d}") for i in range(n)]
+
+
+# --------------------------------------------------------------------------- writing
+
+
+def _write_wav(path: Path, seconds: float = 0.5, rate: int = 16000) -> None:
+    # Silence: the eval and training only need the attachment; the transcript is simulated.
+    with wave.open(str(path), "wb") as w:
+        w.setnchannels(1), w.setsampwidth(2), w.setframerate(rate)
+        w.writeframes(b"\0\0" * int(seconds * rate))
+
+
+def save_media(ex: Example, root: Path) -> tuple[list[str], list[str]]:
+    """Writes an example's images/audio under `root/media/` and returns their relative paths."""
+    media = root / "media"
+    media.mkdir(parents=True, exist_ok=True)
+    images, audio = [], []
+    for j, d in enumerate(ex.images, start=1):
+        rel = f"media/{ex.id}-image_{j}.png"
+        d.image.save(root / rel, optimize=True)
+        images.append(rel)
+    for j, _ in enumerate(ex.audio, start=1):
+        rel = f"media/{ex.id}-audio_{j}.wav"
+        _write_wav(root / rel)
+        audio.append(rel)
+    return images, audio
+
+
+def to_record(ex: Example, images: list[str], audio: list[str]) -> dict[str, Any]:
+    """A training line: the conversation + media paths (relative to the jsonl file)."""
+    return {"id": ex.id, "kind": ex.kind, "template": ex.template, "images": images, "audio": audio,
+            "descriptions": [d.describe() for d in ex.images], "messages": [m.model_dump(exclude_defaults=True) for m in ex.messages]}
+
+
+def to_suite_line(ex: Example, images: list[str], audio: list[str]) -> dict[str, Any]:
+    """An eval-suite line (`recipes/eval.py`): the prompt, media, expected calls and their replayed results."""
+    line = {"id": ex.id, "prompt": ex.messages[0].content, "images": images, "expected": ex.expected}
+    if audio:
+        line["audio"] = audio
+    if ex.results:
+        line["results"] = ex.results
+    line["kind"] = ex.kind
+    return line
+
+
+def write_split(examples: list[Example], out: Path, name: str, suite: bool) -> Path:
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / f"{name}.jsonl"
+    convert: Callable = to_suite_line if suite else to_record
+    with path.open("w") as f:
+        for ex in examples:
+            f.write(json.dumps(convert(ex, *save_media(ex, out)), ensure_ascii=False) + "\n")
+    return path
+
+
+DEFAULT_SIZES = {"train": 4000, "validation": 200, "test-unseen-phrasings": 120, "test-unseen-combinations": 60}
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description="Generate the tool-use dataset and export the test suites.")
+    ap.add_argument("--out", type=Path, default=Path("data/tools"))
+    ap.add_argument("--suites", type=Path, default=None, help="also write the two test splits as eval suites here")
+    ap.add_argument("--seed", type=int, default=0)
+    for split, n in DEFAULT_SIZES.items():
+        ap.add_argument(f"--n-{split}", type=int, default=n)
+    a = ap.parse_args(argv)
+    for split in SPLITS:
+        n = getattr(a, f"n_{split.replace('-', '_')}")
+        exs = generate(split, n, a.seed)
+        print(write_split(exs, a.out, split, suite=False), len(exs))
+        if a.suites and split.startswith("test-"):
+            print(write_split(exs, a.suites, split.removeprefix("test-"), suite=True))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,187 @@
+"""One embedding space for text, images and audio.
+
+- Text: all-MiniLM-L6-v2 (the embedded `minilm-l6`), mean pooling over tokens + L2 norm, 384-d
+  (Reimers & Gurevych 2019, Sentence-BERT).
+- Images: no CLIP-like model with weights exists offline, so `ImageBridge` (image_bridge.py)
+  maps an image into the MiniLM space through words: the EfficientNet ImageNet class
+  distribution, the OCR'd text and an optional caption. `ClipEmbedder` is the real thing for
+  users with CLIP/SigLIP-style weights.
+- Audio: via its transcript (the store embeds the transcript as text).
+
+Every embedder names its `space`: vectors are comparable only within one space, and a store
+refuses an embedder of another space (see store.py).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+from PIL import Image
+
+log = logging.getLogger(__name__)
+
+
+class UnsupportedContentError(ValueError):
+    """Content the embedder cannot embed (empty text, a modality it has no side for ...)."""
+
+
+@dataclass
+class ImageEmbeddings:
+    vectors: np.ndarray  # [N, D] float32, unit rows
+    texts: list[str]  # what the embedder read into each image (labels, OCR, caption); "" if nothing
+
+
+@runtime_checkable
+class Embedder(Protocol):
+    """Maps content into one vector space. Rows of every output are L2-normalized float32."""
+
+    space: str  # vectors are comparable only within one space
+    dim: int
+
+    def embed_texts(self, texts: Sequence[str]) -> np.ndarray:  # [N, D]
+        ...
+
+    def embed_images(self, images: Sequence[Image.Image], captions: Sequence[str | None] | None = None) -> ImageEmbeddings:
+        ...
+
+
+def check_texts(texts: Sequence[str]) -> list[str]:
+    if isinstance(texts, str):
+        raise TypeError("embed_texts takes a list of strings, not one string")
+    bad = [i for i, t in enumerate(texts) if not isinstance(t, str) or not t.strip()]
+    if bad:
+        raise UnsupportedContentError(f"text #{bad[0]} is empty or not a string: give non-empty text to embed")
+    return list(texts)
+
+
+def unit_rows(x: np.ndarray) -> np.ndarray:
+    x = np.asarray(x, dtype=np.float32)
+    return x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), 1e-12)
+
+
+class MiniLMEmbedder:
+    """Sentence embeddings from a BERT-style encoder folder (the embedded `minilm-l6` by default)."""
+
+    space = "minilm-l6"
+
+    def __init__(self, path: Path | str | None = None, max_length: int = 256, batch_size: int = 32, space: str | None = None):
+        import torch
+        from transformers import AutoModel, AutoTokenizer
+
+        from mmagent.config import apply_thread_policy
+
+        apply_thread_policy()
+        if path is None:
+            from mmagent.provision import ensure
+
+            path = ensure("minilm-l6")
+        self.path = Path(path)
+        self.tokenizer = AutoTokenizer.from_pretrained(self.path)
+        self.model = AutoModel.from_pretrained(self.path, dtype=torch.float32).eval()
+        self.dim = int(self.model.config.hidden_size)
+        self.max_length, self.batch_size = max_length, batch_size
+        if space is not None:
+            self.space = space
+
+    def embed_texts(self, texts: Sequence[str]) -> np.ndarray:
+        import torch
+
+        texts = check_texts(texts)
+        out = np.zeros((len(texts), self.dim), np.float32)
+        for i in range(0, len(texts), self.batch_size):
+            batch = self.tokenizer(texts[i : i + self.batch_size], padding=True, truncation=True, max_length=self.max_length, return_tensors="pt")
+            with torch.inference_mode():
+                hidden = self.model(**batch).last_hidden_state  # [B, T, D]
+            mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)  # [B, T, 1]
+            pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1.0)  # mean over real tokens [B, D]
+            out[i : i + len(pooled)] = torch.nn.functional.normalize(pooled, dim=-1).numpy()
+        return out
+
+    def embed_images(self, images: Sequence[Image.Image], captions: Sequence[str | None] | None = None) -> ImageEmbeddings:
+        raise UnsupportedContentError(
+            "the MiniLM text embedder has no image side: use memory.embedders.default_embedder() (image bridge) or a ClipEmbedder"
+        )
+
+
+class ClipEmbedder:
+    """A CLIP/SigLIP-style dual encoder from a `save_pretrained` folder (for users with weights).
+
+    Images and texts land natively in one space (Radford et al. 2021). Uses the slow PIL image
+    processor (the fast one needs torchvision).
+    """
+
+    def __init__(self, path: Path | str, space: str | None = None, batch_size: int = 16):
+        import torch
+        from transformers import AutoImageProcessor, AutoModel, AutoTokenizer
+
+        from mmagent.config import apply_thread_policy
+
+        apply_thread_policy()
+        self.path = Path(path)
+        if not (self.path / "config.json").is_file():
+            raise FileNotFoundError(f"{self.path} is not a save_pretrained folder (no config.json): point ClipEmbedder at CLIP/SigLIP weights")
+        self.model = AutoModel.from_pretrained(self.path, dtype=torch.float32).eval()
+        if not hasattr(self.model, "get_image_features"):
+            raise ValueError(f"{self.path} holds a {type(self.model).__name__}, not a dual image-text encoder (CLIP/SigLIP)")
+        self.tokenizer = AutoTokenizer.from_pretrained(self.path)
+        self.processor = AutoImageProcessor.from_pretrained(self.path, use_fast=False)
+        self.dim = int(self.model.config.projection_dim if hasattr(self.model.config, "projection_dim") else self.model.config.text_config.hidden_size)
+        self.space = space or f"clip:{self.path.resolve().name}"
+        self.batch_size = batch_size
+
+    def embed_texts(self, texts: Sequence[str]) -> np.ndarray:
+        import torch
+
+        texts = check_texts(texts)
+        out = []
+        for i in range(0, len(texts), self.batch_size):
+            batch = self.tokenizer(texts[i : i + self.batch_size], padding=True, truncation=True, return_tensors="pt")
+            with torch.inference_mode():
+                out.append(_features(self.model.get_text_features(**batch)))  # [B, D]
+        return unit_rows(np.concatenate(out))
+
+    def embed_images(self, images: Sequence[Image.Image], captions: Sequence[str | None] | None = None) -> ImageEmbeddings:
+        """CLIP embeds pixels; a caption, if given, is averaged in (both live in the same space)."""
+        import torch
+
+        images = check_images(images)
+        out = []
+        for i in range(0, len(images), self.batch_size):
+            pixels = self.processor(images=images[i : i + self.batch_size], return_tensors="pt")["pixel_values"]  # [B, 3, H, W]
+            with torch.inference_mode():
+                out.append(_features(self.model.get_image_features(pixel_values=pixels)))
+        vecs = unit_rows(np.concatenate(out))
+        captions = list(captions or [None] * len(images))
+        with_caption = [j for j, c in enumerate(captions) if c and c.strip()]
+        if with_caption:
+            vecs[with_caption] = unit_rows(vecs[with_caption] + self.embed_texts([captions[j] for j in with_caption]))
+        return ImageEmbeddings(vecs, [c or "" for c in captions])
+
+
+def _features(out) -> np.ndarray:
+    """transformers 5 returns a model output whose pooler_output is the projected feature."""
+    t = out if hasattr(out, "numpy") else out.pooler_output
+    return t.float().numpy()
+
+
+def check_images(images: Sequence[Image.Image]) -> list[Image.Image]:
+    if isinstance(images, Image.Image):
+        raise TypeError("embed_images takes a list of PIL images, not one image")
+    for i, im in enumerate(images):
+        if not isinstance(im, Image.Image):
+            raise UnsupportedContentError(f"image #{i} is a {type(im).__name__}, not a PIL image")
+        if im.width < 1 or im.height < 1:
+            raise UnsupportedContentError(f"image #{i} is empty ({im.width}x{im.height})")
+    return [im.convert("RGB") for im in images]
+
+
+def default_embedder(ocr: bool = True) -> Embedder:
+    """The embedded default: MiniLM text + the image bridge (EfficientNet labels + OCR) into it."""
+    from mmagent.memory.image_bridge import ImageBridge
+
+    return ImageBridge.embedded(MiniLMEmbedder(), ocr=ocr)

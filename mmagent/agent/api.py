@@ -1,0 +1,320 @@
+"""The Python API: `Agent` and `RunResult`.
+
+    from mmagent import Agent, tool
+
+    @tool
+    def add(a: int, b: int) -> int:
+        '''Adds two integers.
+
+        Args:
+            a: First addend.
+            b: Second addend.
+        '''
+        return a + b
+
+    agent = Agent(model="mmagent-default", tools=["read_text", add], approval={"generate_image"})
+    result = agent.run("What does the sign say?", images=["sign.png"])
+    result.answer, result.calls, result.artifacts, result.trace, result.turn_id
+
+A session (LangGraph thread) keeps its history and artifacts across turns and processes:
+`run(..., session="s1")` continues it; `resume("s1", "approve")` answers an approval interrupt;
+`resume("s1")` finishes a turn whose process died mid-way.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from mmagent.agent.events import AgentEvent
+from mmagent.agent.graph import AgentContext, build_graph, normalize_decision, open_checkpointer
+from mmagent.agent.log import InteractionLog
+from mmagent.chat import ChatModel, Message
+
+DEFAULT_SYSTEM_PROMPT = (
+    "You are mmagent, a helpful assistant. You see images and hear audio only through tools: "
+    "call a tool when it helps, then answer briefly from its results."
+)
+_ARTIFACT_ID = re.compile(r"^(image|audio|text)_[1-9][0-9]*$")
+
+
+class CallResult(BaseModel):
+    """One tool call of a turn and its outcome."""
+
+    id: str
+    name: str
+    arguments: dict[str, Any]
+    ok: bool
+    result: dict[str, Any] | None = None  # the tool's typed output, as JSON
+    error: str | None = None
+    error_kind: str | None = None  # validation | unknown_tool | timeout | exception | denied
+    artifacts: list[str] = Field(default_factory=list)
+    latency_s: float = 0.0
+    approval: str | None = None
+
+
+class RunResult(BaseModel):
+    answer: str
+    status: str  # ok | error | interrupted | step_limit
+    error: str | None = None
+    calls: list[CallResult] = Field(default_factory=list)
+    artifacts: list[str] = Field(default_factory=list)  # media attached or produced in this turn
+    trace: list[dict[str, Any]] = Field(default_factory=list)  # per model step: raw output, parsed calls, errors, latency
+    pending: list[dict[str, Any]] = Field(default_factory=list)  # calls waiting for approval (status interrupted)
+    session: str
+    turn_id: str
+
+
+def default_checkpoint_path(settings: Any = None) -> Path:
+    from mmagent.config import get_settings
+
+    return (settings or get_settings()).home / "sessions.sqlite"
+
+
+class Agent:
+    """An MM-LLM that plans in a LangGraph state machine and calls typed tools.
+
+    Args:
+        model: a `ChatModel`, or a catalog spec loaded with `mmagent.backends.load_chat_model`.
+        tools: built-in tool names, `Tool` objects, `@tool` functions, or a `ToolRegistry`
+            (default: every built-in tool).
+        memory: a `MemoryStore` for the remember / search_memory tools.
+        approval: names of tools that must be approved by the user before they run.
+        max_steps: model steps per turn before the turn ends with status `step_limit`.
+        max_repairs: invalid outputs or invalid calls sent back to the model before giving up.
+        log: an `InteractionLog`, a path for one, or None for `<home>/interactions.sqlite`.
+        checkpoint: the SQLite checkpoint file (default `<home>/sessions.sqlite`).
+        constrained: schema-guided decoding of tool calls (local backends).
+    """
+
+    def __init__(
+        self,
+        model: ChatModel | str = "mmagent-default",
+        tools: Sequence[str | Any | Callable[..., Any]] | Any | None = None,
+        memory: Any = None,
+        approval: Iterable[str] = (),
+        max_steps: int = 6,
+        *,
+        max_repairs: int = 2,
+        log: InteractionLog | Path | str | None = None,
+        checkpoint: Path | str | None = None,
+        artifacts_root: Path | str | None = None,
+        system_prompt: str = DEFAULT_SYSTEM_PROMPT,
+        constrained: bool = False,
+        max_new_tokens: int = 256,
+        tool_timeout_s: float | None = None,
+        max_workers: int = 4,
+    ) -> None:
+        if max_steps < 1 or max_repairs < 0:
+            raise ValueError(f"max_steps must be >= 1 and max_repairs >= 0, got {max_steps} and {max_repairs}")
+        self.registry = _registry(tools)
+        unknown = sorted(set(approval) - set(self.registry.names()))
+        if unknown:
+            raise ValueError(f"approval names tools this agent does not have: {unknown}; its tools: {self.registry.names()}")
+        self._model = model
+        self.memory = memory
+        self.approval = frozenset(approval)
+        self.settings = _settings()
+        self.log = log if isinstance(log, InteractionLog) else InteractionLog(log)
+        self.checkpoint_path = Path(checkpoint) if checkpoint else default_checkpoint_path(self.settings)
+        self._saver = open_checkpointer(self.checkpoint_path)
+        self.graph = build_graph().compile(checkpointer=self._saver)
+        self.artifacts_root = Path(artifacts_root) if artifacts_root else self.settings.artifacts_dir
+        self._stores: dict[str, Any] = {}
+        self._options = dict(system_prompt=system_prompt, max_steps=max_steps, max_repairs=max_repairs,
+                             constrained=constrained, max_new_tokens=max_new_tokens, tool_timeout_s=tool_timeout_s,
+                             max_workers=max_workers)
+
+    # -- public ------------------------------------------------------------------------------------
+
+    @property
+    def model(self) -> ChatModel:
+        """The chat model, loaded on first use when given as a spec."""
+        if isinstance(self._model, str):
+            try:
+                from mmagent.backends import load_chat_model
+            except ImportError as err:
+                raise RuntimeError(f"cannot load model {self._model!r}: the backends are not available ({err})") from err
+            self._model = load_chat_model(self._model)
+        return self._model
+
+    def run(self, prompt: str, images: Sequence[Any] = (), audio: Sequence[Any] = (), session: str | None = None) -> RunResult:
+        """One turn: returns the answer, the calls with their results, the artifacts and the trace."""
+        session, inp = self._start(prompt, images, audio, session)
+        for _ in self._drive(inp, session):
+            pass
+        return self.result(session)
+
+    def stream(self, prompt: str, images: Sequence[Any] = (), audio: Sequence[Any] = (), session: str | None = None) -> Iterator[AgentEvent]:
+        """One turn as events (tokens, tool calls, artifacts, the answer); see `mmagent.agent.events`."""
+        session, inp = self._start(prompt, images, audio, session)
+        yield from self._drive(inp, session)
+
+    def resume(self, session: str, decision: Any = None) -> RunResult:
+        """Continues an unfinished turn: an approval interrupt (`decision` 'approve' / 'deny' / per
+        call id) or a turn whose process died (no decision)."""
+        for _ in self.resume_stream(session, decision):
+            pass
+        return self.result(session)
+
+    def resume_stream(self, session: str, decision: Any = None) -> Iterator[AgentEvent]:
+        from langgraph.types import Command
+
+        snap = self._snapshot(session)
+        if not snap.next:
+            status = snap.values.get("status")
+            raise ValueError(f"session {session!r} has no unfinished turn to resume (its last turn ended: {status})")
+        waiting = _waiting(snap)
+        if waiting:
+            if decision is None:
+                names = ", ".join(f"{c['id']} {c['name']}" for c in waiting)
+                raise ValueError(f"session {session!r} waits for approval of: {names}; resume with decision 'approve' or 'deny'")
+            normalize_decision(decision, waiting)  # a bad decision fails here, before the graph moves
+            yield from self._drive(Command(resume=decision), session)
+        else:
+            if decision is not None:
+                raise ValueError(f"session {session!r} is not waiting for an approval; resume it without a decision")
+            yield from self._drive(None, session)
+
+    def pending(self, session: str) -> list[dict[str, Any]]:
+        """Calls waiting for approval in this session ([] when none)."""
+        return _waiting(self._snapshot(session))
+
+    def history(self, session: str) -> list[Message]:
+        """The session's conversation so far (user, assistant and tool messages)."""
+        return [Message.model_validate(m) for m in self._snapshot(session).values.get("messages", [])]
+
+    def result(self, session: str) -> RunResult:
+        """The latest turn of a session as a `RunResult` (finished or not)."""
+        snap = self._snapshot(session)
+        v = snap.values
+        waiting = _waiting(snap)
+        status = "interrupted" if waiting else (v.get("status") if not snap.next else "interrupted")
+        calls = [CallResult(id=r["id"], name=r["name"], arguments=r["arguments"], ok=r["ok"], result=r.get("output"),
+                            error=r.get("error"), error_kind=r.get("error_kind"), artifacts=r.get("artifacts", []),
+                            latency_s=r.get("latency_s", 0.0), approval=r.get("approval")) for r in v.get("turn_calls", [])]
+        return RunResult(answer=v.get("answer") or "", status=status or "error", error=v.get("error"), calls=calls,
+                         artifacts=list(dict.fromkeys(v.get("artifacts", []))), trace=list(v.get("trace", [])),
+                         pending=waiting, session=session, turn_id=v.get("turn_id", ""))
+
+    def artifacts(self, session: str):
+        """The session's artifact store (`mmagent.tools.artifacts.ArtifactStore`)."""
+        if session not in self._stores:
+            from mmagent.tools.artifacts import ArtifactStore
+
+            self._stores[session] = ArtifactStore(self.artifacts_root, session)
+        return self._stores[session]
+
+    def close(self) -> None:
+        for store in self._stores.values():
+            store.close()
+        self.log.close()
+        self._saver.conn.close()
+
+    def __enter__(self) -> Agent:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    # -- internals -----------------------------------------------------------------------------------
+
+    def _start(self, prompt: str, images: Sequence[Any], audio: Sequence[Any], session: str | None) -> tuple[str, dict[str, Any]]:
+        from langgraph.types import Overwrite
+
+        if not isinstance(prompt, str) or not prompt.strip():
+            raise ValueError("the prompt is empty; say what the agent should do")
+        session = session or f"s-{uuid.uuid4().hex[:12]}"
+        snap = self._snapshot(session, must_exist=False)
+        if snap.next:
+            raise ValueError(
+                f"session {session!r} has an unfinished turn {snap.values.get('turn_id')!r} "
+                f"({'waiting for approval' if _waiting(snap) else 'stopped at ' + snap.next[0]}); "
+                f"finish it first with resume({session!r}{', decision' if _waiting(snap) else ''})"
+            )
+        media = self._ingest(session, images, "image") + self._ingest(session, audio, "audio")
+        inp = {
+            "session": session, "turn_id": f"t-{uuid.uuid4().hex[:16]}", "prompt": prompt, "media": media,
+            "steps": 0, "repairs": 0, "pending": [], "approvals": {}, "answer": None, "status": "running", "error": None,
+            "turn_calls": Overwrite([]), "trace": Overwrite([]), "artifacts": Overwrite([]),
+        }
+        return session, inp
+
+    def _ingest(self, session: str, items: Sequence[Any], kind: str) -> list[dict[str, str]]:
+        """Paths, bytes, PIL images or existing artifact ids -> artifact ids (bad media fail here,
+        before the turn starts, with the store's message)."""
+        if isinstance(items, (str, Path, bytes)):
+            items = [items]
+        store = self.artifacts(session)
+        out = []
+        for item in items:
+            if isinstance(item, str) and _ARTIFACT_ID.match(item) and not Path(item).exists():
+                art = store.get(item)
+                if art.kind != kind:
+                    raise ValueError(f"{item} is a {art.kind} artifact, passed as {kind}")
+            elif kind == "image":
+                art = store.add_image(item)
+            else:
+                art = store.add_audio(item)
+            out.append({"kind": kind, "id": art.id})
+        return out
+
+    def _drive(self, inp: Any, session: str) -> Iterator[AgentEvent]:
+        config = {"configurable": {"thread_id": session}}
+        for part in self.graph.stream(inp, config, context=self._context(), stream_mode="custom", durability="sync"):
+            yield AgentEvent.model_validate(part)
+        snap = self.graph.get_state(config)
+        waiting = _waiting(snap)
+        if waiting:
+            yield AgentEvent(type="interrupt", session=session, turn_id=snap.values.get("turn_id", ""), calls=waiting,
+                             status="interrupted")
+
+    def _context(self) -> AgentContext:
+        return AgentContext(
+            model=self.model, registry=self.registry, artifacts=self.artifacts, log=self.log, memory=self.memory,
+            approval=self.approval, schemas=self.registry.schemas(), **self._options,
+        )
+
+    def _snapshot(self, session: str, must_exist: bool = True):
+        snap = self.graph.get_state({"configurable": {"thread_id": session}})
+        if must_exist and not snap.values:
+            raise ValueError(f"unknown session {session!r}: nothing was checkpointed for it in {self.checkpoint_path}")
+        return snap
+
+
+def _waiting(snap: Any) -> list[dict[str, Any]]:
+    return [c for i in snap.interrupts for c in (i.value or {}).get("calls", [])]
+
+
+def _registry(tools: Any):
+    from mmagent.tools.base import Tool
+    from mmagent.tools.registry import ToolRegistry, default_registry
+
+    if isinstance(tools, ToolRegistry):
+        return tools
+    if tools is None:
+        return default_registry()
+    reg = ToolRegistry()
+    builtins = None
+    for t in tools:
+        if isinstance(t, str):
+            builtins = builtins or default_registry()
+            if t not in builtins:
+                raise ValueError(f"unknown tool {t!r}; built-in tools: {', '.join(builtins.names())}")
+            reg.register(builtins.get(t))
+        elif isinstance(t, Tool) or callable(t):
+            reg.register(t)
+        else:
+            raise ValueError(f"tools must be names, Tool objects or @tool functions, got {type(t).__name__}")
+    return reg
+
+
+def _settings():
+    from mmagent.config import get_settings
+
+    return get_settings()

@@ -1,0 +1,317 @@
+"""The agent as a LangGraph state machine.
+
+    START -> perceive -> plan -+-> approve -> act -> observe -+-> plan ...
+                               +-> act ----------^            +-> finish -> END
+                               +-> plan (repair)
+                               +-> finish
+
+perceive  the user's media (artifact ids) and prompt become the turn's user message; the turn is
+          opened in the interaction log
+plan      the model sees the system prompt, the session history and the tool schemas, and answers
+          or calls tools; unparseable output goes back to it with the parser's error (bounded
+          repairs)
+approve   calls to tools marked as needing approval interrupt the graph (`interrupt`); the user's
+          decision resumes it, in this process or another one
+act       the calls run through the tool registry (validation, timeout), independent calls of one
+          step concurrently in a thread pool; nothing here raises for what the model did
+observe   results become tool messages the model reads; invalid or unknown calls count as repair
+          attempts; the step limit ends endless loops
+finish    the turn's outcome is written to the log and announced
+
+Nodes are plain functions `(state, runtime) -> partial state`; the run's resources (model, tools,
+log, artifact stores) travel in the LangGraph runtime context, never in the checkpointed state.
+Each node commits its log rows before it returns, so the log is never behind the checkpoint.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from langgraph.config import get_stream_writer
+from langgraph.graph import END, START, StateGraph
+from langgraph.runtime import Runtime
+from langgraph.types import interrupt
+
+from mmagent.agent.events import AgentEvent
+from mmagent.agent.log import InteractionLog
+from mmagent.agent.state import AgentState, CallRecord, StepRecord
+from mmagent.chat import ChatModel, Message
+from mmagent.toolcall import format_tool_result
+
+REPAIR_KINDS = ("validation", "unknown_tool")  # the model's mistakes, not the tools'
+
+
+@dataclass
+class AgentContext:
+    """What the nodes use but the checkpoint must not hold (models, connections)."""
+
+    model: ChatModel
+    registry: Any  # mmagent.tools.registry.ToolRegistry
+    artifacts: Callable[[str], Any]  # session -> mmagent.tools.artifacts.ArtifactStore
+    log: InteractionLog | None = None
+    memory: Any = None
+    approval: frozenset[str] = frozenset()
+    system_prompt: str = ""
+    max_steps: int = 6
+    max_repairs: int = 2
+    max_new_tokens: int = 256
+    constrained: bool = False
+    tool_timeout_s: float | None = None
+    max_workers: int = 4
+    history: int = 40  # messages of session history the model sees (the current turn always fits)
+    schemas: list[dict[str, Any]] = field(default_factory=list)
+
+
+def _emit(state: AgentState, type_: str, **fields: Any) -> None:
+    get_stream_writer()(AgentEvent(type=type_, session=state["session"], turn_id=state["turn_id"], **fields).model_dump())
+
+
+# -- nodes -----------------------------------------------------------------------------------------
+
+
+def perceive(state: AgentState, runtime: Runtime[AgentContext]) -> dict[str, Any]:
+    ctx = runtime.context
+    store = ctx.artifacts(state["session"])
+    images, audio = [], []
+    for item in state.get("media", []):
+        art = store.get(item["id"])  # ids were checked when the API stored the media
+        (images if art.kind == "image" else audio).append(art.id)
+        _emit(state, "artifact", artifact=art.model_dump(include={"id", "kind", "mime", "meta"}))
+    if ctx.log:
+        ctx.log.start_turn(state["turn_id"], state["session"], state["prompt"], images, audio,
+                           [s["function"]["name"] for s in ctx.schemas], getattr(ctx.model, "name", None),
+                           getattr(ctx.model, "adapter", None), ctx.constrained)
+    user = Message(role="user", content=state["prompt"], images=images, audio=audio)
+    return {"messages": [user.model_dump()], "artifacts": images + audio, "status": "running"}
+
+
+def plan(state: AgentState, runtime: Runtime[AgentContext]) -> dict[str, Any]:
+    ctx = runtime.context
+    step = state.get("steps", 0) + 1
+    messages = _model_messages(state, ctx)
+    t0 = time.perf_counter()
+    try:
+        result = ctx.model.chat(
+            messages, ctx.schemas or None, artifacts=ctx.artifacts(state["session"]), max_new_tokens=ctx.max_new_tokens,
+            constrained=ctx.constrained, on_token=lambda piece: _emit(state, "token", step=step, text=piece),
+        )
+    except Exception as err:  # noqa: BLE001 - a failing model ends the turn with its message, logged
+        return {"steps": step, "status": "error", "error": f"the model failed at step {step}: {type(err).__name__}: {err}"}
+    calls = [{"id": f"s{step}c{i}", "name": c.name, "arguments": c.arguments} for i, c in enumerate(result.tool_calls, 1)]
+    record = StepRecord(step=step, raw_output=result.text, calls=calls, parse_errors=list(result.parse_errors),
+                        latency_s=time.perf_counter() - t0, prompt_tokens=result.prompt_tokens,
+                        completion_tokens=result.completion_tokens, model=result.model, adapter=result.adapter)
+    if ctx.log:
+        ctx.log.log_step(state["turn_id"], record, [m.model_dump(exclude_defaults=True) for m in messages])
+    update: dict[str, Any] = {"steps": step, "trace": [record]}
+    prose = _prose(result.text)
+    if calls:
+        from mmagent.chat import ToolCall
+
+        said = Message(role="assistant", content=prose, tool_calls=[ToolCall(**c) for c in calls])
+        feedback = [_repair_message(result.parse_errors)] if result.parse_errors else []
+        pending = [{**c, "needs_approval": c["name"] in ctx.approval} for c in calls]
+        return {**update, "messages": [said.model_dump(), *feedback], "pending": pending}
+    if result.parse_errors or not result.text.strip():
+        problems = list(result.parse_errors) or ["the reply was empty"]
+        repairs = state.get("repairs", 0) + 1
+        said = Message(role="assistant", content=result.text)
+        update |= {"messages": [said.model_dump(), _repair_message(problems)], "repairs": repairs}
+        if repairs > ctx.max_repairs:
+            update |= {"status": "error", "error": f"no valid reply after {repairs} attempts: {problems[0]}"}
+        elif step >= ctx.max_steps:
+            update |= {"status": "step_limit", "answer": _step_limit_answer(ctx.max_steps, []),
+                       "error": f"step limit reached ({ctx.max_steps} model steps) without a final answer"}
+        return update
+    said = Message(role="assistant", content=prose or result.text)
+    return {**update, "messages": [said.model_dump()], "answer": prose or result.text.strip(), "status": "ok"}
+
+
+def approve(state: AgentState, runtime: Runtime[AgentContext]) -> dict[str, Any]:
+    waiting = [{k: c[k] for k in ("id", "name", "arguments")} for c in state["pending"] if c.get("needs_approval")]
+    log = runtime.context.log
+    if log:
+        log.set_status(state["turn_id"], "interrupted")
+    # Re-runs from the top on resume: everything above is idempotent, nothing below runs twice.
+    decision = interrupt({"calls": waiting})
+    if log:
+        log.set_status(state["turn_id"], "running")
+    return {"approvals": normalize_decision(decision, waiting)}
+
+
+def act(state: AgentState, runtime: Runtime[AgentContext]) -> dict[str, Any]:
+    ctx = runtime.context
+    from mmagent.tools.base import ToolContext
+
+    tool_ctx = ToolContext(artifacts=ctx.artifacts(state["session"]), memory=ctx.memory, session=state["session"])
+    approvals = state.get("approvals", {})
+    pending = state.get("pending", [])
+    records: dict[str, CallRecord] = {}
+    runnable = []
+    for c in pending:
+        if approvals.get(c["id"]) == "denied":
+            records[c["id"]] = _record(c, step=state["steps"], ok=False, error=f"the user denied the call to {c['name']}",
+                                       error_kind="denied", approval="denied")
+        else:
+            runnable.append(c)
+    for c in runnable:
+        _emit(state, "tool_call_start", step=state["steps"], call=_public(c))
+    if runnable:
+        with ThreadPoolExecutor(max_workers=max(1, min(ctx.max_workers, len(runnable)))) as pool:
+            futures = {c["id"]: pool.submit(ctx.registry.call, c["name"], c["arguments"], tool_ctx, ctx.tool_timeout_s) for c in runnable}
+            for c in runnable:  # all run concurrently; results are collected in call order
+                r = futures[c["id"]].result()
+                records[c["id"]] = _record(c, step=state["steps"], ok=r.ok, output=r.output, error=r.error,
+                                           error_kind=r.error_kind, artifacts=list(r.artifacts), latency_s=r.latency_s,
+                                           approval=approvals.get(c["id"]))
+                _emit(state, "tool_call_end", step=state["steps"], call=_public(c), result=dict(records[c["id"]]))
+    ordered = [records[c["id"]] for c in pending]
+    if ctx.log:
+        ctx.log.log_calls(state["turn_id"], ordered)
+    return {"turn_calls": ordered, "pending": [], "approvals": {}}
+
+
+def observe(state: AgentState, runtime: Runtime[AgentContext]) -> dict[str, Any]:
+    ctx = runtime.context
+    step = state["steps"]
+    done = [r for r in state.get("turn_calls", []) if r["step"] == step]
+    messages = [
+        Message(role="tool", name=r["name"], tool_call_id=r["id"],
+                content=format_tool_result(r["name"], r.get("output")) if r["ok"] else format_tool_result(r["name"], error=r["error"])).model_dump()
+        for r in done
+    ]
+    new_ids = [a for r in done for a in r.get("artifacts", []) if a not in state.get("artifacts", [])]
+    store = ctx.artifacts(state["session"]) if new_ids else None
+    for aid in new_ids:
+        _emit(state, "artifact", step=step, artifact=store.get(aid).model_dump(include={"id", "kind", "mime", "meta"}))
+    update: dict[str, Any] = {"messages": messages, "artifacts": new_ids}
+    if done and all(not r["ok"] and r.get("error_kind") in REPAIR_KINDS for r in done):
+        repairs = state.get("repairs", 0) + 1
+        update["repairs"] = repairs
+        if repairs > ctx.max_repairs:
+            update |= {"status": "error", "error": f"no valid tool call after {repairs} attempts: {done[0]['error']}"}
+            return update
+    if step >= ctx.max_steps:
+        update |= {"status": "step_limit", "answer": _step_limit_answer(ctx.max_steps, done),
+                   "error": f"step limit reached ({ctx.max_steps} model steps) without a final answer"}
+    return update
+
+
+def finish(state: AgentState, runtime: Runtime[AgentContext]) -> dict[str, Any]:
+    status = state.get("status") or "ok"
+    status = "ok" if status == "running" else status
+    answer = state.get("answer")
+    if runtime.context.log:
+        runtime.context.log.end_turn(state["turn_id"], status, answer, state.get("error"), state.get("steps", 0), state.get("repairs", 0))
+    if status in ("ok", "step_limit"):
+        _emit(state, "answer", text=answer or "", status=status)
+    else:
+        _emit(state, "error", text=state.get("error") or "the turn failed", status=status)
+    return {"status": status}
+
+
+# -- routing ---------------------------------------------------------------------------------------
+
+
+def after_plan(state: AgentState) -> Literal["approve", "act", "plan", "finish"]:
+    if state.get("status") != "running":
+        return "finish"
+    if state.get("pending"):
+        return "approve" if any(c.get("needs_approval") for c in state["pending"]) else "act"
+    return "plan"  # a repair: the model gets its parse errors back
+
+
+def after_observe(state: AgentState) -> Literal["plan", "finish"]:
+    return "plan" if state.get("status") == "running" else "finish"
+
+
+def build_graph() -> StateGraph:
+    g = StateGraph(AgentState, context_schema=AgentContext)
+    for name, fn in [("perceive", perceive), ("plan", plan), ("approve", approve), ("act", act),
+                     ("observe", observe), ("finish", finish)]:
+        g.add_node(name, fn)
+    g.add_edge(START, "perceive")
+    g.add_edge("perceive", "plan")
+    g.add_conditional_edges("plan", after_plan, ["approve", "act", "plan", "finish"])
+    g.add_edge("approve", "act")
+    g.add_edge("act", "observe")
+    g.add_conditional_edges("observe", after_observe, ["plan", "finish"])
+    g.add_edge("finish", END)
+    return g
+
+
+def open_checkpointer(path: Path | str):
+    """LangGraph's SQLite checkpointer on `path` (WAL: readers never block the writer)."""
+    from langgraph.checkpoint.sqlite import SqliteSaver
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    conn = sqlite3.connect(path, timeout=30, check_same_thread=False)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA synchronous=NORMAL")  # commits survive a killed process; see log.py
+    saver = SqliteSaver(conn)
+    saver.setup()
+    return saver
+
+
+# -- helpers ---------------------------------------------------------------------------------------
+
+
+def normalize_decision(decision: Any, waiting: list[dict[str, Any]]) -> dict[str, str]:
+    """'approve' / 'deny' / bool for all waiting calls, or {call id or tool name: decision} per call."""
+    if isinstance(decision, dict):
+        out = {}
+        for c in waiting:
+            value = decision.get(c["id"], decision.get(c["name"]))
+            if value is None:
+                raise ValueError(f"no decision for call {c['id']} ({c['name']}); give one for every waiting call")
+            out[c["id"]] = _one_decision(value)
+        return out
+    return {c["id"]: _one_decision(decision) for c in waiting}
+
+
+def _one_decision(value: Any) -> str:
+    if value is True or (isinstance(value, str) and value.lower() in ("approve", "approved", "yes", "y")):
+        return "approved"
+    if value is False or (isinstance(value, str) and value.lower() in ("deny", "denied", "no", "n")):
+        return "denied"
+    raise ValueError(f"approval decision must be 'approve' or 'deny' (or a dict of them per call id), got {value!r}")
+
+
+def _model_messages(state: AgentState, ctx: AgentContext) -> list[Message]:
+    history = state.get("messages", [])[-ctx.history :]
+    system = [Message(role="system", content=ctx.system_prompt)] if ctx.system_prompt else []
+    return system + [Message.model_validate(m) for m in history]
+
+
+def _prose(text: str) -> str:
+    from mmagent.toolcall import parse_tool_calls
+
+    return parse_tool_calls(text)[2]
+
+
+def _repair_message(problems: list[str]) -> dict[str, Any]:
+    hint = ("Reply with valid <tool_call>{\"name\": ..., \"arguments\": {...}}</tool_call> blocks, "
+            "or answer in plain text. Problems: " + " | ".join(problems))
+    return Message(role="tool", name="invalid_call", content=format_tool_result("invalid_call", error=hint)).model_dump()
+
+
+def _record(call: dict[str, Any], **fields: Any) -> CallRecord:
+    return CallRecord(id=call["id"], name=call["name"], arguments=call["arguments"], **{"output": None, "error": None,
+                      "error_kind": None, "artifacts": [], "latency_s": 0.0, "approval": None, **fields})
+
+
+def _public(call: dict[str, Any]) -> dict[str, Any]:
+    return {k: call[k] for k in ("id", "name", "arguments")}
+
+
+def _step_limit_answer(max_steps: int, done: list[CallRecord]) -> str:
+    last = ", ".join(f"{r['name']} ({'ok' if r['ok'] else r.get('error_kind')})" for r in done) or "none"
+    return (f"I stopped after {max_steps} steps without reaching a final answer (last calls: {last}). "
+            "Ask again more specifically, or allow more steps.")

@@ -275,3 +275,44 @@ def test_a_processor_without_chat_template_is_refused(trained_path):
     proc.chat_template = None
     with pytest.raises(ValueError, match="no chat template"):
         VLMChatModel(AutoModelForImageTextToText.from_pretrained(trained_path), proc)
+
+
+# --- a second family: Idefics3 (SmolVLM's architecture) ------------------------------------------
+
+
+def build_tiny_idefics3(path: Path) -> None:
+    """SigLIP-style tower (32 px, 8 px patches) + pixel-shuffle connector (scale 2: 16 -> 4 tokens) + Llama."""
+    from transformers import Idefics3Config, Idefics3ForConditionalGeneration, Idefics3Processor
+    from transformers.models.idefics3 import Idefics3ImageProcessorPil
+
+    tok = _tokenizer([QUESTION, "[attached: image_1]"])
+    tok.add_special_tokens({"additional_special_tokens": ["<fake_token_around_image>", "<image>", "<end_of_utterance>", "<global-img>"]})
+    image_processor = Idefics3ImageProcessorPil(do_image_splitting=False, max_image_size={"longest_edge": 32}, size={"longest_edge": 32})
+    processor = Idefics3Processor(image_processor=image_processor, tokenizer=tok, image_seq_len=4, chat_template=CHATML)
+    config = Idefics3Config(
+        vision_config=dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2, image_size=32, patch_size=8),
+        text_config=dict(model_type="llama", vocab_size=len(tok), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                         num_attention_heads=2, num_key_value_heads=2, max_position_embeddings=512,
+                         eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id),
+        image_token_id=tok.convert_tokens_to_ids("<image>"), scale_factor=2, pad_token_id=tok.pad_token_id,
+    )
+    torch.manual_seed(0)
+    model = Idefics3ForConditionalGeneration(config)
+    model.generation_config.eos_token_id = tok.eos_token_id
+    model.generation_config.pad_token_id = tok.pad_token_id
+    model.save_pretrained(path)
+    processor.save_pretrained(path)
+
+
+def test_idefics3_family_through_the_same_backend(tmp_path, store):
+    build_tiny_idefics3(tmp_path / "tiny-idefics3")
+    vlm = VLMChatModel.from_pretrained(str(tmp_path / "tiny-idefics3"))
+    assert type(vlm.model).__name__ == "Idefics3ForConditionalGeneration"
+    conversation, images = vlm.conversation(_ask(("image_1", "image_2")), None, store)
+    inputs = vlm.encode(conversation, images)
+    assert int((inputs["input_ids"] == vlm.model.config.image_token_id).sum()) == 2 * 4
+    assert tuple(inputs["pixel_values"].shape) == (1, 2, 3, 32, 32)  # [B, images, C, H, W]
+    pieces: list[str] = []
+    result = vlm.chat(_ask(), tools=[READ_TEXT], artifacts=store, max_new_tokens=6, on_token=pieces.append)
+    assert result.completion_tokens >= 1 and "".join(pieces) == result.text
+    assert result.prompt_tokens == vlm.encode(*vlm.conversation(_ask(), [READ_TEXT], store))["input_ids"].shape[1]

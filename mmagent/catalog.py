@@ -149,6 +149,17 @@ EMBEDDED: dict[str, ModelEntry] = {
     ]
 }
 
+# The composed MM-LLMs shipped inside the package: a folder with `mmllm_config.json` (naming the
+# LLM and encoder above) and, once trained, `projector.safetensors` and `adapters/<name>/`.
+PACKAGED_WEIGHTS = Path(__file__).parent / "weights"
+EMBEDDED["mmagent-default"] = ModelEntry(
+    name="mmagent-default",
+    kind="mmllm",
+    description="efficientnet-lite0 -> MLP projector -> smollm2-135m-instruct (49 visual tokens per image)",
+    license="Apache-2.0",
+    source=LocalSource(path=PACKAGED_WEIGHTS / "mmagent-default"),
+)
+
 
 class Catalog:
     """Named model entries: the embedded ones plus any a user registers."""

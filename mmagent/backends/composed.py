@@ -1,0 +1,75 @@
+"""The composed MM-LLM (`mmagent.mmllm.MMLLM`) behind the chat interface.
+
+    messages (+ image artifact ids) -> MMLLM.build_inputs (chat template, tool prompt, placeholders)
+    -> splice image features -> own decode loop (KV cache; tokens streamed to `on_token`;
+    `constrained=True` adds `mmagent.constrained`'s tool-call grammar as a per-step logits processor)
+    -> text -> `mmagent.toolcall.parse_tool_calls` -> ChatResult
+
+    from mmagent.backends import load_chat_model
+    model = load_chat_model("mmagent-default")
+    result = model.chat([Message(role="user", content="What is this?", images=["image_1"])],
+                        tools=registry.schemas(), artifacts=store, on_token=print)
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import torch
+
+from mmagent.chat import ChatResult, Message, OnToken
+from mmagent.generation import SamplingConfig, TextStream
+from mmagent.mmllm import MMLLM
+
+if TYPE_CHECKING:
+    from mmagent.tools.artifacts import ArtifactStore
+
+log = logging.getLogger(__name__)
+
+
+class ComposedChatModel:
+    """`ChatModel` over an `MMLLM` (encoder -> projector -> LLM)."""
+
+    def __init__(self, model: MMLLM, name: str = "mmllm", sampling: SamplingConfig | None = None) -> None:
+        self.model = model
+        self.name = name
+        self.sampling = sampling or SamplingConfig()
+
+    @classmethod
+    def from_pretrained(cls, folder: Path | str, name: str | None = None, settings=None, **kwargs: Any) -> ComposedChatModel:
+        return cls(MMLLM.from_pretrained(folder, settings, **kwargs), name or str(folder))
+
+    def chat(
+        self,
+        messages: list[Message],
+        tools: list[dict[str, Any]] | None = None,
+        *,
+        artifacts: ArtifactStore | None = None,
+        max_new_tokens: int = 256,
+        constrained: bool = False,
+        on_token: OnToken | None = None,
+    ) -> ChatResult:
+        from mmagent.toolcall import parse_tool_calls
+
+        m = self.model
+        inputs = m.build_inputs(messages, tools, artifacts=artifacts, add_generation_prompt=True, reserve_tokens=max_new_tokens)
+        processors = [self._grammar(tools)] if constrained and tools else []
+        stream = TextStream(m.tokenizer, on_token, m.eos_token_ids) if on_token else None
+        sampling = SamplingConfig(**{**self.sampling.__dict__, "max_new_tokens": max_new_tokens})
+        out = m.generate(m.collate([inputs]), sampling=sampling, processors=processors, on_step=stream)
+        text = m.tokenizer.decode(out.tokens[0], skip_special_tokens=True)
+        calls, errors, _ = parse_tool_calls(text)
+        return ChatResult(text=text, tool_calls=calls, parse_errors=errors, prompt_tokens=out.prompt_tokens,
+                          completion_tokens=len(out.tokens[0]), model=self.name, adapter=m.active_adapter)
+
+    def _grammar(self, tools: list[dict[str, Any]]):
+        from mmagent.constrained import tool_call_processor
+
+        return tool_call_processor(self.model.tokenizer, tools, eos_token_ids=self.model.eos_token_ids)
+
+    @torch.inference_mode()
+    def warmup(self) -> None:
+        """One tiny generation so that first-call costs (allocations, kernels) are not the user's."""
+        self.chat([Message(role="user", content="hi")], max_new_tokens=2)

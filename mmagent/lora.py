@@ -1,0 +1,90 @@
+"""LoRA adapters on the LLM backbone: several named ones, switchable at run time.
+
+LoRA (Hu et al., 2021, arXiv 2106.09685) adds a low-rank update B A (rank r, scaled by alpha / r)
+beside frozen weights. Adapters are managed by peft through transformers' adapter integration,
+so the backbone stays a plain `PreTrainedModel` (no wrapper class) and one adapter is active at a
+time; `set_adapter(None)` runs the bare base model. Adapters save as safetensors + peft's
+`adapter_config.json`, one folder per name.
+"""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+from pydantic import BaseModel, Field
+from transformers import PreTrainedModel
+
+# The probe in EMBEDDED_MODELS.md: r=16, alpha=32 on every projection taught SmolLM2 tool calls.
+DEFAULT_TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+
+
+class LoraSettings(BaseModel):
+    r: int = Field(default=16, ge=1)
+    alpha: float = Field(default=32, gt=0)
+    dropout: float = Field(default=0.05, ge=0, lt=1)
+    target_modules: list[str] = Field(default_factory=lambda: list(DEFAULT_TARGETS))
+
+    def peft_config(self):
+        from peft import LoraConfig
+
+        return LoraConfig(r=self.r, lora_alpha=self.alpha, lora_dropout=self.dropout,
+                          target_modules=self.target_modules, task_type="CAUSAL_LM")
+
+
+def adapter_names(llm: PreTrainedModel) -> list[str]:
+    return sorted(getattr(llm, "peft_config", {}) or {})
+
+
+def add_adapter(llm: PreTrainedModel, name: str, settings: LoraSettings | None = None) -> None:
+    """A new, trainable adapter `name` (B initialized to zero: the model starts unchanged)."""
+    if name in adapter_names(llm):
+        raise ValueError(f"adapter {name!r} already exists; pick another name or remove it first")
+    with warnings.catch_warnings():  # peft warns that several adapters now coexist: that is the point
+        warnings.simplefilter("ignore", UserWarning)
+        llm.add_adapter((settings or LoraSettings()).peft_config(), adapter_name=name)
+    set_adapter(llm, name)
+
+
+def set_adapter(llm: PreTrainedModel, name: str | None) -> None:
+    """Makes `name` the active adapter; None runs the base model without any adapter."""
+    names = adapter_names(llm)
+    if name is None:
+        if names:
+            llm.disable_adapters()
+        return
+    if name not in names:
+        raise KeyError(f"no adapter named {name!r}; loaded adapters: {', '.join(names) or 'none'}")
+    llm.enable_adapters()
+    llm.set_adapter(name)
+
+
+def active_adapter(llm: PreTrainedModel) -> str | None:
+    if not adapter_names(llm) or not getattr(llm, "_adapters_enabled", True):
+        return None
+    active = llm.active_adapters()
+    return active[0] if active else None
+
+
+def save_adapter(llm: PreTrainedModel, name: str, folder: Path) -> Path:
+    """`folder/adapter_model.safetensors` + `folder/adapter_config.json` for adapter `name`."""
+    from safetensors.torch import save_file
+
+    if name not in adapter_names(llm):
+        raise KeyError(f"no adapter named {name!r}; loaded adapters: {', '.join(adapter_names(llm)) or 'none'}")
+    folder.mkdir(parents=True, exist_ok=True)
+    state = {k: v.detach().contiguous().cpu() for k, v in llm.get_adapter_state_dict(name).items()}
+    save_file(state, str(folder / "adapter_model.safetensors"))
+    llm.peft_config[name].save_pretrained(str(folder))
+    return folder
+
+
+def load_adapter(llm: PreTrainedModel, folder: Path, name: str) -> None:
+    """Loads a saved adapter under `name` (inactive until `set_adapter`)."""
+    if not (folder / "adapter_model.safetensors").is_file():
+        raise FileNotFoundError(f"{folder} has no adapter_model.safetensors: not a saved adapter")
+    current = active_adapter(llm)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        llm.load_adapter(str(folder), adapter_name=name)
+    set_adapter(llm, current)

@@ -1,0 +1,352 @@
+"""The composed MM-LLM: modality encoder -> token reduction -> input projector -> HF causal LM.
+
+The survey's architecture (arXiv 2401.13601, Fig. 2) with LLaVA's recipe for the join: the prompt
+carries one `<image>` placeholder per image; before the LLM runs, each placeholder is expanded to
+M copies (M = visual tokens per image after reduction and projection) and the projected features
+replace those rows of the input embeddings with ONE mask assignment:
+
+    embeds[input_ids == image_token_id] = feats.flatten(0, 1)   # feats [I, M, D_lm]
+
+Images are numbered in reading order over the whole batch (row by row), which is exactly the
+row-major order of the mask, so batches mixing 0, 1 or several images per sample need no loop.
+
+What is saved (`save_pretrained`) is what is not the frozen base: the config (naming the LLM and
+encoder by catalog name), the projector, and the LoRA adapters, all as safetensors/JSON.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from PIL import Image
+from pydantic import BaseModel, Field
+from torch import nn
+from transformers import PreTrainedModel, PreTrainedTokenizerBase
+
+from mmagent import lora
+from mmagent.chat import Message
+from mmagent.encoders.preprocess import MAX_PIXELS, check_image
+from mmagent.generation import Decoder, GenerationResult, HFDecoder, LogitsProcessor, RecomputeDecoder, SamplingConfig, generate
+from mmagent.projectors import ProjectorConfig, build_projector, projected_tokens
+from mmagent.token_reduction import ReductionConfig, TokenReducer
+
+log = logging.getLogger(__name__)
+IGNORE = -100  # label value the loss skips (torch's CrossEntropyLoss default)
+CONFIG_FILE, PROJECTOR_FILE, ADAPTERS_DIR = "mmllm_config.json", "projector.safetensors", "adapters"
+
+
+class MMLLMConfig(BaseModel):
+    """Everything that defines a composed MM-LLM; passed whole into `MMLLM`."""
+
+    llm: str = Field(default="smollm2-135m-instruct", description="catalog name, local folder or hub id (kind llm)")
+    encoder: str = Field(default="efficientnet-lite0", description="catalog name, local folder or hub id (kind image-encoder)")
+    projector: ProjectorConfig = Field(default_factory=ProjectorConfig)
+    reduction: ReductionConfig = Field(default_factory=ReductionConfig)
+    image_token: str = "<image>"
+    max_image_pixels: int = Field(default=MAX_PIXELS, gt=0)
+    seed: int = Field(default=0, description="initializes the projector reproducibly until it is trained")
+    adapters: list[str] = Field(default_factory=list, description="saved adapter names (filled by save_pretrained)")
+    active_adapter: str | None = None
+
+
+class ImageTokenMismatchError(ValueError):
+    """The prompt's image placeholders and the images given do not pair up."""
+
+
+class EmptyPromptError(ValueError):
+    pass
+
+
+class PromptTooLongError(ValueError):
+    pass
+
+
+class UnsupportedMediaError(ValueError):
+    pass
+
+
+@dataclass
+class MMInputs:
+    """One conversation, ready for the model: token ids with placeholders expanded, and pixels."""
+
+    input_ids: torch.Tensor  # [T]
+    attention_mask: torch.Tensor  # [T]
+    labels: torch.Tensor  # [T]: IGNORE outside assistant turns and on media tokens
+    pixel_values: torch.Tensor | None  # [I, 3, H, W] in order of appearance, or None
+    text: str  # the rendered prompt (placeholders not expanded)
+
+
+class MMLLM(nn.Module):
+    def __init__(self, config: MMLLMConfig, llm: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, encoder: nn.Module) -> None:
+        super().__init__()
+        self.config = config
+        self.llm, self.tokenizer, self.encoder = llm, tokenizer, encoder
+        self.reducer = TokenReducer(config.reduction)
+        d_lm = llm.get_input_embeddings().embedding_dim
+        with torch.random.fork_rng(devices=[]):  # seeded init without disturbing the caller's RNG
+            torch.manual_seed(config.seed)
+            self.projector = build_projector(config.projector, encoder.hidden_size, d_lm)
+        self.projector.to(llm.dtype)
+        self.image_token_id = self._ensure_image_token()
+        for p in [*self.llm.parameters(), *self.encoder.parameters()]:
+            p.requires_grad_(False)  # the base stays frozen; projector and adapters train
+
+    # --- construction ----------------------------------------------------------------------
+
+    @classmethod
+    def from_config(cls, config: MMLLMConfig, settings=None, dtype: torch.dtype | None = None) -> MMLLM:
+        """Loads the LLM and encoder named in the config (provisioning embedded ones on first use)."""
+        from mmagent.backbone import load_causal_lm
+        from mmagent.encoders import load_encoder
+
+        llm, tok = load_causal_lm(config.llm, settings, dtype=dtype)
+        return cls(config, llm, tok, load_encoder(config.encoder, settings)).eval()
+
+    def _ensure_image_token(self) -> int:
+        """Adds `<image>` as a special token if absent; its new embedding row is the mean row."""
+        tok = self.tokenizer
+        if self.config.image_token not in tok.get_vocab():
+            tok.add_special_tokens({"additional_special_tokens": [self.config.image_token]}, replace_extra_special_tokens=False)
+        tid = tok.convert_tokens_to_ids(self.config.image_token)
+        emb = self.llm.get_input_embeddings()
+        if tid >= emb.num_embeddings:
+            self.llm.resize_token_embeddings(len(tok), mean_resizing=False)
+            with torch.no_grad():  # deterministic rows: never used as inputs, suppressed as outputs
+                new = self.llm.get_input_embeddings().weight
+                new[emb.num_embeddings:] = new[: emb.num_embeddings].mean(0)
+                out = self.llm.get_output_embeddings()
+                if out is not None and out.weight.data_ptr() != new.data_ptr():
+                    out.weight[emb.num_embeddings:] = 0
+        return tid
+
+    @property
+    def tokens_per_image(self) -> int:
+        """M: placeholder copies per image (encoder tokens after reduction and projection)."""
+        return projected_tokens(self.config.projector, self.reducer.num_tokens(self.encoder.num_tokens))
+
+    @property
+    def max_length(self) -> int:
+        return int(getattr(self.llm.config, "max_position_embeddings", 2048))
+
+    # --- the forward pass --------------------------------------------------------------------
+
+    def encode_images(self, pixel_values: torch.Tensor) -> torch.Tensor:
+        """[I, 3, H, W] -> projected visual tokens [I, M, D_lm]."""
+        dev = self.llm.get_input_embeddings().weight.device
+        with torch.no_grad():  # the encoder is frozen: no activations kept for backward
+            feats = self.reducer(self.encoder(pixel_values.to(dev)))  # [I, N', D_enc]
+        return self.projector(feats.to(self.llm.dtype))  # [I, M, D_lm]
+
+    def embed(self, input_ids: torch.Tensor, pixel_values: torch.Tensor | None = None) -> torch.Tensor:
+        """Token embeddings [B, T, D] with the image features spliced in at the placeholders."""
+        embeds = self.llm.get_input_embeddings()(input_ids)  # [B, T, D]
+        mask = input_ids == self.image_token_id  # [B, T]
+        slots = int(mask.sum())
+        if pixel_values is None or len(pixel_values) == 0:
+            if slots:
+                raise ImageTokenMismatchError(f"the input has {slots} image placeholder tokens but no images were given")
+            return embeds
+        feats = self.encode_images(pixel_values)  # [I, M, D]
+        if slots != feats.shape[0] * feats.shape[1]:
+            raise ImageTokenMismatchError(
+                f"the input has {slots} image placeholder tokens but {feats.shape[0]} image(s) x {feats.shape[1]} "
+                f"tokens = {feats.shape[0] * feats.shape[1]} features; build inputs with MMLLM.build_inputs so each "
+                f"{self.config.image_token} expands to {self.tokens_per_image} tokens"
+            )
+        embeds = embeds.clone()  # the lookup may alias a frozen table's output; write into our own
+        embeds[mask] = feats.flatten(0, 1).to(embeds.dtype)
+        return embeds
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
+                pixel_values: torch.Tensor | None = None, labels: torch.Tensor | None = None, **kwargs: Any):
+        """As a causal LM's forward (loss when `labels` is given), with images."""
+        embeds = self.embed(input_ids, pixel_values)
+        return self.llm(inputs_embeds=embeds, attention_mask=attention_mask, labels=labels, **kwargs)
+
+    # --- prompts -----------------------------------------------------------------------------
+
+    def build_inputs(
+        self,
+        messages: Sequence[Message | Mapping[str, Any]],
+        tools: Sequence[dict[str, Any]] | None = None,
+        *,
+        artifacts: Any = None,
+        system: str | None = None,
+        add_generation_prompt: bool = False,
+        reserve_tokens: int = 0,
+    ) -> MMInputs:
+        """A conversation -> `MMInputs` (ids, mask, labels on assistant turns, pixels).
+
+        `messages`: `mmagent.chat.Message`s (or dicts of their fields) whose `images` are artifact
+        ids; `artifacts` resolves them: an `ArtifactStore`, or a mapping id -> PIL image.
+        `tools`: OpenAI-style schemas, rendered into the system prompt by `mmagent.toolcall`.
+        `system`: extra system text. `reserve_tokens`: room to keep for generation.
+        """
+        from mmagent.mm_prompt import render_conversation
+
+        msgs = [m if isinstance(m, Message) else Message(**m) for m in messages]
+        rendered = render_conversation(self.tokenizer, msgs, tools, system, self.config.image_token, add_generation_prompt)
+        images = self._resolve_images(msgs, artifacts)
+        ids, labels = self._expand(rendered.input_ids, rendered.labels)
+        if len(ids) + reserve_tokens > self.max_length:
+            raise PromptTooLongError(
+                f"the prompt is {len(ids)} tokens (+{reserve_tokens} to generate) but {self.config.llm} reads at most "
+                f"{self.max_length}; shorten the conversation or attach fewer images ({self.tokens_per_image} tokens each)"
+            )
+        pixels = self.encoder.preprocess(images) if images else None
+        ids_t = torch.tensor(ids, dtype=torch.long)
+        return MMInputs(ids_t, torch.ones_like(ids_t), torch.tensor(labels, dtype=torch.long), pixels, rendered.text)
+
+    def _expand(self, ids: list[int], labels: list[int]) -> tuple[list[int], list[int]]:
+        """Each placeholder -> M placeholder copies (labels IGNORE on all of them)."""
+        m = self.tokens_per_image
+        out_ids: list[int] = []
+        out_labels: list[int] = []
+        for t, lab in zip(ids, labels):
+            if t == self.image_token_id:
+                out_ids += [t] * m
+                out_labels += [IGNORE] * m
+            else:
+                out_ids.append(t)
+                out_labels.append(lab)
+        return out_ids, out_labels
+
+    def _resolve_images(self, msgs: list[Message], artifacts: Any) -> list[Image.Image]:
+        ids = [i for m in msgs for i in m.images]
+        if not ids:
+            return []
+        if artifacts is None:
+            raise ValueError(f"the messages reference {', '.join(ids)} but no artifacts were passed (an ArtifactStore or a dict id -> PIL image)")
+        images = []
+        for art_id in ids:
+            img = self._lookup(art_id, artifacts)
+            images.append(check_image(img, self.config.max_image_pixels, what=art_id))
+        return images
+
+    @staticmethod
+    def _lookup(art_id: str, artifacts: Any) -> Any:
+        if isinstance(artifacts, Mapping):
+            if art_id not in artifacts:
+                raise KeyError(f"unknown image {art_id!r}; given: {', '.join(artifacts) or 'none'}")
+            img = artifacts[art_id]
+            if not isinstance(img, Image.Image):
+                raise UnsupportedMediaError(f"{art_id} is a {type(img).__name__}, not an image; only images can be attached to this model")
+            return img
+        art = artifacts.get(art_id)  # ArtifactStore: unknown ids raise ArtifactError naming the known ones
+        if art.kind != "image":
+            raise UnsupportedMediaError(f"{art_id} is {art.kind} ({art.mime}); this model takes images only (use a tool for {art.kind})")
+        return artifacts.load_image(art_id)
+
+    def collate(self, items: Sequence[MMInputs], padding_side: str = "right") -> dict[str, torch.Tensor | None]:
+        """Pads a list of `MMInputs` into a batch: input_ids/attention_mask/labels [B, T], pixels [sum I, ...]."""
+        width = max(len(x.input_ids) for x in items)
+        pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
+
+        def padded(t: torch.Tensor, value: int) -> torch.Tensor:
+            fill = t.new_full((width - len(t),), value)
+            return torch.cat([t, fill] if padding_side == "right" else [fill, t])
+
+        pixels = [x.pixel_values for x in items if x.pixel_values is not None]
+        return {
+            "input_ids": torch.stack([padded(x.input_ids, pad) for x in items]),
+            "attention_mask": torch.stack([padded(x.attention_mask, 0) for x in items]),
+            "labels": torch.stack([padded(x.labels, IGNORE) for x in items]),
+            "pixel_values": torch.cat(pixels) if pixels else None,
+        }
+
+    # --- generation ----------------------------------------------------------------------------
+
+    @property
+    def eos_token_ids(self) -> list[int]:
+        """End-of-turn ids: the tokenizer's EOS plus the generation config's (ChatML: `<|im_end|>`)."""
+        eos = getattr(self.llm.generation_config, "eos_token_id", None)
+        ids = set(eos if isinstance(eos, list) else [eos] if eos is not None else [])
+        if self.tokenizer.eos_token_id is not None:
+            ids.add(self.tokenizer.eos_token_id)
+        return sorted(ids)
+
+    def decoder(self, use_cache: bool = True) -> Decoder:
+        """The step function for `mmagent.generation.generate`: cached, or recomputing (reference)."""
+        return HFDecoder(self.llm) if use_cache else RecomputeDecoder(self.llm)
+
+    @torch.inference_mode()
+    def generate(self, batch: dict[str, torch.Tensor | None], sampling: SamplingConfig | None = None,
+                 processors: Sequence[LogitsProcessor] = (), on_step: Callable[[torch.Tensor], None] | None = None,
+                 use_cache: bool = True) -> GenerationResult:
+        """Decodes from a batch made by `collate(..., padding_side="left")` (a single item needs no padding)."""
+        ids, mask = batch["input_ids"], batch["attention_mask"]
+        if bool((mask[:, -1] == 0).any()):
+            raise ValueError("generation needs left padding: collate(items, padding_side='left')")
+        embeds = self.embed(ids, batch.get("pixel_values"))
+        # The placeholder token and ids past the tokenizer (padding rows of the table) are never outputs.
+        suppress = [self.image_token_id, *range(len(self.tokenizer), self.llm.get_output_embeddings().weight.shape[0])]
+        return generate(self.decoder(use_cache), embeds, mask, ids, sampling=sampling, eos_token_ids=self.eos_token_ids,
+                        processors=processors, suppress_token_ids=suppress, on_step=on_step)
+
+    # --- adapters ------------------------------------------------------------------------------
+
+    def add_adapter(self, name: str, settings: lora.LoraSettings | None = None) -> None:
+        lora.add_adapter(self.llm, name, settings)
+
+    def set_adapter(self, name: str | None) -> None:
+        lora.set_adapter(self.llm, name)
+
+    def load_adapter(self, folder: Path, name: str) -> None:
+        lora.load_adapter(self.llm, Path(folder), name)
+
+    @property
+    def adapters(self) -> list[str]:
+        return lora.adapter_names(self.llm)
+
+    @property
+    def active_adapter(self) -> str | None:
+        return lora.active_adapter(self.llm)
+
+    # --- persistence -------------------------------------------------------------------------
+
+    def save_pretrained(self, folder: Path | str) -> Path:
+        """Config JSON + projector safetensors + one folder per adapter; the base is referenced by name."""
+        from safetensors.torch import save_file
+
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        state = {k: v.detach().contiguous().cpu() for k, v in self.projector.state_dict().items()}
+        save_file(state, str(folder / PROJECTOR_FILE))
+        for name in self.adapters:
+            lora.save_adapter(self.llm, name, folder / ADAPTERS_DIR / name)
+        cfg = self.config.model_copy(update={"adapters": self.adapters, "active_adapter": self.active_adapter})
+        (folder / CONFIG_FILE).write_text(cfg.model_dump_json(indent=2))
+        return folder
+
+    @classmethod
+    def from_pretrained(cls, folder: Path | str, settings=None, *, llm: PreTrainedModel | None = None,
+                        tokenizer: PreTrainedTokenizerBase | None = None, encoder: nn.Module | None = None,
+                        dtype: torch.dtype | None = None) -> MMLLM:
+        """Loads a `save_pretrained` folder; the base LLM/encoder come from the catalog unless given."""
+        folder = Path(folder)
+        cfg_path = folder / CONFIG_FILE
+        if not cfg_path.is_file():
+            raise FileNotFoundError(f"{folder} has no {CONFIG_FILE}: not a saved MM-LLM (see MMLLM.save_pretrained)")
+        config = MMLLMConfig.model_validate(json.loads(cfg_path.read_text()))
+        model = cls(config, llm, tokenizer, encoder) if llm is not None else cls.from_config(config, settings, dtype)
+        if (folder / PROJECTOR_FILE).is_file():
+            model.load_projector(folder / PROJECTOR_FILE)
+        else:  # the embedded default before its projector is trained: runs, but sees images as noise
+            log.warning("%s has no %s: the projector is untrained (seed %d)", folder, PROJECTOR_FILE, config.seed)
+        for name in config.adapters:
+            model.load_adapter(folder / ADAPTERS_DIR / name, name)
+        model.set_adapter(config.active_adapter)
+        return model.eval()
+
+    def load_projector(self, path: Path) -> None:
+        from safetensors.torch import load_file
+
+        if not path.is_file():
+            raise FileNotFoundError(f"{path} is missing: the projector weights of this MM-LLM")
+        self.projector.load_state_dict(load_file(str(path)))

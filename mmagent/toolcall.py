@@ -59,6 +59,8 @@ def type_label(schema: dict[str, Any], defs: dict[str, Any] | None = None) -> st
     defs = defs or {}
     if "$ref" in schema:
         return type_label(defs.get(schema["$ref"].rsplit("/", 1)[-1], {}), defs)
+    if "x-artifact" in schema:  # an artifact id (tools.base.ImageId ...): say which kind, not "str"
+        return f"{schema['x-artifact']}_id"
     if "enum" in schema:
         return "|".join(json.dumps(v) for v in schema["enum"])
     if "const" in schema:

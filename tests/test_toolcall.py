@@ -22,7 +22,7 @@ DETECT = {
         "parameters": {
             "type": "object",
             "properties": {
-                "image": {"type": "string", "description": "artifact id"},
+                "image": {"type": "string", "pattern": "^image_[1-9][0-9]*$", "x-artifact": "image"},
                 "labels": {"type": "array", "items": {"type": "string"}},
                 "threshold": {"type": "number", "default": 0.5},
                 "mode": {"enum": ["fast", "accurate"]},
@@ -37,7 +37,7 @@ DETECT = {
 def test_signature_carries_names_types_enums_and_optionality():
     line = render_signature(DETECT)
     assert line == (
-        'detect_objects(image: str, labels?: list[str], threshold?: float = 0.5, mode?: "fast"|"accurate", '
+        'detect_objects(image: image_id, labels?: list[str], threshold?: float = 0.5, mode?: "fast"|"accurate", '
         "seed?: int|null) - Find objects in an image"
     )
 

@@ -177,6 +177,16 @@ def test_the_image_matters(vlm, store):
     assert other.text != TARGET
 
 
+def test_constrained_decoding_keeps_calls_valid(vlm, store):
+    """On an image it was not trained on, the overfit model garbles the call; with the tool-call
+    grammar (mmagent.constrained) every emitted call names a real tool with valid arguments."""
+    free = vlm.chat(_ask(("image_2",)), tools=[READ_TEXT], artifacts=store, max_new_tokens=60)
+    assert free.tool_calls != [ToolCall(name="read_text", arguments={"image": "image_1"})]
+    guided = vlm.chat(_ask(("image_2",)), tools=[READ_TEXT], artifacts=store, max_new_tokens=60, constrained=True)
+    assert guided.parse_errors == [] and guided.tool_calls
+    assert all(c.name == "read_text" and isinstance(c.arguments.get("image"), str) for c in guided.tool_calls)
+
+
 def test_streamed_pieces_add_up_to_the_text(vlm, store):
     pieces: list[str] = []
     result = vlm.chat(_ask(), tools=[READ_TEXT], artifacts=store, max_new_tokens=60, on_token=pieces.append)

@@ -15,8 +15,13 @@ The conversation goes through the processor's own chat template: messages are re
 `mmagent.toolcall.template_messages` renders them for every backend (tool prompt in the system
 message, calls in the `<tool_call>` format, `[attached: image_1]` notes), and each message's
 images become `{"type": "image"}` parts in front of its text, which the processor expands to the
-model's image tokens. The reply is parsed with `mmagent.toolcall.parse_tool_calls`. Image
-processors are the slow PIL ones: the fast ones need torchvision, which has no CPU build here.
+model's image tokens. The reply is parsed with `mmagent.toolcall.parse_tool_calls`;
+`constrained=True` adds `mmagent.constrained`'s tool-call grammar as a logits processor.
+
+Image processors are the slow PIL ones (`backend="pil"`): the fast ones need torchvision, which
+has no CPU build here. For the same reason Qwen2-VL does not load here: transformers 5.23's
+`Qwen2VLProcessor` always builds its video processor, which requires torchvision. LLaVA and
+Idefics3/SmolVLM-style checkpoints are tested (tiny random builds in tests/test_backend_vlm.py).
 """
 
 from __future__ import annotations
@@ -168,12 +173,12 @@ class VLMChatModel:
             kwargs["temperature"] = self.temperature
         if on_token is not None:
             kwargs["streamer"] = _CallbackStreamer(self.tokenizer, on_token)
-        if constrained:
-            kwargs["logits_processor"] = _constrained_processors(self.tokenizer, tools)
+        eos = _eos_ids(self.model, self.tokenizer)
+        if constrained and tools:  # without tools there is no call to constrain
+            kwargs["logits_processor"] = _constrained_processors(self.tokenizer, tools, eos)
         pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else self.tokenizer.eos_token_id
         out = self.model.generate(**inputs, pad_token_id=pad, **kwargs)  # [1, T + new]
         new = out[0, inputs["input_ids"].shape[1] :].tolist()
-        eos = _eos_ids(self.model, self.tokenizer)
         while new and new[-1] in eos:  # the stop token is not part of the reply
             new.pop()
         return new
@@ -219,18 +224,14 @@ def _eos_ids(model: PreTrainedModel, tokenizer) -> set[int]:
     return ids
 
 
-def _constrained_processors(tokenizer, tools: list[dict[str, Any]] | None):
-    """Schema-guided decoding lives in `mmagent.constrained` (Agent area); used when it exists."""
-    try:
-        from mmagent.constrained import tool_call_logits_processor
-    except ImportError as err:
-        raise NotImplementedError(
-            "constrained decoding needs mmagent.constrained.tool_call_logits_processor, which is not available; "
-            "call chat(..., constrained=False)"
-        ) from err
+def _constrained_processors(tokenizer, tools: list[dict[str, Any]], eos: set[int]):
+    """`mmagent.constrained`'s tool-call grammar as an HF logits processor: once the model opens
+    `<tool_call>`, only a call that parses and fits one tool's schema can follow."""
     from transformers import LogitsProcessorList
 
-    return LogitsProcessorList([tool_call_logits_processor(tokenizer, tools or [])])
+    from mmagent.constrained import tool_call_processor
+
+    return LogitsProcessorList([tool_call_processor(tokenizer, tools, eos_token_ids=sorted(eos))])
 
 
 class _CallbackStreamer(TextStreamer):

@@ -55,6 +55,7 @@ class Settings(BaseSettings):
     detector: str | None = Field(default=None, description="detect_objects model: a local save_pretrained folder or a hub id.")
     generator: str | None = Field(default=None, description="generate_image pipeline: a diffusers pipeline folder or hub id.")
     speak: bool = Field(default=False, description="Register the opt-in `speak` tool (piper TTS, GPL-3.0).")
+    speak_voice: Path | None = Field(default=None, description="Piper voice .onnx for `speak` (its .onnx.json beside it).")
 
     @classmethod
     def settings_customise_sources(cls, settings_cls, init_settings, env_settings, dotenv_settings, file_secret_settings):

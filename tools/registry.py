@@ -117,7 +117,8 @@ class ToolRegistry:
             return _fail(name, "timeout", f"{name} did not finish within {timeout:g} s and was abandoned; try smaller inputs or fewer steps", start)
         if status == "error":
             err = value
-            log.warning("tool %s raised", name, exc_info=err)
+            log.info("tool %s raised %s: %s", name, type(err).__name__, err)
+            log.debug("traceback of %s", name, exc_info=err)
             kind = "validation" if isinstance(err, ArtifactError) else "exception"
             return _fail(name, kind, f"{name} failed: {type(err).__name__}: {err}", start)
         output = value.model_dump(mode="json")

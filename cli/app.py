@@ -12,6 +12,7 @@ from typing import Annotated
 import typer
 
 from mmagent.cli import models
+from mmagent.cli import run as run_cmd
 from mmagent.cli.common import report
 
 app = typer.Typer(
@@ -22,6 +23,7 @@ app = typer.Typer(
     add_completion=False,
 )
 app.add_typer(models.app, name="models")
+app.command("run")(run_cmd.run)
 
 
 @app.callback()

@@ -14,8 +14,10 @@ An output may also be a function of the messages the model sees (to answer from 
 
 from __future__ import annotations
 
+import json
 import threading
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 from mmagent.chat import ChatResult, Message, OnToken
@@ -34,6 +36,20 @@ class ScriptedChatModel:
         self.seen: list[list[Message]] = []  # the messages of every call (for assertions)
         self.seen_tools: list[list[dict[str, Any]] | None] = []
         self._lock = threading.Lock()
+
+    @classmethod
+    def from_file(cls, path: str | Path) -> ScriptedChatModel:
+        """Outputs from a JSON file holding a list of strings (`mmagent run --model scripted:FILE`)."""
+        path = Path(path)
+        try:
+            outputs = json.loads(path.read_text())
+        except FileNotFoundError:
+            raise FileNotFoundError(f"no scripted outputs file {path}") from None
+        except json.JSONDecodeError as err:
+            raise ValueError(f"{path} is not JSON ({err.msg} at line {err.lineno}); it must hold a list of strings") from None
+        if not isinstance(outputs, list) or not all(isinstance(o, str) for o in outputs):
+            raise ValueError(f"{path} must hold a JSON list of strings (one model output per step)")
+        return cls(outputs, name=f"scripted:{path.name}")
 
     @property
     def calls(self) -> int:

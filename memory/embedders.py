@@ -65,7 +65,9 @@ def unit_rows(x: np.ndarray) -> np.ndarray:
 
 
 class MiniLMEmbedder:
-    """Sentence embeddings from a BERT-style encoder folder (the embedded `minilm-l6` by default)."""
+    """Sentence embeddings from a BERT-style encoder folder (the embedded `minilm-l6` by default).
+
+    Works for any mean-pooled sentence encoder folder; pass `space` naming the weights."""
 
     space = "minilm-l6"
 
@@ -180,8 +182,20 @@ def check_images(images: Sequence[Image.Image]) -> list[Image.Image]:
     return [im.convert("RGB") for im in images]
 
 
+def load_text_embedder(spec: str = "minilm-l6") -> MiniLMEmbedder:
+    """A sentence embedder by catalog name, local folder or hub id (the space is named after it)."""
+    from mmagent.catalog import CATALOG, EmbeddedSource, HubSource
+    from mmagent.provision import ensure
+
+    entry = CATALOG.resolve(spec, kind="text-embedder")
+    if isinstance(entry.source, EmbeddedSource):
+        return MiniLMEmbedder(ensure(entry), space=entry.name)
+    path = entry.source.repo_id if isinstance(entry.source, HubSource) else entry.source.path
+    return MiniLMEmbedder(path, space=entry.name)
+
+
 def default_embedder(ocr: bool = True) -> Embedder:
     """The embedded default: MiniLM text + the image bridge (EfficientNet labels + OCR) into it."""
     from mmagent.memory.image_bridge import ImageBridge
 
-    return ImageBridge.embedded(MiniLMEmbedder(), ocr=ocr)
+    return ImageBridge.embedded(load_text_embedder(), ocr=ocr)

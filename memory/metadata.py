@@ -36,7 +36,11 @@ CREATE TABLE IF NOT EXISTS items(
     session TEXT,
     created_at REAL NOT NULL,
     media TEXT,
-    caption TEXT,
+    caption TEXT
+);
+-- Vectors apart from the metadata: filters and counts scan small rows, not 1.5 KB blobs.
+CREATE TABLE IF NOT EXISTS vectors(
+    id INTEGER PRIMARY KEY REFERENCES items(id) ON DELETE CASCADE,
     vector BLOB NOT NULL
 );
 CREATE INDEX IF NOT EXISTS items_by_session ON items(session);
@@ -183,10 +187,11 @@ class MetadataDB:
         with self._write():
             for item, vec in zip(items, vectors, strict=True):
                 cur = self.conn.execute(
-                    "INSERT INTO items(modality, artifact_id, text, source, session, created_at, media, caption, vector) VALUES (?,?,?,?,?,?,?,?,?)",
-                    (item.modality, item.artifact_id, item.text, item.source, item.session, item.created_at or now, item.media, item.caption, to_blob(vec)),
+                    "INSERT INTO items(modality, artifact_id, text, source, session, created_at, media, caption) VALUES (?,?,?,?,?,?,?,?)",
+                    (item.modality, item.artifact_id, item.text, item.source, item.session, item.created_at or now, item.media, item.caption),
                 )
                 ids.append(cur.lastrowid)
+            self.conn.executemany("INSERT INTO vectors(id, vector) VALUES (?, ?)", [(i, to_blob(v)) for i, v in zip(ids, vectors)])
             self.conn.executemany("INSERT OR IGNORE INTO tags(item_id, tag) VALUES (?, ?)", [(i, t) for i, it in zip(ids, items) for t in it.tags])
             self.conn.executemany("INSERT INTO changes(item_id, op) VALUES (?, 'add')", [(i,) for i in ids])
         return ids
@@ -206,7 +211,8 @@ class MetadataDB:
         with self._write():
             self.conn.executemany("INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)", list((meta or {}).items()))
             for i, vec, text, caption in zip(ids, vectors, texts, captions, strict=True):
-                self.conn.execute("UPDATE items SET vector=?, text=?, caption=? WHERE id=?", (to_blob(vec), text, caption, i))
+                self.conn.execute("UPDATE items SET text=?, caption=? WHERE id=?", (text, caption, i))
+                self.conn.execute("UPDATE vectors SET vector=? WHERE id=?", (to_blob(vec), i))
             self.conn.executemany("INSERT INTO changes(item_id, op) VALUES (?, 'update')", [(i,) for i in ids])
 
     def retag(self, item_id: int, add: Sequence[str] = (), remove: Sequence[str] = (), replace: Sequence[str] | None = None) -> list[str]:
@@ -264,7 +270,7 @@ class MetadataDB:
         """(ids that exist [M] int64, their vectors [M, dim])."""
         got_ids, blobs = [], []
         for chunk in _chunks(list(ids), 900):
-            q = f"SELECT id, vector FROM items WHERE id IN ({','.join('?' * len(chunk))})"
+            q = f"SELECT id, vector FROM vectors WHERE id IN ({','.join('?' * len(chunk))})"
             for i, b in self.conn.execute(q, chunk):
                 got_ids.append(i)
                 blobs.append(b)
@@ -274,7 +280,7 @@ class MetadataDB:
         """All (ids [B], vectors [B, dim]) in id order, a batch at a time (bounded memory)."""
         last = -1
         while True:
-            rows = self.conn.execute("SELECT id, vector FROM items WHERE id > ? ORDER BY id LIMIT ?", (last, batch)).fetchall()
+            rows = self.conn.execute("SELECT id, vector FROM vectors WHERE id > ? ORDER BY id LIMIT ?", (last, batch)).fetchall()
             if not rows:
                 return
             last = rows[-1][0]
@@ -284,7 +290,8 @@ class MetadataDB:
         last = -1
         while True:
             rows = self.conn.execute(
-                "SELECT id, modality, text, artifact_id, source, session, created_at, media, caption, vector FROM items WHERE id > ? ORDER BY id LIMIT ?",
+                "SELECT i.id, modality, text, artifact_id, source, session, created_at, media, caption, vector "
+                "FROM items i JOIN vectors v ON v.id = i.id WHERE i.id > ? ORDER BY i.id LIMIT ?",
                 (last, batch),
             ).fetchall()
             if not rows:

@@ -12,6 +12,7 @@ from typing import Annotated
 import typer
 
 from mmagent.cli import models
+from mmagent.cli import tools as tools_cli
 from mmagent.cli import run as run_cmd
 from mmagent.cli.common import report
 
@@ -23,6 +24,7 @@ app = typer.Typer(
     add_completion=False,
 )
 app.add_typer(models.app, name="models")
+app.add_typer(tools_cli.app, name="tools")
 app.command("run")(run_cmd.run)
 
 

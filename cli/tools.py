@@ -1,0 +1,122 @@
+"""`mmagent tools`: list the built-in tools, show one's schema, call one by hand."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from mmagent.cli.common import EXIT_FAILED, console, fail, print_json
+
+app = typer.Typer(help="The typed tools the agent can call: list them, show schemas, call one.", no_args_is_help=True)
+
+
+def _registry():
+    from mmagent.tools.registry import default_registry
+
+    return default_registry()
+
+
+@app.command("list")
+def list_tools(json_out: Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")] = False) -> None:
+    """Lists every built-in tool with its arguments (nothing is loaded).
+
+    Example: mmagent tools list --json
+    """
+    reg = _registry()
+    rows = []
+    for name in reg.names():
+        params = reg.get(name).schema()["function"]["parameters"]
+        rows.append({"name": name, "description": reg.get(name).description, "arguments": list(params.get("properties", {})), "required": params.get("required", [])})
+    if json_out:
+        print_json(rows)
+        return
+    from rich.table import Table
+
+    table = Table("name", "arguments", "description")
+    for r in rows:
+        args = ", ".join(a + ("" if a in r["required"] else "?") for a in r["arguments"])
+        table.add_row(r["name"], args, r["description"])
+    console.print(table)
+
+
+@app.command("show")
+def show(
+    name: Annotated[str, typer.Argument(help="Tool name (see `mmagent tools list`).")],
+    json_out: Annotated[bool, typer.Option("--json", help="Print the OpenAI-style function schema as JSON.")] = False,
+) -> None:
+    """Shows one tool's input schema (what the model sees) and output schema.
+
+    Example: mmagent tools show crop_image --json
+    """
+    from mmagent.tools.registry import UnknownToolError
+
+    try:
+        t = _registry().get(name)
+    except UnknownToolError as err:
+        fail(str(err))
+    doc = {"schema": t.schema(), "output": t.output_schema()}
+    if json_out:
+        print_json(doc)
+        return
+    console.print(f"[bold]{t.name}[/]: {t.description}")
+    params = doc["schema"]["function"]["parameters"]
+    for arg, spec in params.get("properties", {}).items():
+        req = "required" if arg in params.get("required", []) else f"default {json.dumps(spec.get('default'))}"
+        kind = spec.get("type") or spec.get("$ref", "").split("/")[-1] or "/".join(s.get("type", "?") for s in spec.get("anyOf", []))
+        console.print(f"  {arg} ({kind}, {req}): {spec.get('description', '')}", highlight=False)
+    console.print(f"  returns: {', '.join(doc['output'].get('properties', {}))}", highlight=False)
+
+
+@app.command("call")
+def call(
+    name: Annotated[str, typer.Argument(help="Tool name.")],
+    args: Annotated[str, typer.Option("--args", help="Arguments as a JSON object; attached media are image_1, audio_1, ... in order.")] = "{}",
+    image: Annotated[Optional[list[Path]], typer.Option("--image", help="Attach an image file (repeatable).")] = None,
+    audio: Annotated[Optional[list[Path]], typer.Option("--audio", help="Attach a WAV file (repeatable).")] = None,
+    session: Annotated[str, typer.Option(help="Artifact session; ids persist across calls in one session.")] = "cli",
+    timeout: Annotated[float, typer.Option(help="Seconds before the call is abandoned.")] = 300.0,
+    json_out: Annotated[bool, typer.Option("--json", help="Print the ToolResult as JSON.")] = False,
+) -> None:
+    """Calls one tool as the agent would: validated, timed out, errors as observations.
+
+    Example: mmagent tools call read_text --image sign.png --args '{"image": "image_1"}'
+    """
+    from mmagent.tools.artifacts import ArtifactError, ArtifactStore
+    from mmagent.tools.base import ToolContext
+
+    try:
+        arguments = json.loads(args)
+    except json.JSONDecodeError as err:
+        fail(f"--args is not valid JSON ({err}); pass an object such as '{{\"image\": \"image_1\"}}'")
+    store = ArtifactStore.open(session)
+    try:
+        attached = [store.add_image(p).id for p in image or []] + [store.add_audio(p).id for p in audio or []]
+    except ArtifactError as err:
+        fail(str(err))
+    reg = _registry()
+    if name in reg and isinstance(arguments, dict):
+        _fill_media(arguments, reg.get(name).schema()["function"]["parameters"], attached)
+    result = reg.call(name, arguments, ToolContext(artifacts=store, session=session), timeout_s=timeout)
+    if json_out:
+        print_json({"attached": attached, **result.model_dump(mode="json")})
+    else:
+        if attached:
+            console.print(f"attached: {', '.join(attached)}", highlight=False)
+        console.print(result.observation() if result.ok else f"[red]{result.error_kind}[/]: {result.error}", highlight=False)
+        for aid in result.artifacts:
+            console.print(f"new artifact {aid}: {store.get(aid).meta}", highlight=False)
+    if not result.ok:
+        raise typer.Exit(EXIT_FAILED if result.error_kind in ("timeout", "exception") else 2)
+
+
+def _fill_media(arguments: dict, params: dict, attached: list[str]) -> None:
+    """Convenience: a required media argument left out takes the first attached file of its kind."""
+    from mmagent.tools.base import artifact_fields
+
+    for field, kind in artifact_fields(params).items():
+        first = next((a for a in attached if a.startswith(kind + "_")), None)
+        if field not in arguments and field in params.get("required", []) and first:
+            arguments[field] = first

@@ -329,6 +329,21 @@ def test_bad_specs():
     assert RemoteChatModel.from_spec("openai:http://h:1/v1/#m").url == "http://h:1/v1/chat/completions"
 
 
+def test_load_chat_model_reaches_this_backend(server):
+    from mmagent.backends import load_chat_model
+
+    for spec in (f"openai:{server.base_url}#m", f"{server.base_url}#m"):
+        model = load_chat_model(spec)
+        assert isinstance(model, RemoteChatModel) and model.chat(_ask()).text == "Hello there."
+
+
+def test_request_options(server):
+    m = RemoteChatModel.from_spec(f"{server.base_url}#m", temperature=None, extra_body={"seed": 7, "top_p": 0.9})
+    m.chat(_ask())
+    req = server.requests[0]
+    assert "temperature" not in req and req["seed"] == 7 and req["top_p"] == 0.9
+
+
 def test_bad_messages(model, store, tmp_path):
     with pytest.raises(ValueError, match="messages is empty"):
         model.chat([])

@@ -278,6 +278,28 @@ def test_corrupt_bomb_and_unsupported_images_fail_clearly(tmp_path):
     assert decode_image(ok).size == (48, 40)
 
 
+def test_image_token_count_mismatch_is_a_clear_error(trained_path, store):
+    vlm = VLMChatModel.from_pretrained(str(trained_path))
+    vlm.processor.chat_template = CHATML.replace("<image>", "")  # a template that drops image parts
+    with pytest.raises(MediaError, match="Found total 0 <image> tokens and 1 images.*chat template must render"):
+        vlm.chat(_ask(), artifacts=store)
+
+
+def test_tool_role_for_templates_without_a_tool_role(trained_path, store):
+    vlm = VLMChatModel.from_pretrained(str(trained_path), tool_role="user")
+    history = [*_ask(), Message(role="assistant", tool_calls=[ToolCall(name="read_text", arguments={"image": "image_1"})]),
+               Message(role="tool", name="read_text", content=format_tool_result("read_text", {"text": "STOP"}))]
+    conversation, _ = vlm.conversation(history, [READ_TEXT], store)
+    assert [t["role"] for t in conversation] == ["system", "user", "assistant", "user"]
+
+
+def test_load_chat_model_reaches_this_backend(trained_path):
+    from mmagent.backends import load_chat_model
+
+    model = load_chat_model(f"vlm:{trained_path}")
+    assert isinstance(model, VLMChatModel) and model.name == str(trained_path)
+
+
 def test_a_processor_without_chat_template_is_refused(trained_path):
     from transformers import AutoModelForImageTextToText, AutoProcessor
 

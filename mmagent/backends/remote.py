@@ -77,6 +77,8 @@ class RemoteChatModel:
     """An OpenAI-compatible chat endpoint behind the chat interface."""
 
     def __init__(self, config: RemoteConfig | None = None, **fields: Any) -> None:
+        if config is not None and fields:
+            raise TypeError(f"pass either a RemoteConfig or its fields, not both (got config and {', '.join(fields)})")
         self.config = config or RemoteConfig(**fields)
         url = urlparse(self.config.base_url)
         if url.scheme not in ("http", "https") or not url.netloc:
@@ -97,6 +99,12 @@ class RemoteChatModel:
 
     def close(self) -> None:
         self._client.close()
+
+    def __enter__(self) -> RemoteChatModel:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     def chat(
         self,

@@ -156,7 +156,10 @@ class VLMChatModel:
         try:
             inputs = self.processor(text=[prompt], images=images or None, return_tensors="pt")
         except ValueError as err:  # e.g. image-token count mismatch between template and images
-            raise MediaError(f"{self.name} could not prepare the prompt with {len(images)} image(s): {err}") from err
+            raise MediaError(
+                f"{self.name} could not prepare the prompt with {len(images)} image(s): {err} "
+                "(the chat template must render each {'type': 'image'} part as the processor's image token)"
+            ) from err
         inputs = inputs.to(self.model.device)
         if "pixel_values" in inputs and self.model.dtype != torch.float32:
             inputs["pixel_values"] = inputs["pixel_values"].to(self.model.dtype)

@@ -98,7 +98,8 @@ class TranscribeAudio(Tool):
     def load(self) -> None:
         from pocketsphinx import Decoder
 
-        self._decoder = Decoder(samprate=TARGET_RATE, loglevel="ERROR")
+        # Dither (a fixed-seed +-1 LSB of noise): digital silence otherwise decodes as words ("dog").
+        self._decoder = Decoder(samprate=TARGET_RATE, loglevel="ERROR", dither=True, seed=1)
 
     def run(self, args: TranscribeAudioInput, ctx: ToolContext) -> TranscribeAudioOutput:
         x, rate = read_wav(ctx.artifacts.audio_path(args.audio).read_bytes(), self.max_seconds)

@@ -88,8 +88,10 @@ class Agent:
         max_steps: model steps per turn before the turn ends with status `step_limit`.
         max_repairs: invalid outputs or invalid calls sent back to the model before giving up.
         log: an `InteractionLog`, a path for one, or None for `<home>/interactions.sqlite`.
-        checkpoint: the SQLite checkpoint file (default `<home>/sessions.sqlite`).
+        checkpoint: the SQLite checkpoint file (default `<home>/sessions.sqlite`; ":memory:" for
+            a throwaway in-process one).
         constrained: schema-guided decoding of tool calls (local backends).
+        durable: fsync every log and checkpoint commit (survives power loss, not only crashes).
     """
 
     def __init__(
@@ -109,10 +111,12 @@ class Agent:
         max_new_tokens: int = 256,
         tool_timeout_s: float | None = None,
         max_workers: int = 4,
+        durable: bool = False,
     ) -> None:
         if max_steps < 1 or max_repairs < 0:
             raise ValueError(f"max_steps must be >= 1 and max_repairs >= 0, got {max_steps} and {max_repairs}")
         self.registry = _registry(tools)
+        self._schemas = self.registry.schemas()  # fixed for the agent's life; rebuilt per turn it cost ~1 ms
         unknown = sorted(set(approval) - set(self.registry.names()))
         if unknown:
             raise ValueError(f"approval names tools this agent does not have: {unknown}; its tools: {self.registry.names()}")
@@ -120,9 +124,9 @@ class Agent:
         self.memory = memory
         self.approval = frozenset(approval)
         self.settings = _settings()
-        self.log = log if isinstance(log, InteractionLog) else InteractionLog(log)
+        self.log = log if isinstance(log, InteractionLog) else InteractionLog(log, durable=durable)
         self.checkpoint_path = Path(checkpoint) if checkpoint else default_checkpoint_path(self.settings)
-        self._saver = open_checkpointer(self.checkpoint_path)
+        self._saver = open_checkpointer(self.checkpoint_path, durable=durable)
         self.graph = build_graph().compile(checkpointer=self._saver)
         self.artifacts_root = Path(artifacts_root) if artifacts_root else self.settings.artifacts_dir
         self._stores: dict[str, Any] = {}
@@ -214,7 +218,8 @@ class Agent:
         for store in self._stores.values():
             store.close()
         self.log.close()
-        self._saver.conn.close()
+        if hasattr(self._saver, "conn"):
+            self._saver.conn.close()
 
     def __enter__(self) -> Agent:
         return self
@@ -277,7 +282,7 @@ class Agent:
     def _context(self) -> AgentContext:
         return AgentContext(
             model=self.model, registry=self.registry, artifacts=self.artifacts, log=self.log, memory=self.memory,
-            approval=self.approval, schemas=self.registry.schemas(), **self._options,
+            approval=self.approval, schemas=self._schemas, **self._options,
         )
 
     def _snapshot(self, session: str, must_exist: bool = True):

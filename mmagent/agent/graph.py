@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import sqlite3
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -162,19 +162,25 @@ def act(state: AgentState, runtime: Runtime[AgentContext]) -> dict[str, Any]:
             runnable.append(c)
     for c in runnable:
         _emit(state, "tool_call_start", step=state["steps"], call=_public(c))
-    if runnable:
-        with ThreadPoolExecutor(max_workers=max(1, min(ctx.max_workers, len(runnable)))) as pool:
-            futures = {c["id"]: pool.submit(ctx.registry.call, c["name"], c["arguments"], tool_ctx, ctx.tool_timeout_s) for c in runnable}
-            for c in runnable:  # all run concurrently; results are collected in call order
-                r = futures[c["id"]].result()
-                records[c["id"]] = _record(c, step=state["steps"], ok=r.ok, output=r.output, error=r.error,
-                                           error_kind=r.error_kind, artifacts=list(r.artifacts), latency_s=r.latency_s,
-                                           approval=approvals.get(c["id"]))
-                _emit(state, "tool_call_end", step=state["steps"], call=_public(c), result=dict(records[c["id"]]))
+    for c, r in zip(runnable, _run_calls(runnable, ctx, tool_ctx)):
+        records[c["id"]] = _record(c, step=state["steps"], ok=r.ok, output=r.output, error=r.error, error_kind=r.error_kind,
+                                   artifacts=list(r.artifacts), latency_s=r.latency_s, approval=approvals.get(c["id"]))
+        _emit(state, "tool_call_end", step=state["steps"], call=_public(c), result=dict(records[c["id"]]))
     ordered = [records[c["id"]] for c in pending]
     if ctx.log:
         ctx.log.log_calls(state["turn_id"], ordered)
     return {"turn_calls": ordered, "pending": [], "approvals": {}}
+
+
+def _run_calls(calls: list[dict[str, Any]], ctx: AgentContext, tool_ctx: Any) -> Iterator[Any]:
+    """Yields each call's ToolResult in call order; independent calls of one step run concurrently
+    (each already runs in the registry's own timeout thread: one call needs no pool)."""
+    if len(calls) <= 1:
+        yield from (ctx.registry.call(c["name"], c["arguments"], tool_ctx, ctx.tool_timeout_s) for c in calls)
+        return
+    with ThreadPoolExecutor(max_workers=max(1, min(ctx.max_workers, len(calls)))) as pool:
+        futures = [pool.submit(ctx.registry.call, c["name"], c["arguments"], tool_ctx, ctx.tool_timeout_s) for c in calls]
+        yield from (f.result() for f in futures)
 
 
 def observe(state: AgentState, runtime: Runtime[AgentContext]) -> dict[str, Any]:
@@ -246,15 +252,24 @@ def build_graph() -> StateGraph:
     return g
 
 
-def open_checkpointer(path: Path | str):
-    """LangGraph's SQLite checkpointer on `path` (WAL: readers never block the writer)."""
+def open_checkpointer(path: Path | str, durable: bool = False):
+    """LangGraph's SQLite checkpointer on `path` (WAL: readers never block the writer).
+
+    `":memory:"` gives LangGraph's in-memory saver (one process only, nothing survives it).
+    """
+    if str(path) == ":memory:":
+        from langgraph.checkpoint.memory import InMemorySaver
+
+        return InMemorySaver()
     from langgraph.checkpoint.sqlite import SqliteSaver
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     conn = sqlite3.connect(path, timeout=30, check_same_thread=False)
     conn.execute("PRAGMA journal_mode=WAL")
-    conn.execute("PRAGMA synchronous=NORMAL")  # commits survive a killed process; see log.py
+    # NORMAL: commits survive a killed process (the WAL is in the OS cache); FULL adds an fsync per
+    # commit to also survive power loss. See log.py.
+    conn.execute(f"PRAGMA synchronous={'FULL' if durable else 'NORMAL'}")
     saver = SqliteSaver(conn)
     saver.setup()
     return saver

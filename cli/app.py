@@ -12,6 +12,7 @@ from typing import Annotated
 import typer
 
 from mmagent.cli import models
+from mmagent.cli import memory as memory_cli
 from mmagent.cli import tools as tools_cli
 from mmagent.cli import run as run_cmd
 from mmagent.cli.common import report
@@ -25,6 +26,7 @@ app = typer.Typer(
 )
 app.add_typer(models.app, name="models")
 app.add_typer(tools_cli.app, name="tools")
+app.add_typer(memory_cli.app, name="memory")
 app.command("run")(run_cmd.run)
 
 

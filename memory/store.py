@@ -85,6 +85,7 @@ class MemoryStore:
         readonly: bool = False,
         config: IndexConfig | None = None,
         checkpoint_every: int = 1000,
+        checkpoint_fraction: float = 0.25,
         brute_force_max: int = 4096,
         lock_timeout_s: float = 30.0,
         reembed: bool = False,
@@ -92,7 +93,11 @@ class MemoryStore:
         self.path = Path(path).expanduser()
         self.readonly = readonly
         self.config = config or IndexConfig()
+        # Snapshot after max(checkpoint_every, checkpoint_fraction * n) changes: a snapshot costs
+        # O(n) to write, so a fixed interval makes bulk loads quadratic; replay after a crash is
+        # bounded by the same number of changes.
         self.checkpoint_every = checkpoint_every
+        self.checkpoint_fraction = checkpoint_fraction
         self.brute_force_max = brute_force_max  # filtered searches over at most this many items are exact, from SQLite
         self._embedder = embedder
         self._mutex = threading.RLock()
@@ -335,7 +340,7 @@ class MemoryStore:
         """Snapshots pending changes when cheap or many (replaying a few from SQLite is faster)."""
         with self._mutex:
             pending = self.seq - self.saved_seq
-            if not self.readonly and self.index is not None and pending and (pending >= self.checkpoint_every or self.index.ntotal <= self.config.exact_max):
+            if not self.readonly and self.index is not None and pending and (pending >= self._checkpoint_interval() or self.index.ntotal <= self.config.exact_max):
                 try:
                     self.checkpoint()
                 except MemoryStoreError as err:
@@ -430,8 +435,11 @@ class MemoryStore:
         if self.index.needs_training():
             self._retrain(self.index.ntotal)
             self._checkpoint()  # a trained IVF is expensive: persist it at once
-        elif self.seq - self.saved_seq >= self.checkpoint_every:
+        elif self.seq - self.saved_seq >= self._checkpoint_interval():
             self._checkpoint()
+
+    def _checkpoint_interval(self) -> int:
+        return max(self.checkpoint_every, int(self.checkpoint_fraction * self.index.ntotal))
 
     def _checkpoint(self) -> Path | None:
         if self.index is None:
@@ -539,9 +547,17 @@ def _open_image(image: Image.Image | Path | str) -> Image.Image:
 
 
 def transcribe(audio: Path) -> str:
-    """Speech to text with the project's ASR (tools/audio.py, pocketsphinx)."""
-    from mmagent.tools.audio import transcribe_file
+    """Speech to text with the `transcribe_audio` tool (pocketsphinx), through a private artifact store."""
+    import tempfile
+
+    from mmagent.tools.artifacts import ArtifactStore
+    from mmagent.tools.audio import TranscribeAudio
+    from mmagent.tools.base import ToolContext
 
     if not audio.is_file():
         raise FileNotFoundError(f"no audio file at {audio}")
-    return transcribe_file(audio)
+    asr = TranscribeAudio()
+    with tempfile.TemporaryDirectory(prefix="mmagent-memory-asr-") as tmp:
+        ctx = ToolContext(artifacts=ArtifactStore(Path(tmp), session="memory"))
+        art = ctx.artifacts.add_audio(audio)
+        return asr.invoke(asr.input_model(audio=art.id), ctx).text

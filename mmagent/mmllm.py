@@ -229,14 +229,18 @@ class MMLLM(nn.Module):
             images.append(check_image(img, self.config.max_image_pixels, what=art_id))
         return images
 
-    @staticmethod
-    def _lookup(art_id: str, artifacts: Any) -> Any:
+    def _lookup(self, art_id: str, artifacts: Any) -> Any:
+        """An image id -> PIL image, from a mapping (PIL images or encoded bytes) or an ArtifactStore."""
         if isinstance(artifacts, Mapping):
             if art_id not in artifacts:
                 raise KeyError(f"unknown image {art_id!r}; given: {', '.join(artifacts) or 'none'}")
             img = artifacts[art_id]
+            if isinstance(img, bytes):  # untrusted bytes: format and pixel count checked before decoding
+                from mmagent.backends.media import decode_image
+
+                return decode_image(img, max_pixels=self.config.max_image_pixels, what=art_id)
             if not isinstance(img, Image.Image):
-                raise UnsupportedMediaError(f"{art_id} is a {type(img).__name__}, not an image; only images can be attached to this model")
+                raise UnsupportedMediaError(f"{art_id} is a {type(img).__name__}, not an image; pass a PIL image or encoded image bytes")
             return img
         art = artifacts.get(art_id)  # ArtifactStore: unknown ids raise ArtifactError naming the known ones
         if art.kind != "image":

@@ -59,8 +59,8 @@ class VisionTowerEncoder(nn.Module):
         self.feature_layer = feature_layer
         cfg = tower.config
         patches = (cfg.image_size // cfg.patch_size) ** 2
-        # CLIP's embeddings carry a class token (position table = patches + 1); SigLIP's do not.
-        self.has_cls = getattr(tower.vision_model.embeddings, "num_positions", patches) == patches + 1
+        # CLIP's embeddings carry a learned class token (output row 0); SigLIP's do not.
+        self.has_cls = any(hasattr(m, "class_embedding") for m in tower.modules())
         self.hidden_size = cfg.hidden_size
         self.num_tokens = patches
 

@@ -1,0 +1,301 @@
+"""The composed MM-LLM on tiny random parts (2-layer Llama, hidden 64; a 16-token conv encoder):
+the splice, labels, mixed batches, generation with and without KV cache, save/load, adapters,
+bad input, and the composed chat backend."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from tiny_mmllm import color_image, tiny_mmllm
+
+from mmagent.chat import Message
+from mmagent.mmllm import (IGNORE, EmptyPromptError, ImageTokenMismatchError, MMLLM, MMLLMConfig, PromptTooLongError,
+                           UnsupportedMediaError)
+from mmagent.projectors import ProjectorConfig
+from mmagent.token_reduction import ReductionConfig
+
+RED, BLUE, GREEN = color_image((255, 0, 0)), color_image((0, 0, 255)), color_image((0, 255, 0))
+ART = {"image_1": RED, "image_2": BLUE, "image_3": GREEN}
+
+
+@pytest.fixture(scope="module")
+def model() -> MMLLM:
+    return tiny_mmllm()
+
+
+def _user(text: str, *images: str) -> Message:
+    return Message(role="user", content=text, images=list(images))
+
+
+def test_splice_puts_features_exactly_at_placeholders(model):
+    x = model.build_inputs([_user("What is in this picture?", "image_1", "image_2")], artifacts=ART)
+    ids = x.input_ids[None]
+    slots = ids[0] == model.image_token_id
+    assert int(slots.sum()) == 2 * model.tokens_per_image == 32
+    with torch.no_grad():
+        embeds = model.embed(ids, x.pixel_values)
+        feats = model.encode_images(x.pixel_values)  # [2, 16, 64]
+        plain = model.llm.get_input_embeddings()(ids)
+    torch.testing.assert_close(embeds[0, slots], feats.flatten(0, 1))
+    torch.testing.assert_close(embeds[0, ~slots], plain[0, ~slots])
+    first = slots.nonzero().flatten()
+    torch.testing.assert_close(embeds[0, first[:16]], feats[0])  # image_1's tokens come first
+
+
+def test_labels_cover_only_assistant_turns(model):
+    msgs = [_user("What is in this picture?", "image_1"), Message(role="assistant", content="A red square."),
+            _user("And now?"), Message(role="assistant", content="The lazy dog.")]
+    x = model.build_inputs(msgs, artifacts=ART)
+    kept = [t for t, lab in zip(x.input_ids.tolist(), x.labels.tolist()) if lab != IGNORE]
+    text = model.tokenizer.decode(kept)
+    assert text == "A red square.<|im_end|>\nThe lazy dog.<|im_end|>\n"
+    assert (x.labels[x.input_ids == model.image_token_id] == IGNORE).all()
+    assert (x.labels[x.labels != IGNORE] == x.input_ids[x.labels != IGNORE]).all()
+
+
+def test_tool_calls_and_tools_render_into_the_prompt(model):
+    from mmagent.chat import ToolCall
+
+    tools = [{"type": "function", "function": {"name": "read_text", "description": "Reads text.",
+                                               "parameters": {"type": "object", "properties": {"image": {"type": "string"}}}}}]
+    msgs = [_user("read it", "image_1"), Message(role="assistant", tool_calls=[ToolCall(name="read_text", arguments={"image": "image_1"})])]
+    x = model.build_inputs(msgs, tools, artifacts=ART)
+    assert "read_text(" in x.text and "[attached: image_1]" in x.text
+    labeled = model.tokenizer.decode([t for t, lab in zip(x.input_ids.tolist(), x.labels.tolist()) if lab != IGNORE])
+    assert labeled.startswith('<tool_call>{"name": "read_text", "arguments": {"image": "image_1"}}</tool_call>')
+
+
+def test_batch_mixing_zero_one_and_two_images_matches_single_runs(model):
+    items = [model.build_inputs([_user("What is in this picture?"), Message(role="assistant", content="A fox.")], artifacts=ART),
+             model.build_inputs([_user("What is in this picture?", "image_1")], artifacts=ART),
+             model.build_inputs([_user("The quick brown fox", "image_2", "image_3")], artifacts=ART)]
+    batch = model.collate(items)
+    assert batch["pixel_values"].shape[0] == 3
+    with torch.no_grad():
+        out = model(**batch)
+        logits = out.logits
+        for row, x in enumerate(items):
+            alone = model(x.input_ids[None], pixel_values=x.pixel_values).logits[0]
+            torch.testing.assert_close(logits[row, : len(x.input_ids)], alone, atol=1e-4, rtol=1e-4)
+    assert torch.isfinite(out.loss)
+
+
+def test_training_loss_reaches_projector_only(model):
+    x = model.build_inputs([_user("What is in this picture?", "image_1"), Message(role="assistant", content="A red square.")], artifacts=ART)
+    batch = model.collate([x])
+    model.projector.zero_grad()
+    out = model(**batch)
+    out.loss.backward()
+    assert torch.isfinite(out.loss)
+    assert all(p.grad is not None for p in model.projector.parameters())
+    assert all(p.grad is None for p in model.llm.parameters())
+    model.projector.zero_grad()
+
+
+def test_generation_with_kv_cache_equals_without(model):
+    from mmagent.generation import SamplingConfig
+
+    x = model.build_inputs([_user("What is in this picture?", "image_1")], artifacts=ART, add_generation_prompt=True)
+    batch = model.collate([x])
+    s = SamplingConfig(max_new_tokens=12)
+    cached = model.generate(batch, sampling=s)
+    recomputed = model.generate(batch, sampling=s, use_cache=False)
+    assert cached.tokens == recomputed.tokens and len(cached.tokens[0]) > 0
+
+
+def test_left_padded_batch_generates_as_single_rows(model):
+    from mmagent.generation import SamplingConfig
+
+    items = [model.build_inputs([_user("What is in this picture?", "image_1")], artifacts=ART, add_generation_prompt=True),
+             model.build_inputs([_user("fox")], add_generation_prompt=True)]
+    s = SamplingConfig(max_new_tokens=6)
+    both = model.generate(model.collate(items, padding_side="left"), sampling=s)
+    for row, x in enumerate(items):
+        assert both.tokens[row] == model.generate(model.collate([x]), sampling=s).tokens[0]
+    with pytest.raises(ValueError, match="left padding"):
+        model.generate(model.collate(items, padding_side="right"), sampling=s)
+
+
+def test_sampling_is_reproducible_with_a_seed(model):
+    from mmagent.generation import SamplingConfig
+
+    batch = model.collate([model.build_inputs([_user("fox")], add_generation_prompt=True)])
+    s = SamplingConfig(max_new_tokens=8, temperature=1.0, top_k=50, top_p=0.9, seed=3)
+    assert model.generate(batch, sampling=s).tokens == model.generate(batch, sampling=s).tokens
+
+
+def test_processor_hook_sees_every_step_and_can_force_tokens(model):
+    from mmagent.generation import SamplingConfig
+
+    target = model.tokenizer.encode("the lazy dog", add_special_tokens=False)
+    seen = []
+
+    def force(ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
+        step = len(seen)
+        seen.append(ids.shape[1])
+        out = torch.full_like(scores, float("-inf"))
+        out[:, target[step] if step < len(target) else model.eos_token_ids[0]] = 0
+        return out
+
+    batch = model.collate([model.build_inputs([_user("fox")], add_generation_prompt=True)])
+    out = model.generate(batch, sampling=SamplingConfig(max_new_tokens=20), processors=[force])
+    assert out.tokens[0] == target and out.finished == [True]
+    assert seen == list(range(batch["input_ids"].shape[1], batch["input_ids"].shape[1] + len(target) + 1))
+
+
+def test_adapters_switch_at_run_time_and_save_load_gives_identical_logits(model, tmp_path):
+    from mmagent.lora import LoraSettings
+
+    m = tiny_mmllm(MMLLMConfig(llm="tiny", encoder="tiny", projector=ProjectorConfig(kind="resampler", num_queries=4, heads=4)))
+    x = m.collate([m.build_inputs([_user("What is in this picture?", "image_1")], artifacts=ART)])
+    with torch.no_grad():
+        base = m(**x).logits
+    for name in ("tools", "chat"):
+        m.add_adapter(name, LoraSettings(r=4, alpha=8, dropout=0.0))
+        for n, p in m.llm.named_parameters():  # LoRA B starts at zero; make the adapters differ
+            if "lora_B" in n and f".{name}." in n:
+                torch.nn.init.normal_(p, std=0.5)
+    with torch.no_grad():
+        m.set_adapter("tools")
+        tools_logits = m(**x).logits
+        m.set_adapter("chat")
+        chat_logits = m(**x).logits
+        m.set_adapter(None)
+        torch.testing.assert_close(m(**x).logits, base)
+    assert not torch.allclose(tools_logits, chat_logits)
+    m.set_adapter("tools")
+    folder = m.save_pretrained(tmp_path / "saved")
+    assert {p.name for p in folder.iterdir()} == {"mmllm_config.json", "projector.safetensors", "adapters"}
+    fresh = tiny_mmllm(seed=0)
+    loaded = MMLLM.from_pretrained(folder, llm=fresh.llm, tokenizer=fresh.tokenizer, encoder=fresh.encoder)
+    assert loaded.adapters == ["chat", "tools"] and loaded.active_adapter == "tools"
+    with torch.no_grad():
+        torch.testing.assert_close(loaded(**x).logits, tools_logits)
+        loaded.set_adapter("chat")
+        torch.testing.assert_close(loaded(**x).logits, chat_logits)
+
+
+def test_token_reduction_sets_tokens_per_image():
+    m = tiny_mmllm(MMLLMConfig(llm="tiny", encoder="tiny", reduction=ReductionConfig(method="merge", budget=5)))
+    x = m.build_inputs([_user("What is in this picture?", "image_1")], artifacts=ART)
+    assert m.tokens_per_image == 5 and int((x.input_ids == m.image_token_id).sum()) == 5
+    with torch.no_grad():
+        assert torch.isfinite(m(x.input_ids[None], pixel_values=x.pixel_values).logits).all()
+
+
+# --- bad input --------------------------------------------------------------------------------
+
+
+def test_placeholder_count_mismatch_is_named(model):
+    with pytest.raises(ImageTokenMismatchError, match="writes <image> 2 time"):
+        model.build_inputs([_user("<image> and <image>", "image_1")], artifacts=ART)
+    x = model.build_inputs([_user("What is in this picture?", "image_1")], artifacts=ART)
+    with pytest.raises(ImageTokenMismatchError, match="16 image placeholder tokens but 2 image"):
+        model.embed(x.input_ids[None], torch.cat([x.pixel_values, x.pixel_values]))
+    with pytest.raises(ImageTokenMismatchError, match="no images were given"):
+        model.embed(x.input_ids[None])
+
+
+def test_empty_prompt(model):
+    with pytest.raises(EmptyPromptError, match="empty"):
+        model.build_inputs([])
+    with pytest.raises(EmptyPromptError, match="empty"):
+        model.build_inputs([Message(role="user", content="  ")])
+
+
+def test_prompt_over_context_length(model):
+    with pytest.raises(PromptTooLongError, match=r"reads at most 512"):
+        model.build_inputs([_user("fox " * 400)])
+    with pytest.raises(PromptTooLongError, match=r"\+250 to generate"):
+        model.build_inputs([_user("fox " * 150)], reserve_tokens=250)
+
+
+def test_unsupported_corrupt_and_oversized_media(model):
+    with pytest.raises(UnsupportedMediaError, match="not an image"):
+        model.build_inputs([_user("hi", "image_1")], artifacts={"image_1": [1, 2, 3]})
+    with pytest.raises(ValueError, match="image_1"):
+        model.build_inputs([_user("hi", "image_1")], artifacts={"image_1": b"\x89PNG\r\n\x1a\n" + b"\0" * 40})
+    with pytest.raises(KeyError, match="unknown image 'image_9'"):
+        model.build_inputs([_user("hi", "image_9")], artifacts=ART)
+    with pytest.raises(ValueError, match="no artifacts were passed"):
+        model.build_inputs([_user("hi", "image_1")])
+    small = tiny_mmllm(MMLLMConfig(llm="tiny", encoder="tiny", max_image_pixels=1000))
+    with pytest.raises(ValueError, match="40x40 = 1,600 pixels, over the limit of 1,000"):
+        small.build_inputs([_user("hi", "image_1")], artifacts=ART)
+
+
+# --- the composed chat backend ----------------------------------------------------------------
+
+
+def test_composed_chat_streams_and_uses_the_artifact_store(model, tmp_path):
+    from mmagent.backends.composed import ComposedChatModel
+    from mmagent.chat import ChatModel, ChatResult
+    from mmagent.tools.artifacts import ArtifactStore
+
+    store = ArtifactStore(tmp_path / "art", "s")
+    art = store.add_image(RED)
+    chat = ComposedChatModel(model, name="tiny")
+    assert isinstance(chat, ChatModel)
+    pieces: list[str] = []
+    res = chat.chat([_user("What is in this picture?", art.id)], artifacts=store, max_new_tokens=10, on_token=pieces.append)
+    assert isinstance(res, ChatResult) and res.model == "tiny" and res.completion_tokens > 0
+    assert "".join(pieces) == res.text
+    audio = store.add_audio(_wav())
+    with pytest.raises(UnsupportedMediaError, match="audio"):
+        chat.chat([_user("hi", audio.id)], artifacts=store, max_new_tokens=2)
+    blob = store.root / "blobs" / art.sha256[:2] / art.sha256
+    blob.write_bytes(blob.read_bytes()[:60])  # corrupted on disk
+    with pytest.raises(ValueError, match="could not be decoded"):
+        chat.chat([_user("hi", art.id)], artifacts=store, max_new_tokens=2)
+
+
+def test_composed_chat_parses_tool_calls(model):
+    from mmagent.backends.composed import ComposedChatModel
+    from mmagent.generation import SamplingConfig
+
+    call = '<tool_call>{"name": "read_text", "arguments": {"image": "image_1"}}</tool_call>'
+    target = model.tokenizer.encode(call, add_special_tokens=False) + [model.eos_token_ids[0]]
+
+    class Scripted(ComposedChatModel):  # forces the reply through the processor hook
+        def chat(self, *args, **kwargs):
+            step = iter(target)
+            orig = self.model.generate
+
+            def gen(batch, sampling=None, processors=(), on_step=None):
+                def force(ids, scores):
+                    out = torch.full_like(scores, float("-inf"))
+                    out[:, next(step)] = 0
+                    return out
+                return orig(batch, sampling=sampling, processors=[force], on_step=on_step)
+
+            self.model.generate = gen
+            try:
+                return super().chat(*args, **kwargs)
+            finally:
+                del self.model.generate
+
+    res = Scripted(model, sampling=SamplingConfig()).chat([_user("read it", "image_1")], artifacts=ART, max_new_tokens=60)
+    assert [c.name for c in res.tool_calls] == ["read_text"] and res.tool_calls[0].arguments == {"image": "image_1"}
+    assert res.parse_errors == []
+
+
+def test_load_chat_model_rejects_what_is_not_a_chat_model():
+    from mmagent.backends import load_chat_model
+
+    with pytest.raises(ValueError, match="text-embedder model, not a chat model"):
+        load_chat_model("minilm-l6")
+    with pytest.raises(ValueError, match="cannot load chat model 'nonsense'"):
+        load_chat_model("nonsense")
+
+
+def _wav() -> bytes:
+    import io
+    import wave
+
+    buf = io.BytesIO()
+    with wave.open(buf, "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(16000)
+        w.writeframes(b"\0\0" * 1600)
+    return buf.getvalue()

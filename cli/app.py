@@ -15,6 +15,7 @@ from mmagent.cli import models
 from mmagent.cli import memory as memory_cli
 from mmagent.cli import tools as tools_cli
 from mmagent.cli import run as run_cmd
+from mmagent.cli import chat as chat_cmd
 from mmagent.cli.common import report
 
 app = typer.Typer(
@@ -28,6 +29,7 @@ app.add_typer(models.app, name="models")
 app.add_typer(tools_cli.app, name="tools")
 app.add_typer(memory_cli.app, name="memory")
 app.command("run")(run_cmd.run)
+app.command("chat")(chat_cmd.chat)
 
 
 @app.callback()

@@ -12,6 +12,13 @@ from mmagent.cli.common import EXIT_FAILED, err_console, fail, print_json
 SCRIPTED = "scripted:"
 
 
+def resolve_model(spec: str):
+    """A `scripted:FILE.json` spec becomes a ScriptedChatModel; any other spec loads lazily in the Agent."""
+    from mmagent.agent import ScriptedChatModel
+
+    return ScriptedChatModel.from_file(spec[len(SCRIPTED):]) if spec.startswith(SCRIPTED) else spec
+
+
 def run(
     prompt: Annotated[str, typer.Argument(help="What the agent should do.")],
     image: Annotated[Optional[list[Path]], typer.Option("--image", "-i", help="Image to attach (repeatable); referred to as image_1, image_2 ...")] = None,
@@ -27,14 +34,13 @@ def run(
 
     Example: mmagent run "What does this sign say?" --image examples/sign.png --json
     """
-    from mmagent.agent import Agent, ScriptedChatModel
+    from mmagent.agent import Agent
 
     for p in [*(image or []), *(audio or [])]:
         if not p.is_file():
             fail(f"no such file: {p}")
     try:
-        chat_model = ScriptedChatModel.from_file(model[len(SCRIPTED):]) if model.startswith(SCRIPTED) else model
-        with Agent(model=chat_model, tools=tool or None, max_steps=max_steps, constrained=constrained) as agent:
+        with Agent(model=resolve_model(model), tools=tool or None, max_steps=max_steps, constrained=constrained) as agent:
             if json_out:
                 result = agent.run(prompt, images=image or [], audio=audio or [], session=session)
             else:

@@ -13,8 +13,11 @@
 
 2. Constrained vs free decoding on the embedded model (`mmagent-default`: SmolLM2-135M-Instruct,
    not tool-tuned yet) over the built-in tool schemas: how many replies hold a call, how many
-   calls parse and validate against the tools' input models, and tokens/s. `required` forces a
-   call (grammar mode "required") to show the guarantee on a model that never calls on its own.
+   calls parse and validate against the tools' input models, how many were cut off by the token
+   budget (the one thing the grammar cannot prevent), tokens/s, and the grammar's own cost per
+   token. `auto` is what `constrained=True` does (prose allowed; a call, once opened, is
+   constrained); `required` forces a call, to show the guarantee on a model that never calls on
+   its own. All three run the composed model's own decode loop, as `ChatModel.chat` does.
 """
 
 from __future__ import annotations
@@ -125,56 +128,63 @@ def decode(max_new_tokens: int) -> None:
 
     torch.set_num_threads(1)
     t0 = time.perf_counter()
-    model = load_chat_model("mmagent-default")
+    chat_model = load_chat_model("mmagent-default")
     load_s = time.perf_counter() - t0
+    m = chat_model.model  # the composed MMLLM: the same build_inputs + decode loop as chat_model.chat
     registry = default_registry()
     tools = registry.schemas()
     store = ArtifactStore(tempfile.mkdtemp(prefix="mmagent-bench-art-"), "bench")
     store.add_image(Image.new("RGB", (96, 64), "white"))
     system = Message(role="system", content="You are a helpful assistant that calls tools.")
 
-    def required(messages):
-        """The composed model's own decode loop with the grammar in 'required' mode."""
-        m = model.model
-        inputs = m.build_inputs(messages, tools, artifacts=store, add_generation_prompt=True, reserve_tokens=max_new_tokens)
-        proc = tool_call_processor(m.tokenizer, tools, mode="required", eos_token_ids=m.eos_token_ids)
-        out = m.generate(m.collate([inputs]), sampling=SamplingConfig(max_new_tokens=max_new_tokens), processors=[proc])
-        return m.tokenizer.decode(out.tokens[0], skip_special_tokens=True), len(out.tokens[0])
+    class Timed:
+        """The grammar processor, timed per decode step."""
+
+        def __init__(self, proc):
+            self.proc, self.seconds, self.steps = proc, 0.0, 0
+
+        def __call__(self, ids, scores):
+            t0 = time.perf_counter()
+            out = self.proc(ids, scores)
+            self.seconds += time.perf_counter() - t0
+            self.steps += 1
+            return out
 
     rows = []
-    for mode in ("free", "constrained (auto)", "constrained (required)"):
-        replies_with_call = calls = parsed = valid = tokens = 0
-        secs = 0.0
+    for mode in ("free", "auto", "required"):
+        with_call = blocks = parsed = valid = cut = tokens = 0
+        secs = grammar_s = 0.0
+        grammar_steps = 0
         for prompt, images in PROMPTS:
             msgs = [system, Message(role="user", content=prompt, images=images)]
+            inputs = m.build_inputs(msgs, tools, artifacts=store, add_generation_prompt=True, reserve_tokens=max_new_tokens)
+            procs = [] if mode == "free" else [Timed(tool_call_processor(m.tokenizer, tools, mode=mode, eos_token_ids=m.eos_token_ids))]
             t0 = time.perf_counter()
-            if mode == "constrained (required)":
-                text, n = required(msgs)
-            else:
-                r = model.chat(msgs, tools, artifacts=store, max_new_tokens=max_new_tokens, constrained=mode != "free")
-                text, n = r.text, r.completion_tokens
+            out = m.generate(m.collate([inputs]), sampling=SamplingConfig(max_new_tokens=max_new_tokens), processors=procs)
             secs += time.perf_counter() - t0
-            tokens += n
-            got, errors, _ = parse_tool_calls(text)
-            replies_with_call += bool(got or errors)
-            calls += len(got) + len(errors)
+            tokens += len(out.tokens[0])
+            if procs:
+                grammar_s, grammar_steps = grammar_s + procs[0].seconds, grammar_steps + procs[0].steps
+            got, errors, _ = parse_tool_calls(m.tokenizer.decode(out.tokens[0], skip_special_tokens=True))
+            with_call += bool(got or errors)
+            blocks += len(got) + len(errors)
             parsed += len(got)
+            cut += sum("cut off" in e for e in errors)
             for c in got:
-                if c.name in registry:
-                    try:
-                        registry.get(c.name).input_model.model_validate(c.arguments)
-                        valid += 1
-                    except Exception:  # noqa: BLE001 - counted as invalid
-                        pass
-        rows.append((mode, replies_with_call, calls, parsed, valid, tokens / secs))
-    print(f"\n## Constrained vs free decoding: mmagent-default (SmolLM2-135M, untuned), {len(PROMPTS)} prompts, "
+                try:
+                    registry.get(c.name).input_model.model_validate(c.arguments)
+                    valid += 1
+                except Exception:  # noqa: BLE001 - unknown tool or invalid arguments: not valid
+                    pass
+        ms = f"{1e3 * grammar_s / grammar_steps:.2f}" if grammar_steps else "-"
+        rows.append((mode, with_call, blocks, parsed, valid, cut, tokens / secs, ms))
+    print(f"\n## Constrained vs free decoding: mmagent-default (SmolLM2-135M, not tool-tuned), {len(PROMPTS)} prompts, "
           f"greedy, max {max_new_tokens} new tokens, {len(tools)} tools, torch threads {torch.get_num_threads()}; "
           f"model load {load_s:.1f} s\n")
-    print("| decoding | replies with a call | call blocks | parsed | valid (schema) | tokens/s (incl. prefill) |")
-    print("|---|---:|---:|---:|---:|---:|")
-    for mode, with_call, n, p, v, tps in rows:
-        rate = lambda k: f"{k}/{n}" + (f" ({100 * k / n:.0f}%)" if n else "")  # noqa: E731
-        print(f"| {mode} | {with_call}/{len(PROMPTS)} | {n} | {rate(p)} | {rate(v)} | {tps:.1f} |")
+    print("| decoding | replies with a call | call blocks | parsed | valid (schema) | cut off by the budget | tokens/s (incl. prefill) | grammar ms/token |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|")
+    for mode, wc, n, p, v, c, tps, ms in rows:
+        print(f"| {mode} | {wc}/{len(PROMPTS)} | {n} | {p} | {v} | {c} | {tps:.1f} | {ms} |")
 
 
 def main() -> None:
@@ -182,7 +192,7 @@ def main() -> None:
     ap.add_argument("--turns", type=int, default=40)
     ap.add_argument("--steps", type=int, default=5, help="model steps per turn (steps-1 tool calls, then an answer)")
     ap.add_argument("--skip-decode", action="store_true", help="skip the embedded-model decoding table")
-    ap.add_argument("--max-new-tokens", type=int, default=48)
+    ap.add_argument("--max-new-tokens", type=int, default=64)
     args = ap.parse_args()
     sys.stdout.reconfigure(line_buffering=True)
     overhead(args.turns, args.steps)

@@ -206,3 +206,19 @@ def test_class_form_loads_lazily_once():
     assert t.invoke(_Echo(audio="audio_1"), None).calls == 1
     assert t.invoke(_Echo(audio="audio_1"), None).calls == 2
     assert t.loads == 1
+
+
+def test_tool_defined_inside_a_function_resolves_local_types():
+    class LocalOut(BaseModel):
+        doubled: int
+
+    @tool(name="double_it")
+    def double(x: int) -> LocalOut:
+        """Doubles.
+
+        Args:
+            x: The number.
+        """
+        return LocalOut(doubled=2 * x)
+
+    assert double.name == "double_it" and double.invoke(double.input_model(x=4), None).doubled == 8

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import inspect
 import re
+import sys
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -139,19 +140,22 @@ class FunctionTool(Tool):
 
 def tool(fn: Callable[..., Any] | None = None, *, name: str | None = None) -> Any:
     """Turns a typed, documented function into a `Tool` (see the module docstring)."""
+    # The caller's locals resolve string annotations (`from __future__ import annotations`) of
+    # tools defined inside a function, as they would resolve at module level.
+    localns = dict(sys._getframe(1).f_locals)
     if fn is None:
-        return lambda f: tool(f, name=name)
-    return _function_tool(fn, name or fn.__name__)
+        return lambda f: _function_tool(f, name or f.__name__, localns)
+    return _function_tool(fn, name or fn.__name__, localns)
 
 
-def _function_tool(fn: Callable[..., Any], name: str) -> FunctionTool:
+def _function_tool(fn: Callable[..., Any], name: str, localns: dict[str, Any] | None = None) -> FunctionTool:
     if not re.fullmatch(r"[a-zA-Z_][a-zA-Z0-9_]{0,63}", name):
         raise ToolDefinitionError(f"tool name {name!r} must be an identifier (letters, digits, _), at most 64 characters")
     summary, arg_docs = parse_docstring(fn.__doc__ or "")
     if not summary:
         raise ToolDefinitionError(f"tool {name!r}: add a docstring; its first paragraph is the description the model reads")
     try:
-        hints = get_type_hints(fn, include_extras=True)
+        hints = get_type_hints(fn, localns=localns, include_extras=True)
     except NameError as err:
         raise ToolDefinitionError(f"tool {name!r}: a type hint cannot be resolved ({err}); import the type at module level") from err
     fields: dict[str, Any] = {}

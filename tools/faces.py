@@ -42,6 +42,11 @@ class DetectFaces(Tool):
     def load(self) -> None:
         import cv2
 
+        from mmagent.config import get_settings
+
+        # OpenCV's own thread pool, like torch's, oversubscribes a small shared CPU (settings.threads).
+        if get_settings().threads > 0:
+            cv2.setNumThreads(get_settings().threads)
         path = Path(cv2.data.haarcascades) / CASCADE
         cascade = cv2.CascadeClassifier(str(path))
         if cascade.empty():

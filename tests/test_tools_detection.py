@@ -76,3 +76,41 @@ def test_not_configured_says_how(ctx, monkeypatch):
     r = ToolRegistry([DetectObjects()]).call("detect_objects", {"image": "image_1"}, ctx)
     assert not r.ok and r.error_kind == "exception"
     assert "no object detector is configured" in r.error and "MMAGENT_DETECTOR" in r.error
+
+
+@pytest.fixture(scope="module")
+def owlvit_folder(tmp_path_factory) -> Path:
+    """A tiny random OWL-ViT (open vocabulary: text queries) with a locally built CLIP tokenizer."""
+    import json
+    import string
+
+    from transformers import CLIPTokenizer, OwlViTConfig, OwlViTForObjectDetection, OwlViTProcessor
+    from transformers.models.owlvit.image_processing_pil_owlvit import OwlViTImageProcessorPil
+
+    torch.manual_seed(0)
+    root = tmp_path_factory.mktemp("owl")
+    chars = list(string.ascii_lowercase)
+    # Special tokens last, as in CLIP's real vocabulary: OWL-ViT treats a query whose first id is 0 as padding.
+    vocab = {t: i for i, t in enumerate([*chars, *(c + "</w>" for c in chars), "<|startoftext|>", "<|endoftext|>"])}
+    (root / "vocab.json").write_text(json.dumps(vocab))
+    (root / "merges.txt").write_text("#version: 0.2\n")
+    tok = CLIPTokenizer(str(root / "vocab.json"), str(root / "merges.txt"), model_max_length=16, pad_token="<|endoftext|>")
+    tiny = dict(hidden_size=32, intermediate_size=37, num_hidden_layers=1, num_attention_heads=4)
+    cfg = OwlViTConfig(
+        text_config=dict(vocab_size=len(tok), max_position_embeddings=16, **tiny),
+        vision_config=dict(image_size=32, patch_size=8, **tiny), projection_dim=32,
+    )
+    folder = root / "model"
+    OwlViTForObjectDetection(cfg).save_pretrained(folder)
+    size = {"height": 32, "width": 32}
+    OwlViTProcessor(image_processor=OwlViTImageProcessorPil(size=size, crop_size=size), tokenizer=tok).save_pretrained(folder)
+    return folder
+
+
+def test_open_vocabulary_detector_uses_labels_as_queries(owlvit_folder, ctx):
+    reg = ToolRegistry([DetectObjects(model=str(owlvit_folder))])
+    r = reg.call("detect_objects", {"image": "image_1", "labels": ["cat", "dog"], "threshold": 0.0, "max_objects": 5}, ctx)
+    assert r.ok, r.error
+    assert r.output["count"] == 5 and {o["label"] for o in r.output["objects"]} <= {"cat", "dog"}
+    r = reg.call("detect_objects", {"image": "image_1"}, ctx)
+    assert r.error_kind == "exception" and "open-vocabulary detector: pass `labels`" in r.error

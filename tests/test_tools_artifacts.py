@@ -171,3 +171,23 @@ def test_open_uses_settings_artifact_root(tmp_path, monkeypatch):
     get_settings.cache_clear()
     s = ArtifactStore.open("x")
     assert s.root == tmp_path / "configured" and s.add_text("a").id == "text_1"
+
+
+def test_concurrent_adds_from_threads_get_unique_ids(store):
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(8) as pool:
+        ids = list(pool.map(lambda i: store.add_image(png((i, 0, 0))).id, range(16)))
+    assert sorted(ids, key=lambda s: int(s.split("_")[1])) == [f"image_{i}" for i in range(1, 17)]
+    assert len(store.list("image")) == 16
+
+
+def test_concurrent_adds_from_processes_get_unique_ids(tmp_path):
+    code = (
+        "import sys; from PIL import Image; from mmagent.tools.artifacts import ArtifactStore;"
+        "s = ArtifactStore(sys.argv[1], 'shared'); k = int(sys.argv[2]);"
+        "print(' '.join(s.add_image(Image.new('RGB', (2, 2), (k, i, 0))).id for i in range(10)))"
+    )
+    procs = [subprocess.Popen([sys.executable, "-c", code, str(tmp_path / "art"), str(k)], stdout=subprocess.PIPE, text=True) for k in range(3)]
+    ids = [i for p in procs for i in p.communicate()[0].split()]
+    assert len(ids) == len(set(ids)) == 30

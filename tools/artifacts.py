@@ -124,9 +124,8 @@ class ArtifactStore:
     # -- reading ----------------------------------------------------------------------------
 
     def get(self, artifact_id: str) -> Artifact:
-        row = self._db.execute(
-            "SELECT id, kind, sha256, mime, size, meta FROM artifacts WHERE session=? AND id=?", (self.session, artifact_id)
-        ).fetchone()
+        rows = self._query("SELECT id, kind, sha256, mime, size, meta FROM artifacts WHERE session=? AND id=?", (self.session, artifact_id))
+        row = rows[0] if rows else None
         if row is None:
             known = [a.id for a in self.list()]
             shown = ", ".join(known[-20:]) or "none yet"
@@ -138,8 +137,7 @@ class ArtifactStore:
         args: tuple = (self.session,)
         if kind:
             sql, args = sql + " AND kind=?", (self.session, kind)
-        rows = self._db.execute(sql + " ORDER BY kind, seq", args).fetchall()
-        return [_row_to_artifact(r) for r in rows]
+        return [_row_to_artifact(r) for r in self._query(sql + " ORDER BY kind, seq", args)]
 
     def read_bytes(self, artifact_id: str) -> bytes:
         return self._blob_path(self.get(artifact_id).sha256).read_bytes()
@@ -163,9 +161,16 @@ class ArtifactStore:
         return self._blob_path(self._expect(artifact_id, "text").sha256).read_text("utf-8")
 
     def close(self) -> None:
-        self._db.close()
+        with self._lock:
+            self._db.close()
 
     # -- internals --------------------------------------------------------------------------
+
+    def _query(self, sql: str, args: tuple) -> list[tuple]:
+        # One connection shared by the agent's tool threads: statements are serialised here so a
+        # read never interleaves with another thread's id-allocating transaction.
+        with self._lock:
+            return self._db.execute(sql, args).fetchall()
 
     def _expect(self, artifact_id: str, kind: Kind) -> Artifact:
         art = self.get(artifact_id)

@@ -122,7 +122,7 @@ class ToolRegistry:
             kind = "validation" if isinstance(err, ArtifactError) else "exception"
             return _fail(name, kind, f"{name} failed: {type(err).__name__}: {err}", start)
         output = value.model_dump(mode="json")
-        ids = [output[k] for k in artifact_fields(t.output_schema()) if isinstance(output.get(k), str)]
+        ids = [i for k in artifact_fields(t.output_schema()) for i in _as_list(output.get(k)) if isinstance(i, str)]
         return ToolResult(name=name, ok=True, output=output, artifacts=ids, latency_s=time.perf_counter() - start)
 
     def _unknown(self, name: str) -> UnknownToolError:
@@ -178,6 +178,10 @@ def _describe(e: dict[str, Any], schema: dict[str, Any]) -> dict[str, Any]:
     if e["type"] != "missing":
         out["input"] = _short(e.get("input"))
     return out
+
+
+def _as_list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]
 
 
 def _short(value: Any, limit: int = 200) -> Any:

@@ -158,7 +158,8 @@ def decode(max_new_tokens: int) -> None:
         for prompt, images in PROMPTS:
             msgs = [system, Message(role="user", content=prompt, images=images)]
             inputs = m.build_inputs(msgs, tools, artifacts=store, add_generation_prompt=True, reserve_tokens=max_new_tokens)
-            procs = [] if mode == "free" else [Timed(tool_call_processor(m.tokenizer, tools, mode=mode, eos_token_ids=m.eos_token_ids))]
+            procs = [] if mode == "free" else [Timed(tool_call_processor(
+                m.tokenizer, tools, mode=mode, eos_token_ids=m.eos_token_ids, max_new_tokens=max_new_tokens))]
             t0 = time.perf_counter()
             out = m.generate(m.collate([inputs]), sampling=SamplingConfig(max_new_tokens=max_new_tokens), processors=procs)
             secs += time.perf_counter() - t0

@@ -4,8 +4,9 @@ Guarantee: once the model opens `<tool_call>`, every next token is masked so tha
 become `{"name": "<a registered tool>", "arguments": <JSON valid for that tool's schema>}</tool_call>`,
 written exactly as `mmagent.toolcall.format_call` writes it (the training format: `", "` and
 `": "`, no free whitespace, no unknown argument). Outside a call the model is free: it may answer in
-prose (`mode="auto"`), or it must call (`mode="required"`). A call cut short by `max_new_tokens` is
-still possible; the parser reports it.
+prose (`mode="auto"`), or it must call (`mode="required"`). Given `max_new_tokens`, the processor
+spends the end of the budget closing an open call; a call can still be cut off when the budget
+is smaller than what the grammar forces (the parser reports it).
 
 Why llguidance: it is maintained (guidance-ai; used by vLLM, SGLang and llama.cpp), a 3 MB wheel
 with no dependencies, CPU-only is fine, and it has "lazy" lexemes: free text up to a trigger string,
@@ -118,11 +119,26 @@ class ToolCallGrammar:
         if is_error:
             raise ValueError(f"the tools' JSON schemas do not compile to a grammar: {messages[0]}")
         self.vocab_size = self.lltok.vocab_size
+        self.mode = mode
+        self._classes: dict[str, np.ndarray] | None = None
 
     def matcher(self) -> Any:
         from llguidance import LLMatcher
 
         return LLMatcher(self.lltok, self.grammar, log_level=0)
+
+    def token_classes(self) -> dict[str, np.ndarray]:
+        """Token classes for closing a call at the end of the budget, each a bool [V]:
+        `quote` starts with `"` and then only closes (`"`, `"}`, `"]}`...), `bracket` only closes
+        (`]`, `}}`...), `opens` holds a `<` (could start a new call). Built once (~0.1 s for 49k)."""
+        if self._classes is None:
+            texts = [self.lltok.decode_bytes([i]) for i in range(self.vocab_size)]
+            self._classes = {
+                "quote": np.array([t.startswith(b'"') and not t.strip(b'"]} ') for t in texts]),
+                "bracket": np.array([bool(t.strip()) and not t.strip(b"]} ") for t in texts]),
+                "opens": np.array([b"<" in t for t in texts]),
+            }
+        return self._classes
 
 
 class ToolCallLogitsProcessor(LogitsProcessor):
@@ -130,12 +146,23 @@ class ToolCallLogitsProcessor(LogitsProcessor):
 
     The first call sees the prompt (length T0) and only masks; each later call first feeds the
     matchers the tokens appended since (one per step, or more after a forced prefix).
+
+    Given the generation's `max_new_tokens`, the last `reserve` tokens of the budget are spent
+    closing: inside a call, tokens that only close (`"`, `]`, `}`) are preferred whenever the
+    grammar allows one (what it forces, such as a missing required key, still comes first);
+    outside a call no new call may open, and in `required` mode the reply ends. Without it a small
+    model looping inside a long argument is cut off mid-call by the budget.
     """
 
-    def __init__(self, grammar: ToolCallGrammar, batch_size: int = 1) -> None:
+    def __init__(self, grammar: ToolCallGrammar, batch_size: int = 1, max_new_tokens: int | None = None,
+                 reserve: int = 16) -> None:
         self.grammar = grammar
         self.matchers = [grammar.matcher() for _ in range(batch_size)]
+        self.max_new_tokens = max_new_tokens
+        self.reserve = reserve
         self._seen: int | None = None
+        self._prompt_len = 0
+        self._generated: list[list[int]] = [[] for _ in range(batch_size)]
 
     def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
         batch, length = input_ids.shape
@@ -143,15 +170,47 @@ class ToolCallLogitsProcessor(LogitsProcessor):
             raise ValueError(f"processor built for batch {len(self.matchers)}, got input_ids of batch {batch}")
         if self._seen is not None:
             self._consume(input_ids[:, self._seen :].tolist())
+        else:
+            self._prompt_len = length
         self._seen = length
-        allowed = self._allowed(scores.shape[-1]).to(scores.device)  # [B, V] bool
-        return scores.masked_fill(~allowed, float("-inf"))
+        allowed = self._allowed(scores.shape[-1])  # [B, V] bool
+        if self.max_new_tokens is not None and self.max_new_tokens - (length - self._prompt_len) <= self.reserve:
+            self._wind_down(allowed)
+        return scores.masked_fill(~allowed.to(scores.device), float("-inf"))
+
+    def _wind_down(self, allowed: torch.Tensor) -> None:
+        """Near the end of the budget: close open calls, open no new ones (in place on [B, V]).
+
+        Inside a call the JSON so far is valid and has no free whitespace, so an odd number of
+        unescaped quotes means "inside a string": close it with a `"` token; otherwise close
+        arrays and objects with `]` / `}` tokens. The grammar still decides what is allowed."""
+        classes = {k: torch.from_numpy(v) for k, v in self.grammar.token_classes().items()}
+        eos = torch.zeros(allowed.shape[1], dtype=torch.bool)
+        eos[[e for e in self.grammar.lltok.eos_tokens if e < allowed.shape[1]]] = True
+        for row, (m, inside) in enumerate(zip(self.matchers, self.in_call)):
+            if m.is_stopped():
+                continue
+            if inside:
+                kind = "quote" if self._in_string(row) else "bracket"
+                preferred = allowed[row] & _pad(classes[kind], allowed.shape[1])
+            elif self.grammar.mode == "required":
+                preferred = allowed[row] & eos
+            else:
+                preferred = allowed[row] & ~_pad(classes["opens"], allowed.shape[1])
+            if preferred.any():
+                allowed[row] = preferred
+
+    def _in_string(self, row: int) -> bool:
+        text = self.grammar.lltok.decode_bytes(self._generated[row]).decode("utf-8", "replace")
+        body = text.rsplit(CALL_OPEN, 1)[-1].replace("\\\\", "").replace('\\"', "")
+        return body.count('"') % 2 == 1
 
     def _consume(self, new_tokens: list[list[int]]) -> None:
         for row, (m, tokens) in enumerate(zip(self.matchers, new_tokens)):
             for tok in tokens:
                 if m.is_stopped():  # finished rows keep receiving pad tokens in batched generate
                     break
+                self._generated[row].append(tok)
                 if not m.consume_token(tok):
                     raise RuntimeError(
                         f"row {row}: the decode loop sampled token {tok}, which the grammar mask forbade "
@@ -184,9 +243,21 @@ def tool_call_processor(
     mode: Mode = "auto",
     batch_size: int = 1,
     eos_token_ids: Sequence[int] | None = None,
+    max_new_tokens: int | None = None,
 ) -> ToolCallLogitsProcessor:
-    """A fresh processor for one generation over `tools` (the grammar is compiled once and cached)."""
-    return ToolCallLogitsProcessor(_grammar(tokenizer, tools, mode, eos_token_ids), batch_size)
+    """A fresh processor for one generation over `tools` (the grammar is compiled once and cached).
+
+    Pass the generation's `max_new_tokens` so that calls close before the budget runs out.
+    """
+    return ToolCallLogitsProcessor(_grammar(tokenizer, tools, mode, eos_token_ids), batch_size, max_new_tokens)
+
+
+def _pad(mask: torch.Tensor, vocab: int) -> torch.Tensor:
+    """A tokenizer-sized mask [V_tok] -> the model's vocab [V] (padded ids are never preferred)."""
+    out = torch.zeros(vocab, dtype=torch.bool)
+    n = min(vocab, mask.shape[0])
+    out[:n] = mask[:n]
+    return out
 
 
 _grammars: weakref.WeakKeyDictionary[Any, dict[tuple, ToolCallGrammar]] = weakref.WeakKeyDictionary()

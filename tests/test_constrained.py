@@ -148,3 +148,29 @@ def test_bad_inputs_are_clear(tok):
     proc = tool_call_processor(tok, TOOLS)
     with pytest.raises(ValueError, match="batch 1"):
         proc(torch.zeros(2, 3, dtype=torch.long), torch.zeros(2, len(tok)))
+
+
+class Say(BaseModel):
+    model_config = ConfigDict(strict=True, extra="forbid")
+    text: str  # unbounded: a looping model never closes it on its own
+    tags: list[str]
+
+
+SAY = [{"type": "function", "function": {"name": "say", "description": "say", "parameters": Say.model_json_schema()}}]
+
+
+@pytest.mark.parametrize("budget", [32, 48])
+@pytest.mark.parametrize("mode", ["auto", "required"])
+def test_calls_close_before_the_budget_runs_out(tok, budget, mode):
+    loop = '<tool_call>{"name": "say", "arguments": {"text": "' + "hello world " * 40
+    text = drive(tok, tool_call_processor(tok, SAY, mode=mode, max_new_tokens=budget), loop, steps=budget)
+    calls, errors, _ = parse_tool_calls(text)
+    assert errors == [] and len(calls) == 1, text
+    Say.model_validate(calls[0].arguments)  # the missing required `tags` was forced in, too
+    cut = drive(tok, tool_call_processor(tok, SAY, mode=mode), loop, steps=budget)  # no budget given
+    assert "cut off" in parse_tool_calls(cut)[1][0]
+
+
+def test_no_new_call_opens_at_the_end_of_the_budget(tok):
+    text = drive(tok, tool_call_processor(tok, SAY, max_new_tokens=12), "Well. <tool_call>{", steps=12)
+    assert "<tool_call>" not in text and parse_tool_calls(text)[1] == []

@@ -49,8 +49,8 @@ class GenerationResult:
 class Decoder(Protocol):
     """One model, one generation: `prefill` the prompt, then `step` one token per row at a time."""
 
-    def prefill(self, embeds: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        """embeds [B, T, D], mask [B, T] (left padding) -> next-token logits [B, V]."""
+    def prefill(self, embeds: torch.Tensor, attention_mask: torch.Tensor, max_new_tokens: int) -> torch.Tensor:
+        """embeds [B, T, D], mask [B, T] (left padding) -> next-token logits [B, V]; room for max_new_tokens."""
         ...
 
     def step(self, tokens: torch.Tensor) -> torch.Tensor:
@@ -66,7 +66,7 @@ class HFDecoder:
         self.cache = None
         self.mask: torch.Tensor | None = None
 
-    def prefill(self, embeds: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+    def prefill(self, embeds: torch.Tensor, attention_mask: torch.Tensor, max_new_tokens: int = 0) -> torch.Tensor:
         from transformers import DynamicCache
 
         self.cache = DynamicCache(config=self.model.config)
@@ -91,7 +91,7 @@ class RecomputeDecoder:
         self.embeds: torch.Tensor | None = None
         self.mask: torch.Tensor | None = None
 
-    def prefill(self, embeds: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+    def prefill(self, embeds: torch.Tensor, attention_mask: torch.Tensor, max_new_tokens: int = 0) -> torch.Tensor:
         self.embeds, self.mask = embeds, attention_mask
         return self._run()
 
@@ -137,7 +137,7 @@ def generate(
     seq = input_ids
     out: list[list[int]] = [[] for _ in range(b)]
     t0 = time.perf_counter()
-    logits = decoder.prefill(embeds, attention_mask)
+    logits = decoder.prefill(embeds, attention_mask, sampling.max_new_tokens)
     ttft = 0.0
     for i in range(sampling.max_new_tokens):
         logits = _process(logits, seq, processors, suppress_token_ids)

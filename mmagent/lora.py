@@ -59,8 +59,16 @@ def set_adapter(llm: PreTrainedModel, name: str | None) -> None:
     llm.set_adapter(name)
 
 
+def adapters_enabled(llm: PreTrainedModel) -> bool:
+    """Whether adapters are on (transformers keeps this flag on each LoRA layer, not the model)."""
+    from peft.tuners.tuners_utils import BaseTunerLayer
+
+    layer = next((m for m in llm.modules() if isinstance(m, BaseTunerLayer)), None)
+    return layer is not None and not layer.disable_adapters
+
+
 def active_adapter(llm: PreTrainedModel) -> str | None:
-    if not adapter_names(llm) or not getattr(llm, "_adapters_enabled", True):
+    if not adapter_names(llm) or not adapters_enabled(llm):
         return None
     active = llm.active_adapters()
     return active[0] if active else None

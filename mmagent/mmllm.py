@@ -21,7 +21,7 @@ import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import torch
 from PIL import Image
@@ -51,6 +51,9 @@ class MMLLMConfig(BaseModel):
     image_token: str = "<image>"
     max_image_pixels: int = Field(default=MAX_PIXELS, gt=0)
     seed: int = Field(default=0, description="initializes the projector reproducibly until it is trained")
+    fast_decode: bool = Field(default=True, description="decode Llama-style LLMs with mmagent.llama_decoder (fused weights, static cache)")
+    decode_dtype: Literal["auto", "float32", "bfloat16", "int8"] = Field(
+        default="auto", description="fast decoder's matmuls: auto = the LLM's dtype (exact); int8 = fbgemm int8 decode steps + bf16 prefill")
     adapters: list[str] = Field(default_factory=list, description="saved adapter names (filled by save_pretrained)")
     active_adapter: str | None = None
 
@@ -94,6 +97,7 @@ class MMLLM(nn.Module):
             self.projector = build_projector(config.projector, encoder.hidden_size, d_lm)
         self.projector.to(llm.dtype)
         self.image_token_id = self._ensure_image_token()
+        self._fast: tuple[tuple, Decoder] | None = None  # (adapter fingerprint, dtype) -> fused decoder
         for p in [*self.llm.parameters(), *self.encoder.parameters()]:
             p.requires_grad_(False)  # the base stays frozen; projector and adapters train
 
@@ -276,8 +280,22 @@ class MMLLM(nn.Module):
         return sorted(ids)
 
     def decoder(self, use_cache: bool = True) -> Decoder:
-        """The step function for `mmagent.generation.generate`: cached, or recomputing (reference)."""
-        return HFDecoder(self.llm) if use_cache else RecomputeDecoder(self.llm)
+        """The step function for `mmagent.generation.generate`: the fast Llama path when the LLM is
+        one (and `fast_decode`), else transformers' forward with its cache; `use_cache=False` is the
+        recomputing reference."""
+        from mmagent import llama_decoder
+
+        if not use_cache:
+            return RecomputeDecoder(self.llm)
+        if not (self.config.fast_decode and llama_decoder.supports(self.llm)):
+            return HFDecoder(self.llm)
+        mode = self.config.decode_dtype
+        key = (llama_decoder.fingerprint(self.llm), mode)
+        if self._fast is None or self._fast[0] != key:  # built once per adapter state: fusing copies weights
+            self._fast = None  # free the old copy before making the new one
+            dtype = None if mode in ("auto", "int8") else getattr(torch, mode)
+            self._fast = (key, llama_decoder.LlamaDecoder(self.llm, dtype=dtype, quantize=mode == "int8"))
+        return self._fast[1]
 
     @torch.inference_mode()
     def generate(self, batch: dict[str, torch.Tensor | None], sampling: SamplingConfig | None = None,

@@ -299,3 +299,78 @@ def _wav() -> bytes:
         w.setframerate(16000)
         w.writeframes(b"\0\0" * 1600)
     return buf.getvalue()
+
+
+def test_fast_llama_decoder_matches_transformers_forward(model):
+    from mmagent import llama_decoder
+    from mmagent.generation import HFDecoder, SamplingConfig, generate
+
+    assert llama_decoder.supports(model.llm)
+    items = [model.build_inputs([_user("What is in this picture?", "image_1")], artifacts=ART, add_generation_prompt=True),
+             model.build_inputs([_user("fox")], add_generation_prompt=True)]
+    batch = model.collate(items, padding_side="left")
+    with torch.no_grad():
+        embeds = model.embed(batch["input_ids"], batch["pixel_values"])
+    fast, ref = llama_decoder.LlamaDecoder(model.llm), HFDecoder(model.llm)
+    torch.testing.assert_close(fast.prefill(embeds, batch["attention_mask"], 4), ref.prefill(embeds, batch["attention_mask"]),
+                               atol=1e-4, rtol=1e-4)
+    tok = torch.tensor([5, 7])
+    torch.testing.assert_close(fast.step(tok), ref.step(tok), atol=1e-4, rtol=1e-4)
+    s = SamplingConfig(max_new_tokens=10)
+    args = (embeds, batch["attention_mask"], batch["input_ids"])
+    assert generate(fast, *args, sampling=s).tokens == generate(HFDecoder(model.llm), *args, sampling=s).tokens
+
+
+def test_fast_decoder_merges_the_active_adapter_and_rebuilds_on_change():
+    from mmagent.generation import HFDecoder, SamplingConfig, generate
+    from mmagent.lora import LoraSettings
+
+    m = tiny_mmllm()
+    m.add_adapter("a", LoraSettings(r=4, alpha=8, dropout=0.0))
+    with torch.no_grad():
+        for n, p in m.llm.named_parameters():
+            if "lora_B" in n:
+                p.normal_(std=0.5)  # in place: bumps the tensor version the decoder cache watches
+    batch = m.collate([m.build_inputs([_user("fox")], add_generation_prompt=True)])
+    s = SamplingConfig(max_new_tokens=8)
+    first = m.decoder()
+    assert type(first).__name__ == "LlamaDecoder" and m.decoder() is first
+    with torch.no_grad():
+        embeds = m.embed(batch["input_ids"])
+    ref = generate(HFDecoder(m.llm), embeds, batch["attention_mask"], batch["input_ids"], sampling=s).tokens
+    assert m.generate(batch, sampling=s).tokens == ref
+    m.set_adapter(None)
+    assert m.decoder() is not first
+    base = generate(HFDecoder(m.llm), embeds, batch["attention_mask"], batch["input_ids"], sampling=s).tokens
+    assert m.generate(batch, sampling=s).tokens == base
+
+
+def test_active_adapter_reports_none_when_disabled():
+    from mmagent.lora import LoraSettings
+
+    m = tiny_mmllm()
+    assert m.active_adapter is None
+    m.add_adapter("a", LoraSettings(r=2))
+    assert m.active_adapter == "a"
+    m.set_adapter(None)
+    assert m.active_adapter is None
+    with pytest.raises(KeyError, match="no adapter named 'b'; loaded adapters: a"):
+        m.set_adapter("b")
+
+
+def test_int8_decode_stays_close_to_float(model):
+    from mmagent import llama_decoder
+
+    if not llama_decoder.int8_kernel_available():
+        pytest.skip("no fbgemm int8 kernel in this torch build")
+    batch = model.collate([model.build_inputs([_user("What is in this picture?", "image_1")], artifacts=ART,
+                                              add_generation_prompt=True)])
+    with torch.no_grad():
+        embeds = model.embed(batch["input_ids"], batch["pixel_values"])
+    exact, q8 = llama_decoder.LlamaDecoder(model.llm), llama_decoder.LlamaDecoder(model.llm, quantize=True)
+    ref, got = exact.prefill(embeds, batch["attention_mask"], 4), q8.prefill(embeds, batch["attention_mask"], 4)
+    assert torch.nn.functional.cosine_similarity(ref, got).item() > 0.99  # bf16 prefill
+    tok = ref.argmax(-1)
+    ref, got = exact.step(tok), q8.step(tok)
+    assert torch.nn.functional.cosine_similarity(ref, got).item() > 0.99  # int8 step
+    assert q8.k.dtype == torch.float32 and q8.layers[0].qkv.packed is not None

@@ -69,9 +69,9 @@ def _inputs(ctx) -> dict[str, tuple[dict, str]]:
     face = {"x0": 177, "y0": 67, "x1": 270, "y1": 160}
     return {
         "read_text": ({"image": text_id}, "sign 640x240, 3 lines"),
-        "read_text ": ({"image": page}, "skimage page 384x191, 6 lines"),
+        "read_text ": ({"image": page}, "skimage page 384x191"),
         "read_text max_side=960": ({"image": text_id}, "sign 640x240, 3 lines"),
-        "read_text max_side=960 ": ({"image": page}, "skimage page 384x191, 6 lines"),
+        "read_text max_side=960 ": ({"image": page}, "skimage page 384x191"),
         "detect_faces": ({"image": astro}, "astronaut 512x512"),
         "classify_image": ({"image": cat, "top_k": 5}, "chelsea 451x300"),
         "transcribe_audio": ({"audio": audio}, audio_src),
@@ -164,8 +164,10 @@ def _overhead(ctx, n: int = 300) -> None:
 
 
 def _summary(out: dict) -> str:
+    if "lines" in out:
+        return f"{len(out['lines'])} lines: " + repr(out["text"].replace("\n", " / "))[:56]
     if "text" in out:
-        return repr(out["text"].replace("\n", " / "))[:60]
+        return repr(out["text"])[:60]
     if "faces" in out:
         return f"{out['count']} face(s)"
     if "labels" in out:

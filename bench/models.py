@@ -21,8 +21,8 @@ import tempfile
 LOADERS = {
     "smollm2-135m-instruct": "from mmagent.backbone import load_causal_lm; load_causal_lm('smollm2-135m-instruct')",
     "minilm-l6": "from mmagent.memory.embedders import load_text_embedder; load_text_embedder('minilm-l6')",
-    "efficientnet-lite0": "from mmagent.encoders.efficientnet import load_efficientnet; load_efficientnet('efficientnet-lite0')",
-    "ppocr-v4": "from mmagent.tools.ocr import load_ocr; load_ocr('ppocr-v4')",
+    "efficientnet-lite0": "from mmagent.encoders.efficientnet import load_efficientnet_lite0; load_efficientnet_lite0('efficientnet-lite0')",
+    "ppocr-v4": "from mmagent.tools.ocr import ReadText; ReadText('ppocr-v4').load()",
 }
 IMPORTS = "import torch, transformers, mmagent.provision"
 

@@ -28,6 +28,7 @@ def run(
     tool: Annotated[Optional[list[str]], typer.Option("--tool", "-t", help="Offer only these built-in tools (repeatable); default: all.")] = None,
     max_steps: Annotated[int, typer.Option("--max-steps", min=1, help="Model steps before the turn stops.")] = 6,
     constrained: Annotated[bool, typer.Option("--constrained", help="Schema-guided decoding: every emitted call parses and validates.")] = False,
+    memory: Annotated[Optional[Path], typer.Option("--memory", help="Memory store for remember/search_memory (default <home>/memory).")] = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print one JSON object (answer, calls, artifacts, trace, status ...).")] = False,
 ) -> None:
     """Runs one agent turn: the model plans, calls tools, and answers.
@@ -41,6 +42,7 @@ def run(
             fail(f"no such file: {p}")
     try:
         with Agent(model=resolve_model(model), tools=tool or None, max_steps=max_steps, constrained=constrained) as agent:
+            memory_store = attach_memory(agent, memory)
             if json_out:
                 result = agent.run(prompt, images=image or [], audio=audio or [], session=session)
             else:
@@ -48,6 +50,8 @@ def run(
                 for event in agent.stream(prompt, images=image or [], audio=audio or [], session=session):
                     show(event)
                 result = agent.result(event.session)
+            if memory_store is not None:
+                memory_store.close()
     except (ValueError, FileNotFoundError) as err:  # bad input: one line, exit 2, nothing started
         fail(str(err))
     if json_out:
@@ -58,6 +62,17 @@ def run(
         if not json_out:
             err_console.print(f"[bold red]error:[/] {result.error}", highlight=False)
         raise typer.Exit(EXIT_FAILED)
+
+
+def attach_memory(agent, path: Path | None = None):
+    """Opens the memory store when the agent offers the memory tools (the embedder loads lazily)."""
+    if not {"remember", "search_memory"} & set(agent.registry.names()):
+        return None
+    from mmagent.config import get_settings
+    from mmagent.memory.store import MemoryStore
+
+    agent.memory = MemoryStore(path or get_settings().home / "memory")
+    return agent.memory
 
 
 class _Printer:

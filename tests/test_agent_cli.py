@@ -50,3 +50,12 @@ def test_run_reports_failed_turns_and_bad_input(tmp_path):
     (tmp_path / "bad.json").write_text("{not json")
     res = runner.invoke(app, ["run", "hi", "--model", f"scripted:{tmp_path / 'bad.json'}"])
     assert res.exit_code == 2 and "is not JSON" in res.output
+
+
+def test_memory_tools_get_the_memory_store(tmp_path):
+    spec = script(tmp_path, ["Nothing to look up."])  # no search: opening the store loads no embedder
+    res = runner.invoke(app, ["run", "hello", "--model", spec, "--tool", "search_memory", "--memory", str(tmp_path / "mem")])
+    assert res.exit_code == 0, res.output
+    assert (tmp_path / "mem" / "memory.sqlite").exists()
+    res = runner.invoke(app, ["run", "hello", "--model", script(tmp_path, ["hi"]), "--tool", "crop_image", "--memory", str(tmp_path / "m2")])
+    assert res.exit_code == 0 and not (tmp_path / "m2").exists()  # no memory tool, no store

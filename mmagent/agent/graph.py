@@ -301,6 +301,9 @@ def _one_decision(value: Any) -> str:
 
 def _model_messages(state: AgentState, ctx: AgentContext) -> list[Message]:
     history = state.get("messages", [])[-ctx.history :]
+    # Start at a user message: a window opening on a tool result without its call misleads.
+    first_user = next((i for i, m in enumerate(history) if m["role"] == "user"), 0)
+    history = history[first_user:]
     system = [Message(role="system", content=ctx.system_prompt)] if ctx.system_prompt else []
     return system + [Message.model_validate(m) for m in history]
 

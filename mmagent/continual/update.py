@@ -1,0 +1,236 @@
+"""Train a candidate adapter version from feedback, without forgetting what the serving one knows.
+
+Three methods (compared in bench/learn.py and the README):
+- replay: warm start from the serving adapter and train on the feedback examples mixed with a
+  replay buffer of the base instruction data (`replay_ratio` base conversations per feedback one);
+- ewc:    replay + an EWC penalty anchoring the LoRA weights where the base data's Fisher is large
+          (`ewc.py`, Kirkpatrick et al. 2017);
+- olora:  replay + a fresh LoRA on top of the (merged) serving one, pushed into a subspace
+          orthogonal to it (`olora.py`, Wang et al. 2023); saved stacked as one adapter.
+
+The optimisation reuses the tool-tuning recipe's parts (`recipes/tool_tuning.py`: the same chat
+rendering, assistant-only labels, shared-prefix packing, LR schedule, checkpoints with optimizer
+state and automatic resume, fp16 export). Its `train()` builds its own model and data and has no
+place for a warm start or an extra loss term, so the short step loop below composes those parts
+and adds the penalty; everything else is the recipe's code.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, Protocol
+
+import torch
+from pydantic import BaseModel, Field
+
+from mmagent.chat import Message
+from mmagent.continual.dataset import Example
+
+log = logging.getLogger(__name__)
+
+Method = Literal["replay", "ewc", "olora"]
+
+
+def _default_recipe() -> dict[str, Any]:
+    # A learning round is a short fine-tune: few steps, lower LR than the first tuning, frequent
+    # checkpoints (a killed round resumes), fp16 export like the shipped adapter.
+    return {"steps": 40, "batch_size": 8, "grad_accum": 1, "lr": 3e-4, "warmup": 2, "save_every": 10, "threads": 1}
+
+
+class UpdateConfig(BaseModel):
+    method: Method = "replay"
+    replay_ratio: float = Field(default=1.0, ge=0, description="Base-data conversations per feedback conversation.")
+    replay_data: Path | None = Field(default=None, description="train.jsonl of the base instruction data; None = regenerate (recipes.data).")
+    replay_seed: int = 0
+    olora_lambda: float = Field(default=0.5, ge=0, description="Weight of the O-LoRA orthogonality loss.")
+    olora_r: int = Field(default=8, ge=1, description="Rank of the new O-LoRA subspace.")
+    ewc_lambda: float = Field(default=50.0, ge=0, description="Weight of the EWC penalty (Fisher normalised to mean 1).")
+    ewc_batches: int = Field(default=4, ge=1)
+    recipe: dict[str, Any] = Field(default_factory=_default_recipe, description="ToolTuningConfig fields (recipes/tool_tuning.py).")
+
+    def recipe_config(self, out: Path):
+        from mmagent.recipes.tool_tuning import ToolTuningConfig
+
+        return ToolTuningConfig.model_validate({**_default_recipe(), **self.recipe, "out": out, "resume": True,
+                                                "adapter_name": NAME, "train_projector": False})
+
+
+class Penalty(Protocol):
+    def penalty(self, model: torch.nn.Module) -> torch.Tensor: ...
+
+
+NAME = "learn"  # the trainable adapter's name inside the backbone; "prev" is the frozen one (O-LoRA)
+
+
+@dataclass
+class TrainJob:
+    serving: Path | None  # the serving adapter folder (warm start); None = the base's own adapter, if any
+    examples: list[Example]
+    tools: list[dict[str, Any]]  # the tool schemas the conversations are rendered with
+    cfg: UpdateConfig
+    work_dir: Path  # checkpoints live here; the same data hash -> the same folder -> resume
+    data_hash: str = ""
+    media: Callable[[Example, str], Any] | None = field(default=None, repr=False)  # (example, artifact id) -> PIL image
+    load_backbone: Callable[[Any], Any] | None = field(default=None, repr=False)  # recipe cfg -> recipes Backbone
+    on_step: Callable[[int], None] | None = field(default=None, repr=False)  # progress (and tests' kill switch)
+
+
+def default_backbone(rc) -> Any:
+    """The recipe's base: the MM-LLM folder `rc.multimodal` (projector frozen) or the text-only LLM."""
+    from mmagent.recipes.tool_tuning import Backbone, build_llm
+
+    if rc.multimodal is not None:
+        from mmagent.mmllm import MMLLM
+
+        mm = MMLLM.from_pretrained(rc.multimodal, dtype=torch.float32)
+        bb = Backbone(mm.llm, mm.tokenizer, mm)
+    else:
+        bb = Backbone(*build_llm(rc))
+    for p in bb.parameters():
+        p.requires_grad_(False)  # a round trains adapters only; the projector stays the shipped one
+    return bb
+
+
+def replay_buffer(cfg: UpdateConfig, n: int) -> list[Any]:
+    """`n` base instruction conversations (recipes' `Conversation`), sampled with a fixed seed."""
+    from mmagent.recipes.tool_tuning import Conversation, DataSettings, ToolTuningConfig, load_conversations
+
+    if n <= 0:
+        return []
+    if cfg.replay_data is None:  # regenerate the base data deterministically
+        return load_conversations(ToolTuningConfig(data=DataSettings(seed=cfg.replay_seed, n_validation=0)), "train", n)
+    from PIL import Image
+
+    path = Path(cfg.replay_data)
+    if not path.is_file():
+        raise FileNotFoundError(f"replay data {path} not found (a train.jsonl written by `python -m mmagent.recipes.data`)")
+    lines = [ln for ln in path.read_text().splitlines() if ln.strip()]
+    out = []
+    for ln in random.Random(cfg.replay_seed).sample(lines, min(n, len(lines))):
+        rec = json.loads(ln)
+        images = {f"image_{j}": Image.open(path.parent / rel).convert("RGB") for j, rel in enumerate(rec.get("images", []), start=1)}
+        out.append(Conversation([Message.model_validate(m) for m in rec["messages"]], images))
+    return out
+
+
+def conversations(job: TrainJob) -> list[Any]:
+    from mmagent.recipes.tool_tuning import Conversation
+
+    feedback = []
+    for ex in job.examples:
+        images = {aid: job.media(ex, aid) for aid in ex.images} if ex.images and job.media else {}
+        if ex.images and not images:
+            raise ValueError(f"feedback turn {ex.turn_id} has images but no media resolver was given")
+        feedback.append(Conversation(ex.messages(), images))
+    return feedback + replay_buffer(job.cfg, round(job.cfg.replay_ratio * len(feedback)))
+
+
+def train_candidate(job: TrainJob) -> Path:
+    """Trains (or resumes) one candidate; returns its adapter folder under `job.work_dir`."""
+    rc = job.cfg.recipe_config(job.work_dir)
+    torch.set_num_threads(rc.threads)
+    bb = (job.load_backbone or default_backbone)(rc)
+    penalty, finish = prepare(bb, job, rc)
+    out = fit(bb, conversations(job), job.tools, rc, penalty, job.on_step)
+    return finish(out)
+
+
+def _previous_adapter(bb: Any, job: TrainJob, rc) -> Path | None:
+    """What the candidate starts from: the serving version, else the base MM-LLM's own adapter."""
+    if job.serving is not None:
+        return job.serving
+    if bb.mm is not None and bb.mm.active_adapter and rc.multimodal is not None:
+        return Path(rc.multimodal) / "adapters" / bb.mm.active_adapter
+    return None
+
+
+def prepare(bb: Any, job: TrainJob, rc) -> tuple[Penalty | None, Callable[[Path], Path]]:
+    """Sets up the trainable adapter `learn` for the method; returns its penalty and the finisher."""
+    from mmagent import lora
+
+    cfg, llm = job.cfg, bb.llm
+    prev = _previous_adapter(bb, job, rc)
+    settings = lora.LoraSettings(r=rc.lora.r, alpha=rc.lora.alpha, dropout=rc.lora.dropout, target_modules=rc.lora.targets)
+    if prev is None:  # the first version: a fresh adapter, nothing to protect yet
+        lora.add_adapter(llm, NAME, settings)
+        penalty, finish = None, (lambda out: out)
+    elif cfg.method == "olora":
+        from mmagent.continual.olora import OrthogonalRegularizer, stack_adapters
+
+        lora.load_adapter(llm, prev, "prev")  # frozen B_p A_p
+        lora.add_adapter(llm, NAME, settings.model_copy(update={"r": cfg.olora_r, "alpha": 2 * cfg.olora_r}))
+        llm.set_adapter(["prev", NAME])  # both active: the output sums them, as the stacked version will
+        penalty = OrthogonalRegularizer(prev, cfg.olora_lambda)
+        finish = lambda out: stack_adapters(prev, out, out.parent / "stacked")  # noqa: E731
+    else:  # replay / ewc: warm start from the previous adapter's weights
+        lora.load_adapter(llm, prev, NAME)
+        lora.set_adapter(llm, NAME)
+        penalty, finish = None, (lambda out: out)
+    for n, p in llm.named_parameters():
+        p.requires_grad_(f".{NAME}." in n)
+    if prev is not None and cfg.method == "ewc":
+        penalty = _ewc(bb, job, rc)
+    return penalty, finish
+
+
+def _ewc(bb: Any, job: TrainJob, rc) -> Penalty:
+    from mmagent.continual.ewc import EWCRegularizer, fisher_diagonal
+    from mmagent.recipes.sequences import system_prefix
+    from mmagent.recipes.tool_tuning import AssistantLoss, encode_all, make_batch
+
+    prefix = system_prefix(bb.tok, job.tools)
+    samples = encode_all(bb, replay_buffer(job.cfg, job.cfg.ewc_batches * 4), job.tools, prefix)
+    batches = [make_batch(bb, prefix, samples[i : i + 4], rc) for i in range(0, len(samples), 4)]
+    loss = AssistantLoss(bb.llm, bb.mm, rc.share_prefix)
+
+    def mean_loss(_m: torch.nn.Module, batch) -> torch.Tensor:
+        b, px = batch
+        total, count = loss(b.prefix, b.input_ids, b.labels, b.position_ids, b.attention_mask, px)
+        return total / count.clamp(min=1)
+
+    return EWCRegularizer(bb.llm, fisher_diagonal(bb.llm, batches, mean_loss), job.cfg.ewc_lambda)
+
+
+def fit(bb: Any, convs: list[Any], tools: list[dict[str, Any]], rc, penalty: Penalty | None = None,
+        on_step: Callable[[int], None] | None = None) -> Path:
+    """The recipe's step loop plus `penalty(llm)`; checkpoints and resumes in `rc.out`; returns the adapter folder."""
+    from mmagent.recipes.sequences import IGNORE, system_prefix
+    from mmagent.recipes.tool_tuning import (AssistantLoss, batches_for_step, encode_all, export, load_checkpoint, lr_lambda,
+                                             make_batch, save_checkpoint)
+
+    out = Path(rc.out)
+    out.mkdir(parents=True, exist_ok=True)
+    prefix = system_prefix(bb.tok, tools)
+    data = encode_all(bb, convs, tools, prefix)
+    params = bb.trainable()
+    opt = torch.optim.AdamW(params, lr=rc.lr, weight_decay=rc.weight_decay)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_lambda(rc))
+    start = load_checkpoint(out, bb, rc, opt, sched)
+    loss_fn = AssistantLoss(bb.llm, bb.mm, rc.share_prefix)
+    bb.llm.train()
+    for step in range(start, rc.steps):
+        batches = [make_batch(bb, prefix, m, rc) for m in batches_for_step(data, step, rc)]
+        n_total = max(1, sum(int((b.labels[:, 1:] != IGNORE).sum()) for b, _ in batches))
+        total = 0.0
+        for b, px in batches:
+            loss, _ = loss_fn(b.prefix, b.input_ids, b.labels, b.position_ids, b.attention_mask, px)
+            (loss / n_total).backward()
+            total += loss.item() / n_total
+        reg = penalty.penalty(bb.llm) if penalty is not None else None
+        if reg is not None and reg.requires_grad:
+            reg.backward()
+        log.info("step %d loss %.4f%s", step + 1, total, f" penalty {reg.item():.4f}" if reg is not None else "")
+        torch.nn.utils.clip_grad_norm_(params, rc.grad_clip)
+        opt.step(), sched.step(), opt.zero_grad(set_to_none=True)
+        if (step + 1) % rc.save_every == 0 or step + 1 == rc.steps:
+            save_checkpoint(out, step + 1, bb, rc, opt, sched)
+        if on_step is not None:
+            on_step(step + 1)
+    bb.llm.eval()
+    dst = export(bb, rc, out / "export")
+    return dst / "adapters" / NAME if bb.mm is not None else dst

@@ -27,6 +27,7 @@ Media arguments are artifact ids (`ImageId`, `AudioId`): strings with a pattern 
 
 from __future__ import annotations
 
+import copy
 import inspect
 import re
 import sys
@@ -75,10 +76,10 @@ class Tool:
     description: ClassVar[str] = ""
     input_model: ClassVar[type[BaseModel]]
     output_model: ClassVar[type[BaseModel]]
+    _loaded: bool = False  # class-level defaults: subclasses need not call super().__init__()
 
     def __init__(self) -> None:
         self._loaded = False
-        self._load_lock = threading.Lock()
 
     def load(self) -> None:
         """Loads heavy state (models). Called once, on the first call, never at import or registration."""
@@ -89,7 +90,8 @@ class Tool:
     def ensure_loaded(self) -> None:
         if self._loaded:
             return
-        with self._load_lock:  # two concurrent first calls load once
+        # dict.setdefault is atomic under the GIL: one lock per tool, however many threads race here.
+        with self.__dict__.setdefault("_load_lock", threading.Lock()):  # concurrent first calls load once
             if not self._loaded:
                 self.load()
                 self._loaded = True
@@ -103,14 +105,40 @@ class Tool:
         return out
 
     def schema(self) -> dict[str, Any]:
-        """OpenAI-style function schema: {"type": "function", "function": {name, description, parameters}}."""
-        return {
-            "type": "function",
-            "function": {"name": self.name, "description": self.description, "parameters": clean_schema(self.input_model.model_json_schema())},
-        }
+        """OpenAI-style function schema: {"type": "function", "function": {name, description, parameters}}.
+
+        Built once per tool (pydantic's schema generation costs ~0.1-0.5 ms); a deep copy is returned
+        so callers may edit theirs."""
+        return {"type": "function", "function": {"name": self.name, "description": self.description, "parameters": copy.deepcopy(self.parameters)}}
+
+    @property
+    def parameters(self) -> dict[str, Any]:
+        """The input JSON schema, cached; treat as read-only (`schema()` hands out copies)."""
+        if "_parameters" not in self.__dict__:
+            self._parameters = clean_schema(self.input_model.model_json_schema())
+        return self._parameters
+
+    @property
+    def artifact_args(self) -> dict[str, str]:
+        """{argument: artifact kind} for the arguments that are artifact ids, cached."""
+        if "_artifact_args" not in self.__dict__:
+            self._artifact_args = artifact_fields(self.parameters)
+        return self._artifact_args
 
     def output_schema(self) -> dict[str, Any]:
-        return clean_schema(self.output_model.model_json_schema())
+        return copy.deepcopy(self._output())
+
+    @property
+    def artifact_outputs(self) -> dict[str, str]:
+        """{output field: artifact kind}: where new artifact ids appear in results, cached."""
+        if "_artifact_outputs" not in self.__dict__:
+            self._artifact_outputs = artifact_fields(self._output())
+        return self._artifact_outputs
+
+    def _output(self) -> dict[str, Any]:
+        if "_output_schema" not in self.__dict__:
+            self._output_schema = clean_schema(self.output_model.model_json_schema())
+        return self._output_schema
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.name}>"

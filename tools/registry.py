@@ -15,6 +15,7 @@ A timed-out tool may still finish in the background; artifacts it adds later are
 
 from __future__ import annotations
 
+import copy
 import json
 import logging
 import threading
@@ -25,7 +26,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field, ValidationError
 
 from mmagent.tools.artifacts import ArtifactError
-from mmagent.tools.base import Tool, ToolContext, artifact_fields, tool
+from mmagent.tools.base import Tool, ToolContext, tool
 
 log = logging.getLogger(__name__)
 
@@ -122,7 +123,7 @@ class ToolRegistry:
             kind = "validation" if isinstance(err, ArtifactError) else "exception"
             return _fail(name, kind, f"{name} failed: {type(err).__name__}: {err}", start)
         output = value.model_dump(mode="json")
-        ids = [i for k in artifact_fields(t.output_schema()) for i in _as_list(output.get(k)) if isinstance(i, str)]
+        ids = [i for k in t.artifact_outputs for i in _as_list(output.get(k)) if isinstance(i, str)]
         return ToolResult(name=name, ok=True, output=output, artifacts=ids, latency_s=time.perf_counter() - start)
 
     def _unknown(self, name: str) -> UnknownToolError:
@@ -134,7 +135,7 @@ def _fail(name: str, kind: ErrorKind, message: str, start: float, details: dict[
 
 
 def _validate(t: Tool, arguments: Any, ctx: ToolContext) -> BaseModel | ToolResult:
-    schema = t.schema()["function"]["parameters"]
+    schema = t.parameters
     if not isinstance(arguments, dict):
         return _invalid(t.name, [{"field": "", "message": f"arguments must be a JSON object, got {type(arguments).__name__}"}], schema)
     try:
@@ -142,7 +143,7 @@ def _validate(t: Tool, arguments: Any, ctx: ToolContext) -> BaseModel | ToolResu
     except ValidationError as err:
         return _invalid(t.name, [_describe(e, schema) for e in err.errors()], schema)
     problems = []
-    for field, kind in artifact_fields(schema).items():
+    for field, kind in t.artifact_args.items():
         value = getattr(args, field)
         for aid in value if isinstance(value, list) else [value]:
             if aid is None:
@@ -162,7 +163,7 @@ def _invalid(name: str, errors: list[dict[str, Any]], schema: dict[str, Any]) ->
     return ToolResult(
         name=name, ok=False, error_kind="validation",
         error=f"invalid arguments for {name}: {lines}. Call it again with arguments matching the schema.",
-        details={"errors": errors, "schema": schema},
+        details={"errors": errors, "schema": copy.deepcopy(schema)},
     )
 
 

@@ -16,6 +16,7 @@ from mmagent.cli import memory as memory_cli
 from mmagent.cli import tools as tools_cli
 from mmagent.cli import run as run_cmd
 from mmagent.cli import chat as chat_cmd
+from mmagent.cli import learn as learn_cli
 from mmagent.cli.common import report
 
 app = typer.Typer(
@@ -30,6 +31,9 @@ app.add_typer(tools_cli.app, name="tools")
 app.add_typer(memory_cli.app, name="memory")
 app.command("run")(run_cmd.run)
 app.command("chat")(chat_cmd.chat)
+app.command("feedback")(learn_cli.feedback)
+app.command("learn")(learn_cli.learn)
+app.add_typer(learn_cli.adapters_app, name="adapters")
 
 
 @app.callback()

@@ -1,0 +1,151 @@
+"""`mmagent feedback`, `mmagent learn`, `mmagent adapters`: the continual-learning loop.
+
+    mmagent feedback TURN_ID --rating down --correct-call '{"name": "read_text", "arguments": {"image": "image_1"}}'
+    mmagent learn --json
+    mmagent adapters list | promote VERSION | rollback
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from mmagent.cli.common import console, fail, print_json
+
+adapters_app = typer.Typer(help="Adapter versions learnt from feedback: list, promote, roll back.", no_args_is_help=True)
+
+
+def feedback(
+    turn_id: Annotated[str, typer.Argument(help="The turn to judge (printed by `mmagent run --json` and in chat).")],
+    rating: Annotated[str, typer.Option("--rating", help="up: the turn was right; down: it was wrong.")],
+    correct_call: Annotated[Optional[str], typer.Option("--correct-call", help='The right call(s) as JSON: {"name": ..., "arguments": {...}} or a list.')] = None,
+    correct_answer: Annotated[Optional[str], typer.Option("--correct-answer", help="The right plain-text answer (no tool should have been called).")] = None,
+    json_out: Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")] = False,
+) -> None:
+    """Rates a logged turn and optionally corrects it; the correction is validated against the tool's schema.
+
+    Example: mmagent feedback 3f2a9c --rating down --correct-call '{"name": "read_text", "arguments": {"image": "image_1"}}'
+    """
+    from mmagent.agent.log import InteractionLog
+    from mmagent.feedback import FeedbackError, FeedbackStore, parse_correct_call, record_feedback
+    from mmagent.tools.registry import default_registry
+
+    if rating not in ("up", "down"):
+        fail(f"--rating must be up or down, not {rating!r}")
+    if correct_call is not None and correct_answer is not None:
+        fail("give --correct-call or --correct-answer, not both")
+    log = InteractionLog()
+    try:
+        calls = parse_correct_call(correct_call) if correct_call is not None else None
+        fb = record_feedback(FeedbackStore(log.path), log, default_registry(), turn_id, rating, calls, correct_answer, source="cli")
+    except FeedbackError as err:
+        fail(str(err))
+    if json_out:
+        print_json(fb)
+    else:
+        what = "correction" if fb.corrected else "rating"
+        console.print(f"[green]ok[/] {what} stored for turn {turn_id} (feedback #{fb.id}); `mmagent learn` uses it in the next round")
+
+
+def learn(
+    method: Annotated[str, typer.Option("--method", help="replay | ewc | olora (all mix in the replay buffer).")] = "replay",
+    replay_ratio: Annotated[float, typer.Option("--replay-ratio", help="Base-data conversations per feedback conversation.")] = 1.0,
+    steps: Annotated[Optional[int], typer.Option("--steps", help="Training steps of the round (default 40).")] = None,
+    min_gain: Annotated[float, typer.Option("--min-gain", help="Least gain on held-out feedback items to promote, in points.")] = 5.0,
+    max_drop: Annotated[float, typer.Option("--max-drop", help="Most the regression suite may fall, in points.")] = 1.0,
+    regression_suite: Annotated[Optional[Path], typer.Option("--regression-suite", help="Frozen eval suite (default: recipes/suites/unseen-phrasings.jsonl).")] = None,
+    json_out: Annotated[bool, typer.Option("--json", help="Print the round report as JSON.")] = False,
+) -> None:
+    """Learns a new adapter version from new feedback; promotes it only if it passes the gate.
+
+    Trains warm from the serving version (with a replay buffer of the base data), evaluates it on the
+    frozen regression suite and on held-out feedback items, and promotes it atomically only if the
+    regression drop <= --max-drop and the learning gain >= --min-gain. A killed run resumes.
+
+    Example: mmagent learn --method olora --json
+    """
+    from mmagent.continual.defaults import default_config, default_env
+    from mmagent.continual.learn import NoNewData, learn as run_round
+
+    if method not in ("replay", "ewc", "olora"):
+        fail(f"--method must be replay, ewc or olora, not {method!r}")
+    try:
+        env = default_env(regression_suite=regression_suite)
+        report = run_round(env, default_config(method, replay_ratio, steps, min_learning_gain=min_gain, max_regression_drop=max_drop))
+    except NoNewData as err:
+        fail(str(err))
+    if json_out:
+        print_json(report)
+        return
+    console.print(("[green]promoted[/] " if report.promoted else "[yellow]not promoted[/] ") + report.message, highlight=False)
+    console.print(f"data: {report.counts}; conflicts: {len(report.conflicts)}; held for review: {len(report.held_for_review)}")
+    t = report.times
+    console.print(f"time: data {t.data_s:.1f} s, train {t.train_s:.1f} s, eval {t.eval_s:.1f} s, promote {t.promote_s:.2f} s")
+    c = report.continual
+    if c and c.rounds:
+        console.print(f"across {c.rounds} promoted round(s): MFT {c.mft}, MFN {c.mfn}, BWT {c.bwt}")
+
+
+@adapters_app.command("list")
+def list_adapters(json_out: Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")] = False) -> None:
+    """Shows every adapter version: parent, method, data hash, gate scores, and which one serves.
+
+    Example: mmagent adapters list --json
+    """
+    from mmagent.continual.registry import default_registry
+
+    reg = default_registry()
+    serving = reg.serving()
+    rows = [{**r.model_dump(), "serving": bool(serving and serving.version == r.version)} for r in reg.list()]
+    if json_out:
+        print_json({"serving": serving.version if serving else None, "versions": rows})
+        return
+    if not rows:
+        console.print("no adapter versions yet: give feedback (`mmagent feedback`) and run `mmagent learn`")
+        return
+    from rich.table import Table
+
+    table = Table("version", "parent", "method", "examples", "data hash", "regression", "held-out", "serving")
+    for r in rows:
+        g = r["metrics"].get("gate") or {}
+        score = lambda a, b: f"{g[a]:.1f} -> {g[b]:.1f}" if a in g else "-"  # noqa: E731
+        table.add_row(r["version"], r["parent"] or "-", r["method"], str(r["n_examples"]), (r["data_hash"] or "-")[:12],
+                      score("regression_before", "regression_after"), score("learning_before", "learning_after"), "[green]yes[/]" if r["serving"] else "")
+    console.print(table)
+
+
+@adapters_app.command("promote")
+def promote(
+    version: Annotated[str, typer.Argument(help="A version from `mmagent adapters list` (e.g. v0003).")],
+    json_out: Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")] = False,
+) -> None:
+    """Makes VERSION serve new sessions (atomic; sessions already running keep theirs).
+
+    Example: mmagent adapters promote v0002
+    """
+    from mmagent.continual.registry import default_registry
+
+    ptr = default_registry().promote(version)
+    if json_out:
+        print_json(ptr)
+    else:
+        console.print(f"[green]ok[/] {ptr.version} serves new sessions (rollback returns to {ptr.previous[0] if ptr.previous else 'the base'})")
+
+
+@adapters_app.command("rollback")
+def rollback(json_out: Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")] = False) -> None:
+    """Serves the previously promoted version again (or the base model when there is none).
+
+    Example: mmagent adapters rollback
+    """
+    from mmagent.continual.registry import default_registry
+
+    ptr = default_registry().rollback()
+    if json_out:
+        print_json({"serving": ptr.version if ptr else None})
+    else:
+        console.print(f"[green]ok[/] now serving {ptr.version if ptr else 'the base model (no adapter version)'}")
+
+

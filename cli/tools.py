@@ -105,7 +105,7 @@ def call(
     else:
         if attached:
             console.print(f"attached: {', '.join(attached)}", highlight=False)
-        console.print(result.observation() if result.ok else f"[red]{result.error_kind}[/]: {result.error}", highlight=False)
+        console.print(result.observation() if result.ok else f"[red]{result.error_kind}[/]: {result.error}", highlight=False, soft_wrap=True)
         for aid in result.artifacts:
             console.print(f"new artifact {aid}: {store.get(aid).meta}", highlight=False)
     if not result.ok:

@@ -19,6 +19,7 @@ import importlib
 import inspect
 import json
 import re
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -63,6 +64,7 @@ class GenerateImage(Tool):
         super().__init__()
         self.pipeline, self.pipe, self.device = pipeline, pipe, device
         self.model_name = str(pipeline) if pipeline else ""
+        self._lock = threading.Lock()  # a pipeline's scheduler holds per-call state: one call at a time
 
     def load(self) -> None:
         from mmagent.config import apply_thread_policy, get_settings
@@ -94,7 +96,8 @@ class GenerateImage(Tool):
             kwargs["class_labels"] = labels
         else:
             raise TypeError(f"{self.model_name}: the pipeline takes neither `prompt` nor `class_labels`; it cannot be driven by this tool")
-        images = self.pipe(**kwargs).images
+        with self._lock:
+            images = self.pipe(**kwargs).images
         im = images[0] if len(images) == 1 else hstack(images)
         art = ctx.artifacts.add_image(im, meta={"op": "generate", "model": self.model_name, "prompt": args.prompt, "seed": args.seed, "steps": args.steps})
         return GenerateImageOutput(image=art.id, width=im.width, height=im.height, seed=args.seed, steps=args.steps, class_labels=labels, model=self.model_name)

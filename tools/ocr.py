@@ -8,6 +8,8 @@ thread per model by default, as torch does (see the settings' `threads`).
 
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 from pydantic import BaseModel, Field
 
@@ -50,6 +52,7 @@ class ReadText(Tool):
         super().__init__()
         self.model, self.threads, self.max_side = model, threads, max_side
         self._engine = None
+        self._lock = threading.Lock()  # rapidocr stores per-call thresholds on the engine
 
     def load(self) -> None:
         from rapidocr_onnxruntime import RapidOCR
@@ -67,7 +70,8 @@ class ReadText(Tool):
     def run(self, args: ReadTextInput, ctx: ToolContext) -> ReadTextOutput:
         im = ctx.artifacts.load_image(args.image)
         bgr = np.ascontiguousarray(np.asarray(im)[:, :, ::-1])  # rapidocr takes arrays as OpenCV BGR
-        result, _ = self._engine(bgr, text_score=args.min_confidence)
+        with self._lock:
+            result, _ = self._engine(bgr, text_score=args.min_confidence)
         pieces = [_piece(poly, text, score, im.width, im.height) for poly, text, score in result or []]
         lines = [_merge(row) for row in group_rows(pieces)]
         return ReadTextOutput(lines=lines, text="\n".join(line.text for line in lines))

@@ -7,12 +7,13 @@
 
 from __future__ import annotations
 
+import errno
 from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
 
-from mmagent.cli.common import console, fail, print_json
+from mmagent.cli.common import EXIT_FAILED, console, fail, print_json
 
 adapters_app = typer.Typer(help="Adapter versions learnt from feedback: list, promote, roll back.", no_args_is_help=True)
 
@@ -74,8 +75,12 @@ def learn(
     try:
         env = default_env(regression_suite=regression_suite)
         report = run_round(env, default_config(method, replay_ratio, steps, min_learning_gain=min_gain, max_regression_drop=max_drop))
-    except NoNewData as err:
+    except (NoNewData, FileNotFoundError) as err:
         fail(str(err))
+    except OSError as err:
+        if err.errno == errno.ENOSPC:
+            fail(str(err.strerror), EXIT_FAILED)
+        raise
     if json_out:
         print_json(report)
         return
@@ -127,7 +132,12 @@ def promote(
     """
     from mmagent.continual.registry import default_registry
 
-    ptr = default_registry().promote(version)
+    from mmagent.continual.registry import RegistryError
+
+    try:
+        ptr = default_registry().promote(version)
+    except RegistryError as err:
+        fail(str(err))
     if json_out:
         print_json(ptr)
     else:
@@ -142,7 +152,12 @@ def rollback(json_out: Annotated[bool, typer.Option("--json", help="Print JSON f
     """
     from mmagent.continual.registry import default_registry
 
-    ptr = default_registry().rollback()
+    from mmagent.continual.registry import RegistryError
+
+    try:
+        ptr = default_registry().rollback()
+    except RegistryError as err:
+        fail(str(err))
     if json_out:
         print_json({"serving": ptr.version if ptr else None})
     else:

@@ -155,3 +155,31 @@ def test_killed_round_leaves_serving_and_resumes(world, tmp_path):
     rep = learn(env, cfg)  # resumes from the step-5 checkpoint
     assert steps_seen[7] == 6, steps_seen  # restarted after step 5, not from 0
     assert rep.candidate == "v0001"
+
+
+def _fake_env(tmp_path, train):
+    log = InteractionLog(tmp_path / "interactions.sqlite")
+    env = LearnEnv(feedback=FeedbackStore(log.path), turns=log, tools=W.registry(), registry=AdapterRegistry(tmp_path / "adapters"),
+                   train=train, chat_model=lambda adapter: None, regression_suite=tmp_path / "none.jsonl")
+    return env, log
+
+
+def test_disk_full_during_training_is_clear_and_loses_nothing(tmp_path):
+    import errno
+
+    def full(job):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    env, log = _fake_env(tmp_path, full)
+    _correct(env, log, W.COIN, W.FC, "coin")
+    with pytest.raises(OSError, match="disk full .* run `mmagent learn` again .* Serving adapter base is untouched"):
+        learn(env, LearnConfig())
+    assert len(env.feedback.unused()) == len(W.COIN) and env.registry.list() == []
+
+
+def test_feedback_that_teaches_nothing_is_reported(tmp_path):
+    env, log = _fake_env(tmp_path, lambda job: pytest.fail("must not train"))
+    _log_turn(log, env, "t1", "flip a coin", "s1")
+    record_feedback(env.feedback, env.turns, env.tools, "t1", "down")  # thumbs down, no correction
+    with pytest.raises(NoNewData, match=r"0 to train on .*'skipped': 1.*Thumbs-down without a correction"):
+        learn(env, LearnConfig())

@@ -1,0 +1,94 @@
+"""`mmagent feedback`, `mmagent learn`, `mmagent adapters` through the real Typer app."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from mmagent.cli.app import app
+
+runner = CliRunner()
+
+
+def _home() -> Path:
+    return Path(os.environ["MMAGENT_HOME"])
+
+
+def _log_turn(turn_id: str, prompt: str = "what does this sign say") -> None:
+    from mmagent.agent.log import InteractionLog
+
+    log = InteractionLog(_home() / "interactions.sqlite")
+    log.start_turn(turn_id, "cli-s1", prompt, ["image_1"], [], ["read_text", "detect_faces"], "m", None, False)
+    log.end_turn(turn_id, "ok", "I don't know.", None, 1, 0)
+    log.close()
+
+
+def test_feedback_stores_validated_corrections(tmp_path, monkeypatch):
+    monkeypatch.setenv("MMAGENT_HOME", str(tmp_path))
+    _log_turn("t-cli-1")
+    ok = runner.invoke(app, ["feedback", "t-cli-1", "--rating", "down", "--json",
+                             "--correct-call", '{"name": "read_text", "arguments": {"image": "image_1"}}'])
+    assert ok.exit_code == 0, ok.output
+    assert json.loads(ok.output)["correct_calls"][0]["name"] == "read_text"
+    up = runner.invoke(app, ["feedback", "t-cli-1", "--rating", "up"])
+    assert up.exit_code == 0 and "rating stored" in up.output
+
+
+def test_feedback_bad_input_is_one_clear_line(tmp_path, monkeypatch):
+    monkeypatch.setenv("MMAGENT_HOME", str(tmp_path))
+    _log_turn("t-cli-2")
+    cases = [
+        (["feedback", "nope", "--rating", "up"], "no logged turn 'nope'"),
+        (["feedback", "t-cli-2", "--rating", "meh"], "--rating must be up or down"),
+        (["feedback", "t-cli-2", "--rating", "down", "--correct-call", "{oops"], "not valid JSON"),
+        (["feedback", "t-cli-2", "--rating", "down", "--correct-call", '{"name": "read_text", "arguments": {"image": 3}}'], "correction refused"),
+        (["feedback", "t-cli-2", "--rating", "down", "--correct-call", '{"name": "fly", "arguments": {}}'], "unknown tool 'fly'"),
+    ]
+    for args, msg in cases:
+        r = runner.invoke(app, args)
+        assert r.exit_code == 2, (args, r.output)
+        assert msg in r.output, (msg, r.output)
+    from mmagent.feedback import FeedbackStore
+
+    assert FeedbackStore(tmp_path / "interactions.sqlite").latest() == []  # nothing stored
+
+
+def test_learn_without_new_data_says_so(tmp_path, monkeypatch):
+    monkeypatch.setenv("MMAGENT_HOME", str(tmp_path))
+    suite = tmp_path / "s.jsonl"
+    suite.write_text('{"id": "a", "prompt": "hi", "images": [], "expected": []}\n')
+    r = runner.invoke(app, ["learn", "--regression-suite", str(suite)])
+    assert r.exit_code == 2 and "no new feedback to learn from" in r.output, r.output
+    r = runner.invoke(app, ["learn", "--method", "magic"])
+    assert r.exit_code == 2 and "--method must be" in r.output
+
+
+def test_adapters_list_promote_rollback(tmp_path, monkeypatch):
+    monkeypatch.setenv("MMAGENT_HOME", str(tmp_path))
+    from mmagent.continual.registry import AdapterRegistry
+
+    reg = AdapterRegistry(tmp_path / "adapters")
+    for tag in ("a", "b"):
+        d = tmp_path / tag
+        d.mkdir()
+        (d / "adapter_config.json").write_text("{}")
+        reg.add(d, method="replay", data_hash=tag * 64)
+    empty = runner.invoke(app, ["adapters", "list", "--json"])
+    assert json.loads(empty.output)["serving"] is None
+    assert runner.invoke(app, ["adapters", "promote", "v0001"]).exit_code == 0
+    assert runner.invoke(app, ["adapters", "promote", "v0002", "--json"]).exit_code == 0
+    listed = json.loads(runner.invoke(app, ["adapters", "list", "--json"]).output)
+    assert listed["serving"] == "v0002" and [v["serving"] for v in listed["versions"]] == [False, True]
+    table = runner.invoke(app, ["adapters", "list"])
+    assert "v0002" in table.output and "replay" in table.output
+    back = runner.invoke(app, ["adapters", "rollback", "--json"])
+    assert json.loads(back.output)["serving"] == "v0001"
+    bad = runner.invoke(app, ["adapters", "promote", "v0009"])
+    assert bad.exit_code == 2 and "unknown adapter version 'v0009'" in bad.output
+    r = runner.invoke(app, ["adapters", "rollback"])
+    assert r.exit_code == 0 and "the base model" in r.output
+    r = runner.invoke(app, ["adapters", "rollback"])
+    assert r.exit_code == 2 and "nothing to roll back" in r.output

@@ -39,6 +39,7 @@ class GenerationResult:
     prompt_tokens: int
     ttft_s: float  # prefill + first token
     decode_s: float  # the remaining steps
+    decode_cpu_s: float = 0.0  # process CPU time of the remaining steps (what they cost on shared cores)
     finished: list[bool] = field(default_factory=list)  # stopped at EOS (not the budget)
 
     @property
@@ -138,13 +139,13 @@ def generate(
     out: list[list[int]] = [[] for _ in range(b)]
     t0 = time.perf_counter()
     logits = decoder.prefill(embeds, attention_mask, sampling.max_new_tokens)
-    ttft = 0.0
+    ttft, cpu0 = 0.0, 0.0
     for i in range(sampling.max_new_tokens):
         logits = _process(logits, seq, processors, suppress_token_ids)
         tok = _pick(logits, sampling, gen)  # [B]
         tok = torch.where(done, eos[0], tok)
         if i == 0:
-            ttft = time.perf_counter() - t0
+            ttft, cpu0 = time.perf_counter() - t0, time.process_time()
         seq = torch.cat([seq, tok[:, None]], dim=1)
         hit = torch.isin(tok, eos)
         for r in (~done & ~hit).nonzero().flatten().tolist():
@@ -156,7 +157,8 @@ def generate(
             break
         logits = decoder.step(tok)
     total = time.perf_counter() - t0
-    return GenerationResult(out, int(input_ids.shape[1]), ttft, total - ttft, done.tolist())
+    return GenerationResult(out, int(input_ids.shape[1]), ttft, total - ttft, decode_cpu_s=time.process_time() - cpu0,
+                            finished=done.tolist())
 
 
 def _process(logits: torch.Tensor, seq: torch.Tensor, processors: Sequence[LogitsProcessor],

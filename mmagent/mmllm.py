@@ -352,10 +352,7 @@ class MMLLM(nn.Module):
                         dtype: torch.dtype | None = None) -> MMLLM:
         """Loads a `save_pretrained` folder; the base LLM/encoder come from the catalog unless given."""
         folder = Path(folder)
-        cfg_path = folder / CONFIG_FILE
-        if not cfg_path.is_file():
-            raise FileNotFoundError(f"{folder} has no {CONFIG_FILE}: not a saved MM-LLM (see MMLLM.save_pretrained)")
-        config = MMLLMConfig.model_validate(json.loads(cfg_path.read_text()))
+        config = cls.read_config(folder)
         model = cls(config, llm, tokenizer, encoder) if llm is not None else cls.from_config(config, settings, dtype)
         if (folder / PROJECTOR_FILE).is_file():
             model.load_projector(folder / PROJECTOR_FILE)
@@ -365,6 +362,13 @@ class MMLLM(nn.Module):
             model.load_adapter(folder / ADAPTERS_DIR / name, name)
         model.set_adapter(config.active_adapter)
         return model.eval()
+
+    @staticmethod
+    def read_config(folder: Path | str) -> MMLLMConfig:
+        cfg_path = Path(folder) / CONFIG_FILE
+        if not cfg_path.is_file():
+            raise FileNotFoundError(f"{folder} has no {CONFIG_FILE}: not a saved MM-LLM (see MMLLM.save_pretrained)")
+        return MMLLMConfig.model_validate(json.loads(cfg_path.read_text()))
 
     def load_projector(self, path: Path) -> None:
         from safetensors.torch import load_file

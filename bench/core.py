@@ -1,0 +1,223 @@
+"""Speed of the embedded composed MM-LLM (`mmagent-default`: EfficientNet-Lite0 -> MLP -> SmolLM2-135M).
+
+    .venv/bin/python bench/core.py                      # 1 and 2 threads, 64 new tokens, 3 reps
+    .venv/bin/python bench/core.py --threads 1 --new-tokens 32 --reps 2 --json
+
+One image (skimage's chelsea) + a ~100-token user prompt, greedy decoding with EOS ignored so
+every run makes exactly --new-tokens tokens. Per thread count, in the same process:
+
+- time to first token (TTFT): image preprocess + encoder + projector + prefill + first token;
+- decode tokens/s after the first token, and CPU ms per decode token (process time: what a
+  token costs when other processes share the cores; wall time is what a user waits);
+- the baseline, transformers' `generate` on the same spliced embeddings, beside our decode loop
+  in fp32 (fused weights, static cache), bf16, and int8 (the default: fbgemm int8 decode steps,
+  bf16 prefill), with how many leading tokens each agrees with the baseline's greedy output;
+- visual token reduction (49 -> --budget tokens, merge and attention top-k): prefill speedup
+  and its effect on the output (leading tokens equal to the unreduced run's).
+
+Peak RSS is measured in a fresh subprocess that only loads the default and answers once.
+Medians over --reps. The machine's load average is printed: the numbers are only comparable
+between rows of the same run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import time
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--threads", type=int, nargs="+", default=[1, 2])
+    p.add_argument("--new-tokens", type=int, default=64)
+    p.add_argument("--reps", type=int, default=3)
+    p.add_argument("--budget", type=int, default=16, help="visual tokens kept per image by token reduction")
+    p.add_argument("--json", action="store_true", help="print one JSON document instead of tables")
+    p.add_argument("--rss-probe", action="store_true", help=argparse.SUPPRESS)
+    args = p.parse_args()
+    if args.rss_probe:
+        return rss_probe(args.new_tokens)
+    report = {"load_average": os.getloadavg(), "new_tokens": args.new_tokens, "reps": args.reps, "runs": []}
+    bench = Bench(args.new_tokens)
+    for n in args.threads:
+        report["runs"].append(bench.run(n, args.reps, args.budget))
+    report["peak_rss_mb"] = measure_rss(args.new_tokens)
+    report["load_average_end"] = os.getloadavg()
+    print(json.dumps(report, indent=2)) if args.json else print_tables(report)
+
+
+class Bench:
+    def __init__(self, new_tokens: int) -> None:
+        import torch
+        from PIL import Image
+        from skimage import data
+
+        from mmagent.backends import load_chat_model
+
+        torch.set_num_threads(1)
+        self.torch = torch
+        self.mm = load_chat_model("mmagent-default").model
+        self.image = Image.fromarray(data.chelsea())
+        self.new_tokens = new_tokens
+        # ~100 tokens of user text (SmolLM2 tokenizer), then the 49 image tokens and the template.
+        self.prompt = ("Look closely at this photograph. Describe the animal you see, its fur, its eyes and what "
+                       "it seems to be doing, then say where the photo might have been taken and what time of day "
+                       "it could be. Mention the colours in the background and anything unusual about the scene, "
+                       "and finish with one sentence about the mood of the picture. Keep the answer short and "
+                       "plain, and do not invent details that are not visible in the photo itself.")
+
+    def batch(self):
+        from mmagent.chat import Message
+
+        msg = Message(role="user", content=self.prompt, images=["image_1"])
+        x = self.mm.build_inputs([msg], artifacts={"image_1": self.image}, add_generation_prompt=True)
+        return self.mm.collate([x])
+
+    def run(self, threads: int, reps: int, budget: int) -> dict:
+        self.torch.set_num_threads(threads)
+        batch = self.batch()
+        rows = [self.time_hf(batch, reps)]
+        for mode in ("float32", "bfloat16", "int8"):
+            rows.append(self.time_ours(batch, reps, mode))
+        base = rows[0]["tokens"]
+        for r in rows:
+            r["agree_with_baseline"] = agree(base, r.pop("tokens"))
+        return {"threads": threads, "prompt_tokens": int(batch["input_ids"].shape[1]), "rows": rows,
+                "reduction": self.reduction(reps, budget)}
+
+    def time_hf(self, batch, reps: int) -> dict:
+        """transformers' `generate` from the same spliced embeddings: TTFT = 1-token run."""
+        torch, mm, n = self.torch, self.mm, self.new_tokens
+        ttft, dec, cpu, tokens = [], [], [], []
+        kw = dict(attention_mask=batch["attention_mask"], do_sample=False, pad_token_id=mm.tokenizer.pad_token_id)
+        for _ in range(reps):
+            with torch.inference_mode():
+                c0, t0 = time.process_time(), time.perf_counter()
+                mm.llm.generate(inputs_embeds=self._embed(batch), max_new_tokens=1, **kw)
+                ttft.append(time.perf_counter() - t0)
+                first_cpu = time.process_time() - c0
+                c0, t0 = time.process_time(), time.perf_counter()
+                out = mm.llm.generate(inputs_embeds=self._embed(batch), max_new_tokens=n, min_new_tokens=n, **kw)
+                full, full_cpu = time.perf_counter() - t0, time.process_time() - c0
+            dec.append((n - 1) / max(full - ttft[-1], 1e-9))
+            cpu.append((full_cpu - first_cpu) / (n - 1) * 1e3)
+            tokens = out[0].tolist()[-n:]
+        return row("HF generate, fp32 (baseline)", ttft, dec, cpu, tokens)
+
+    def time_ours(self, batch, reps: int, mode: str) -> dict:
+        from mmagent.generation import SamplingConfig, generate
+
+        torch, mm = self.torch, self.mm
+        mm.config.decode_dtype = mode
+        decoder = mm.decoder()  # built once (fused copies), as a served model does
+        ttft, dec, cpu, tokens = [], [], [], []
+        for _ in range(reps):
+            with torch.inference_mode():
+                t0 = time.perf_counter()
+                embeds = self._embed(batch)
+                enc = time.perf_counter() - t0
+                r = generate(decoder, embeds, batch["attention_mask"], batch["input_ids"],
+                             sampling=SamplingConfig(max_new_tokens=self.new_tokens), eos_token_ids=())
+            ttft.append(enc + r.ttft_s)
+            dec.append((len(r.tokens[0]) - 1) / r.decode_s)
+            cpu.append(r.decode_cpu_s / (len(r.tokens[0]) - 1) * 1e3)
+            tokens = r.tokens[0]
+        label = {"float32": "ours, fp32", "bfloat16": "ours, bf16", "int8": "ours, int8 decode + bf16 prefill (default)"}[mode]
+        return row(label, ttft, dec, cpu, tokens)
+
+    def reduction(self, reps: int, budget: int) -> list[dict]:
+        """TTFT and output with 49 visual tokens vs `budget` (merge, attention top-k), default decoder."""
+        from mmagent.generation import SamplingConfig, generate
+        from mmagent.token_reduction import ReductionConfig, TokenReducer
+
+        torch, mm = self.torch, self.mm
+        mm.config.decode_dtype = "int8"
+        out, ref = [], None
+        for method in ("none", "merge", "topk"):
+            mm.config.reduction = ReductionConfig(method=method, budget=budget)
+            mm.reducer = TokenReducer(mm.config.reduction)
+            batch = self.batch()
+            times, tokens = [], []
+            for _ in range(reps):
+                with torch.inference_mode():
+                    t0 = time.perf_counter()
+                    r = generate(mm.decoder(), self._embed(batch), batch["attention_mask"], batch["input_ids"],
+                                 sampling=SamplingConfig(max_new_tokens=min(32, self.new_tokens)), eos_token_ids=())
+                    times.append(time.perf_counter() - t0 - r.decode_s)
+                tokens = r.tokens[0]
+            ref = ref or (statistics.median(times), tokens)
+            out.append({"method": method, "visual_tokens": mm.tokens_per_image, "prompt_tokens": int(batch["input_ids"].shape[1]),
+                        "ttft_s": statistics.median(times), "speedup": ref[0] / statistics.median(times),
+                        "agree_with_unreduced": agree(ref[1], tokens),
+                        "text": mm.tokenizer.decode(tokens[:16], skip_special_tokens=True)})
+        mm.config.reduction = ReductionConfig()
+        mm.reducer = TokenReducer(mm.config.reduction)
+        return out
+
+    def _embed(self, batch):
+        pixels = self.mm.encoder.preprocess([self.image])  # the image's preprocessing is part of TTFT
+        return self.mm.embed(batch["input_ids"], pixels)
+
+
+def row(label: str, ttft: list[float], dec: list[float], cpu: list[float], tokens: list[int]) -> dict:
+    return {"path": label, "ttft_s": statistics.median(ttft), "decode_tok_s": statistics.median(dec),
+            "cpu_ms_per_token": statistics.median(cpu), "tokens": tokens}
+
+
+def agree(ref: list[int], got: list[int]) -> str:
+    same = next((i for i, (a, b) in enumerate(zip(ref, got)) if a != b), min(len(ref), len(got)))
+    return f"{same}/{len(ref)}"
+
+
+def measure_rss(new_tokens: int) -> float:
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    out = subprocess.run([sys.executable, __file__, "--rss-probe", "--new-tokens", str(new_tokens)],
+                         capture_output=True, text=True, env=env, check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])["peak_rss_mb"]
+
+
+def rss_probe(new_tokens: int) -> None:
+    """Loads the default and answers one image question; prints the process's peak RSS."""
+    import torch
+    from PIL import Image
+    from skimage import data
+
+    from mmagent.backends import load_chat_model
+    from mmagent.chat import Message
+
+    torch.set_num_threads(1)
+    model = load_chat_model("mmagent-default")
+    model.chat([Message(role="user", content="Describe this image.", images=["image_1"])],
+               artifacts={"image_1": Image.fromarray(data.chelsea())}, max_new_tokens=new_tokens)
+    print(json.dumps({"peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+
+
+def print_tables(report: dict) -> None:
+    la = ", ".join(f"{x:.1f}" for x in report["load_average"])
+    print(f"mmagent-default, greedy, {report['new_tokens']} new tokens, median of {report['reps']}; "
+          f"load average at start {la} (2-core machine)")
+    for run in report["runs"]:
+        print(f"\n== {run['threads']} thread(s), prompt {run['prompt_tokens']} tokens (49 visual) ==")
+        print(f"{'path':46} {'TTFT s':>7} {'decode tok/s':>13} {'CPU ms/tok':>11} {'agrees':>7}")
+        base = run["rows"][0]["decode_tok_s"]
+        for r in run["rows"]:
+            print(f"{r['path']:46} {r['ttft_s']:7.3f} {r['decode_tok_s']:8.1f} ({r['decode_tok_s'] / base:3.1f}x) "
+                  f"{r['cpu_ms_per_token']:11.1f} {r['agree_with_baseline']:>7}")
+        print(f"\n{'token reduction':16} {'visual':>6} {'prompt':>6} {'TTFT s':>7} {'speedup':>8} {'agrees':>7}  output")
+        for r in run["reduction"]:
+            print(f"{r['method']:16} {r['visual_tokens']:6d} {r['prompt_tokens']:6d} {r['ttft_s']:7.3f} "
+                  f"{r['speedup']:7.2f}x {r['agree_with_unreduced']:>7}  {r['text']!r}")
+    print(f"\npeak RSS (fresh process: load mmagent-default + one image answer, 1 thread): {report['peak_rss_mb']:.0f} MB")
+    print(f"load average at end {', '.join(f'{x:.1f}' for x in report['load_average_end'])}")
+
+
+if __name__ == "__main__":
+    main()

@@ -3,15 +3,18 @@
 Two layouts, chosen by size (`IndexConfig.exact_max`):
 
 - flat: `IndexIDMap2(IndexFlatIP)` — exact; ids map to rows, `remove_ids` compacts.
-- ivf:  `IndexIVFFlat` (inverted file over k-means cells, Jégou et al. 2011 / faiss) — ids are
-  native to IVF. It is *not* wrapped in `IndexIDMap2`: IDMap's `remove_ids` assumes the inner
-  index renumbers rows like a flat index, which IVF does not, so ids would drift after a delete.
-  IVF rather than HNSW because building HNSW over 1M 384-d vectors takes far longer on 2 cores
-  than k-means + assignment, and HNSW cannot remove vectors.
+- ivf:  an inverted file over k-means cells (Jégou et al. 2011; faiss `IVF{nlist}_HNSW32,SQfp16`):
+  an HNSW graph over the centroids finds the `nprobe` nearest cells (Malkov & Yashunin 2018),
+  so the coarse step does not scan all centroids; list entries are fp16 (half the bytes a
+  query streams; single-query search is memory-bound). Ids are native to IVF: it is *not*
+  wrapped in `IndexIDMap2`, whose `remove_ids` assumes the inner index renumbers rows like a
+  flat index, which IVF does not (ids would drift after a delete). IVF rather than HNSW over
+  all vectors: building HNSW over 1M 384-d vectors takes far longer on 2 cores than k-means +
+  assignment, and HNSW cannot remove vectors.
 
 The IVF is retrained when the store has grown `retrain_growth` times past the size it was
-trained at (k-means cells fitted to a 10x smaller set get overfull). Nothing here knows about
-SQLite; `store.py` supplies training vectors.
+trained at; nlist is sized for the middle of that growth (2 * sqrt(2n)), so cells neither start
+nearly empty nor end overfull. Nothing here knows about SQLite; `store.py` supplies vectors.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ import math
 import os
 from collections.abc import Callable, Iterable
 from pathlib import Path
+from typing import Literal
 
 import faiss
 import numpy as np
@@ -33,9 +37,11 @@ class IndexConfig(BaseModel):
     """When the index stops being exact, and how the approximate one is shaped."""
 
     exact_max: int = Field(50_000, ge=0, description="Exact (flat) search up to this many vectors; IVF past it.")
-    nlist: int | None = Field(None, ge=1, description="IVF cells; default 2*sqrt(n) at training time.")
+    nlist: int | None = Field(None, ge=1, description="IVF cells; default 2*sqrt(2n) at training time (k-means cost grows as nlist^2).")
     nprobe: int = Field(24, ge=1, description="IVF cells scanned per query (recall vs speed).")
-    train_per_list: int = Field(50, ge=10, description="Training vectors per IVF cell (k-means sample size).")
+    codec: Literal["fp16", "flat"] = Field("fp16", description="How IVF lists store vectors: fp16 (half the bytes) or float32.")
+    hnsw_quantizer_min: int = Field(1024, ge=1, description="Use an HNSW graph over the centroids from this many cells up.")
+    train_per_list: int = Field(40, ge=10, description="Training vectors per IVF cell (k-means sample size).")
     kmeans_iters: int = Field(10, ge=1)
     retrain_growth: float = Field(4.0, gt=1.0, description="Retrain the IVF when n exceeds this times the size it was trained at.")
 
@@ -115,14 +121,14 @@ class VectorIndex:
 
         The old index is dropped before the new one fills, so peak memory is one index.
         """
-        nlist = self.config.nlist or max(16, int(2 * math.sqrt(n)))
+        nlist = self.config.nlist or max(16, int(2 * math.sqrt(2 * n)))
         train = sample(min(n, nlist * self.config.train_per_list))
         nlist = min(nlist, max(1, len(train) // 10))
-        quantizer = faiss.IndexFlatIP(self.dim)
-        ivf = faiss.IndexIVFFlat(quantizer, self.dim, nlist, faiss.METRIC_INNER_PRODUCT)
-        ivf.cp.niter = self.config.kmeans_iters
-        ivf.train(train)
-        self.index = ivf
+        coarse = f"IVF{nlist}_HNSW32" if nlist >= self.config.hnsw_quantizer_min else f"IVF{nlist}"
+        index = faiss.index_factory(self.dim, f"{coarse},{'SQfp16' if self.config.codec == 'fp16' else 'Flat'}", faiss.METRIC_INNER_PRODUCT)
+        faiss.extract_index_ivf(index).cp.niter = self.config.kmeans_iters
+        index.train(train)
+        self.index = index
         for ids, vecs in batches():
             self.add(ids, vecs)
         self.trained_n = n
@@ -149,7 +155,7 @@ class VectorIndex:
             index = faiss.read_index(str(path))
         except RuntimeError as err:
             raise ValueError(f"index file {path} is unreadable ({str(err).splitlines()[0][:200]})") from err
-        if not isinstance(index, (faiss.IndexIDMap2, faiss.IndexIVFFlat)):
+        if not isinstance(index, (faiss.IndexIDMap2, faiss.IndexIVF)):
             raise ValueError(f"index file {path} holds a {type(index).__name__}, not an mmagent memory index")
         if index.d != dim:
             raise ValueError(f"index file {path} has dimension {index.d}, the store has {dim}")

@@ -15,6 +15,7 @@ from __future__ import annotations
 import sqlite3
 import time
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -183,14 +184,19 @@ class MetadataDB:
     def insert(self, items: Sequence[NewItem], vectors: np.ndarray) -> list[int]:
         """Inserts items with their [N, D] vectors atomically; returns the new ids in order."""
         now = time.time()
-        ids = []
+        if len(items) != len(vectors):
+            raise ValueError(f"{len(items)} items but {len(vectors)} vectors")
         with self._write():
-            for item, vec in zip(items, vectors, strict=True):
-                cur = self.conn.execute(
-                    "INSERT INTO items(modality, artifact_id, text, source, session, created_at, media, caption) VALUES (?,?,?,?,?,?,?,?)",
-                    (item.modality, item.artifact_id, item.text, item.source, item.session, item.created_at or now, item.media, item.caption),
-                )
-                ids.append(cur.lastrowid)
+            # Inside BEGIN IMMEDIATE no one else inserts, and AUTOINCREMENT hands out
+            # max(ever)+1 per row: the batch's ids are the next len(items) integers.
+            row = self.conn.execute("SELECT seq FROM sqlite_sequence WHERE name='items'").fetchone()
+            start = (row[0] if row else 0) + 1
+            self.conn.executemany(
+                "INSERT INTO items(id, modality, artifact_id, text, source, session, created_at, media, caption) VALUES (?,?,?,?,?,?,?,?,?)",
+                [(start + j, it.modality, it.artifact_id, it.text, it.source, it.session, it.created_at or now, it.media, it.caption)
+                 for j, it in enumerate(items)],
+            )
+            ids = list(range(start, start + len(items)))
             self.conn.executemany("INSERT INTO vectors(id, vector) VALUES (?, ?)", [(i, to_blob(v)) for i, v in zip(ids, vectors)])
             self.conn.executemany("INSERT OR IGNORE INTO tags(item_id, tag) VALUES (?, ?)", [(i, t) for i, it in zip(ids, items) for t in it.tags])
             self.conn.executemany("INSERT INTO changes(item_id, op) VALUES (?, 'add')", [(i,) for i in ids])
@@ -324,6 +330,15 @@ class MetadataDB:
 
     def _write(self) -> "_Transaction":
         return _Transaction(self.conn)
+
+    @contextmanager
+    def snapshot(self) -> Iterator[None]:
+        """A read transaction: every query inside sees one committed state (WAL snapshot isolation)."""
+        self.conn.execute("BEGIN")
+        try:
+            yield
+        finally:
+            self.conn.execute("COMMIT")
 
 
 class _Transaction:

@@ -42,8 +42,8 @@ def load_newest(folder: Path, dim: int, config: IndexConfig, min_seq: int) -> tu
             log.warning("skipping snapshot: %s; the index will be rebuilt from SQLite", err)
             continue
         if index.kind == "ivf":
-            # k-means was fitted with nlist = 2*sqrt(n): recover n for the retrain rule.
-            index.trained_n = int((index.index.nlist / 2) ** 2) if config.nlist is None else index.ntotal
+            # k-means was fitted with nlist = 2*sqrt(2n): recover n for the retrain rule.
+            index.trained_n = int((index.index.nlist / 2) ** 2 / 2) if config.nlist is None else index.ntotal
         return index, seq
     return None
 

@@ -223,7 +223,7 @@ class MemoryStore:
             if self.index is None or self.index.ntotal == 0:
                 return []
             scores, ids = self._search(q, int(k), f)
-        rows = {r.id: r for r in self.db.get([int(i) for i in ids if i >= 0])}
+            rows = {r.id: r for r in self.db.get([int(i) for i in ids if i >= 0])}
         return [MemoryHit(**MemoryItem.from_row(rows[int(i)]).model_dump(), score=float(s)) for s, i in zip(scores, ids) if int(i) in rows]
 
     def _search(self, q: np.ndarray, k: int, f: MemoryFilter | None) -> tuple[np.ndarray, np.ndarray]:
@@ -422,12 +422,13 @@ class MemoryStore:
 
     def _replay(self) -> None:
         """Idempotent: every item touched since `seq` is removed, then re-added if it still exists."""
-        changes = self.db.changes_since(self.seq)
+        with self.db.snapshot():  # the log and the vectors read from one committed state
+            changes = self.db.changes_since(self.seq)
+            touched = sorted({c[1] for c in changes})
+            ids, vecs = self.db.vectors(touched, self.dim)
         if not changes:
             return
-        touched = sorted({c[1] for c in changes})
         self.index.remove(touched)
-        ids, vecs = self.db.vectors(touched, self.dim)
         self.index.add(ids, vecs)
         self.seq = changes[-1][0]
 

@@ -1,0 +1,286 @@
+"""Scripted learning scenarios: a tiny world (tests, method comparison) and the embedded default.
+
+Tiny world: a random 2-layer Llama (hidden 64) whose base is fully trained for a few seconds on
+read_text / detect_faces requests with an image (standing in for the shipped tool-tuned default),
+a small BPE tokenizer with the call scaffolding as whole tokens, and a 16-token patch encoder.
+Users then ask for a newly added custom tool (`flip_coin`, later `roll_die`) that the model
+mishandles; corrections are logged in the real interaction log and `learn` runs the real recipe
+code, eval and gate on it.
+
+Embedded scenario: the same story on `mmagent-default` with a custom `convert_currency` tool and
+phrasings with amounts and currency codes (bench/learn.py times one round of 100 items).
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+from PIL import Image
+from torch import nn
+
+from mmagent.chat import Message, ToolCall
+from mmagent.tools.base import ImageId, tool
+from mmagent.tools.registry import ToolRegistry
+
+CHATML = ("{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n{% endfor %}"
+          "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}")
+
+
+@tool(name="read_text")
+def _read_text(image: ImageId) -> str:
+    """Reads the text in an image.
+
+    Args:
+        image: The image to read.
+    """
+    return ""
+
+
+@tool(name="detect_faces")
+def _detect_faces(image: ImageId) -> int:
+    """Finds faces in an image.
+
+    Args:
+        image: The image to look at.
+    """
+    return 0
+
+
+@tool
+def flip_coin() -> str:
+    """Flips a fair coin and says heads or tails."""
+    return random.choice(["heads", "tails"])
+
+
+@tool
+def roll_die() -> int:
+    """Rolls a six-sided die."""
+    return random.randint(1, 6)
+
+
+@tool
+def convert_currency(amount: float, to: str) -> float:
+    """Converts an amount of euros to another currency.
+
+    Args:
+        amount: How many euros.
+        to: Target currency code, e.g. USD.
+    """
+    return amount
+
+
+READ = ["read the text in this image", "what does this sign say", "read this image for me", "tell me the words in the picture",
+        "what is written on this", "read the writing please", "transcribe the text in the photo", "read out the label"]
+FACES = ["how many faces are in this photo", "find the faces in this picture", "detect faces please", "are there people's faces here",
+         "count the faces in the image", "spot any faces in this photo", "locate the faces", "show me where the faces are"]
+COIN = ["flip a coin", "flip a coin for me", "please flip a coin", "can you flip a coin", "coin flip please", "toss a coin",
+        "toss a coin for me", "flip the coin now", "do a coin flip", "could you toss a coin", "flip a coin please now", "quick coin toss"]
+DIE = ["roll a die", "roll a die for me", "please roll a die", "can you roll a die", "die roll please", "throw a die",
+       "throw a die for me", "roll the die now", "do a die roll", "could you throw a die", "roll a die please now", "quick die throw"]
+RT = ToolCall(name="read_text", arguments={"image": "image_1"})
+DF = ToolCall(name="detect_faces", arguments={"image": "image_1"})
+FC = ToolCall(name="flip_coin", arguments={})
+RD = ToolCall(name="roll_die", arguments={})
+TINY_RECIPE = {"lora": {"r": 16, "alpha": 32}, "steps": 60, "batch_size": 8, "grad_accum": 1, "lr": 5e-3, "warmup": 2,
+               "save_every": 5, "max_len": 256, "adapter_dtype": "float32", "threads": 1}
+
+
+def tiny_tools() -> ToolRegistry:
+    return ToolRegistry([_read_text, _detect_faces, flip_coin, roll_die])
+
+
+def tiny_tokenizer():
+    """Byte-level BPE with a ChatML template; tool names and call scaffolding are whole tokens so
+    a call is a handful of decisions a 2-layer model learns in seconds."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    from mmagent.toolcall import format_calls, render_tool_prompt
+
+    corpus = [render_tool_prompt(tiny_tools().schemas()), "[attached: image_1] user assistant system tool"]
+    corpus += READ + FACES + COIN + DIE + [format_calls([c]) for c in (RT, DF, FC, RD)]
+    bpe = Tokenizer(models.BPE())
+    bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    bpe.decoder = decoders.ByteLevel()
+    bpe.train_from_iterator(corpus * 4, trainers.BpeTrainer(vocab_size=700, special_tokens=["<|endoftext|>", "<|im_start|>", "<|im_end|>"],
+                            initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False))
+    tok = PreTrainedTokenizerFast(tokenizer_object=bpe, eos_token="<|im_end|>", pad_token="<|endoftext|>", bos_token="<|im_start|>")
+    tok.chat_template = CHATML
+    tok.add_tokens(["read_text", "detect_faces", "flip_coin", "roll_die", '<tool_call>{"name": "', '", "arguments": {',
+                    '"image": "image_1"', "}}</tool_call>"])
+    return tok
+
+
+class PatchEncoder(nn.Module):
+    """32x32 image -> 4x4 grid of 24-d features: [B, 16, 24] (the encoder protocol, tiny)."""
+
+    modality = "image"
+    hidden_size = 24
+    num_tokens = 16
+
+    def __init__(self) -> None:
+        super().__init__()
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(1)
+            self.conv = nn.Sequential(nn.Conv2d(3, 12, 4, stride=4), nn.ReLU(), nn.Conv2d(12, 24, 2, stride=2))
+
+    def preprocess(self, images: list[Image.Image]) -> torch.Tensor:
+        import numpy as np
+
+        arr = np.stack([np.asarray(im.convert("RGB").resize((32, 32))) for im in images])
+        return torch.from_numpy(arr).permute(0, 3, 1, 2).float() / 255  # [B, 3, 32, 32]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.conv(x).flatten(2).transpose(1, 2)  # [B, 16, 24]
+
+
+def conversation(prompt: str, call: ToolCall, images: int = 1) -> list[Message]:
+    return [Message(role="user", content=prompt, images=[f"image_{i + 1}" for i in range(images)]),
+            Message(role="assistant", tool_calls=[call])]
+
+
+def write_suite(folder: Path, items: Sequence[tuple[str, ToolCall, int]], name: str) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    Image.new("RGB", (40, 40), (200, 30, 30)).save(folder / "red.png")
+    rows = [{"id": f"{name}{i}", "prompt": p, "images": ["red.png"] * n,
+             "expected": [{"name": c.name, "arguments": {k: [v] for k, v in c.arguments.items()}}]} for i, (p, c, n) in enumerate(items)]
+    path = folder / f"{name}.jsonl"
+    path.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    return path
+
+
+class TinyWorld:
+    """Builds (once) and serves the tiny base; makes learning environments over it."""
+
+    def __init__(self, root: Path, base_steps: int = 200):
+        self.root = Path(root)
+        self.base = self.root / "base"
+        self.base_data = self.root / "base.jsonl"
+        self.suite = write_suite(self.root / "suites", [(p, RT, 1) for p in READ[:6]] + [(p, DF, 1) for p in FACES[:6]], "regression")
+        if not (self.base / "config.json").is_file():
+            self._write_base_data()
+            self._train_base(base_steps)
+
+    def _write_base_data(self) -> None:
+        self.root.mkdir(parents=True, exist_ok=True)
+        Image.new("RGB", (40, 40), (200, 30, 30)).save(self.root / "red.png")
+        lines = [json.dumps({"images": ["red.png"], "messages": [m.model_dump(exclude_defaults=True) for m in conversation(p, c)]})
+                 for _ in range(3) for p, c in [(p, RT) for p in READ[:6]] + [(p, DF) for p in FACES[:6]]]
+        self.base_data.write_text("\n".join(lines) + "\n")
+
+    def _fresh_llm(self):
+        from transformers import LlamaConfig, LlamaForCausalLM
+
+        tok = tiny_tokenizer()
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(0)
+            cfg = LlamaConfig(vocab_size=len(tok) + 1, hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
+                              num_key_value_heads=2, max_position_embeddings=1024, tie_word_embeddings=True, pad_token_id=0)
+            return LlamaForCausalLM(cfg), tok  # +1: room for <image> without resizing
+
+    def _train_base(self, steps: int) -> None:
+        """Full fine-tuning stands in for a pretrained, tool-tuned base. Embeddings (tied with the LM
+        head) stay frozen, as in a real LLM whose vocabulary was not shaped by these tools; otherwise
+        the unseen tools' output rows are pushed far down and no LoRA round can lift them."""
+        from mmagent.continual.update import UpdateConfig, replay_buffer
+        from mmagent.recipes.sequences import system_prefix
+        from mmagent.recipes.tool_tuning import AssistantLoss, Backbone, ToolTuningConfig, batches_for_step, encode_all, make_batch
+
+        llm, tok = self._fresh_llm()
+        mm = self._mmllm(llm, tok)
+        for n, p in llm.named_parameters():
+            p.requires_grad_("embed_tokens" not in n)
+        bb, tools = Backbone(llm, tok, mm), tiny_tools().schemas()
+        prefix = system_prefix(tok, tools)
+        data = encode_all(bb, replay_buffer(UpdateConfig(replay_data=self.base_data), 10_000), tools, prefix)
+        rc = ToolTuningConfig(batch_size=8, grad_accum=1, max_len=256)
+        loss = AssistantLoss(llm, mm)
+        opt = torch.optim.AdamW([p for p in llm.parameters() if p.requires_grad], lr=3e-3)
+        llm.train()
+        for step in range(steps):
+            for b, px in [make_batch(bb, prefix, m, rc) for m in batches_for_step(data, step, rc)]:
+                total, n = loss(b.prefix, b.input_ids, b.labels, b.position_ids, b.attention_mask, px)
+                (total / n).backward()
+            opt.step(), opt.zero_grad()
+        llm.save_pretrained(self.base)
+
+    @staticmethod
+    def _mmllm(llm, tok):
+        from mmagent.mmllm import MMLLM, MMLLMConfig
+
+        return MMLLM(MMLLMConfig(llm="tiny", encoder="tiny"), llm, tok, PatchEncoder())
+
+    def load_mmllm(self):
+        from transformers import LlamaForCausalLM
+
+        return self._mmllm(LlamaForCausalLM.from_pretrained(self.base).eval(), tiny_tokenizer()).eval()
+
+    def load_backbone(self, _rc: Any = None):
+        from mmagent.recipes.tool_tuning import Backbone
+
+        mm = self.load_mmllm()
+        for p in mm.parameters():
+            p.requires_grad_(False)
+        return Backbone(mm.llm, mm.tokenizer, mm)
+
+    def env(self, home: Path, on_step=None):
+        """A `LearnEnv` over a fresh interaction log + adapter registry under `home`."""
+        from mmagent.agent.log import InteractionLog
+        from mmagent.continual.learn import LearnEnv
+        from mmagent.continual.registry import AdapterRegistry
+        from mmagent.continual.serving import AdapterChatModels
+        from mmagent.continual.update import train_candidate
+        from mmagent.feedback import FeedbackStore
+
+        log = InteractionLog(Path(home) / "interactions.sqlite")
+        red = (self.suite.parent / "red.png").read_bytes()
+        return LearnEnv(feedback=FeedbackStore(log.path), turns=log, tools=tiny_tools(), registry=AdapterRegistry(Path(home) / "adapters"),
+                        train=train_candidate, chat_model=AdapterChatModels(self.load_mmllm, "tiny"), regression_suite=self.suite,
+                        media=lambda turn, aid: red, load_backbone=self.load_backbone, on_step=on_step)
+
+    def config(self, method: str = "replay", steps: int = 60, min_gain: float = 25.0):
+        from mmagent.continual.gate import GateConfig
+        from mmagent.continual.learn import LearnConfig
+        from mmagent.continual.update import UpdateConfig
+
+        return LearnConfig(update=UpdateConfig(method=method, replay_ratio=1.0, replay_data=self.base_data, recipe={**TINY_RECIPE, "steps": steps}),
+                           gate=GateConfig(max_regression_drop=1.0, min_learning_gain=min_gain))
+
+
+def log_corrections(env, prompts: Sequence[str], call: ToolCall, tag: str, images: Sequence[str] = (), sessions: int = 4,
+                    answer: str = "I cannot do that.") -> list[str]:
+    """Logs one mishandled turn per prompt (the model answered in text) and a correction for each."""
+    from mmagent.feedback import record_feedback
+
+    ids = []
+    tools = env.tools.names()
+    for i, p in enumerate(prompts):
+        tid = f"{tag}{i}"
+        env.turns.start_turn(tid, f"{tag}-s{i % sessions}", p, list(images), [], tools, "scenario", None, False)
+        env.turns.end_turn(tid, "ok", answer, None, 1, 0)
+        record_feedback(env.feedback, env.turns, env.tools, tid, "down", correct_calls=[call])
+        ids.append(tid)
+    return ids
+
+
+CURRENCY_TEMPLATES = ["convert {a} euros to {c}", "how much is {a} EUR in {c}", "change {a} euros into {c}", "what are {a} euros in {c}",
+                      "{a} euros to {c} please", "exchange {a} EUR to {c}", "give me {a} euros in {c}", "{a} EUR in {c}?",
+                      "I have {a} euros, how many {c} is that", "turn {a} euros into {c}"]
+
+
+def currency_feedback(n: int, seed: int = 0) -> list[tuple[str, ToolCall]]:
+    """`n` distinct requests for the custom convert_currency tool with their correct calls."""
+    rng = random.Random(seed)
+    out, seen = [], set()
+    while len(out) < n:
+        a, c, t = rng.randint(2, 500), rng.choice(["USD", "GBP", "JPY", "CHF", "SEK"]), rng.choice(CURRENCY_TEMPLATES)
+        prompt = t.format(a=a, c=c)
+        if prompt not in seen:
+            seen.add(prompt)
+            out.append((prompt, ToolCall(name="convert_currency", arguments={"amount": float(a), "to": c})))
+    return out

@@ -191,3 +191,18 @@ def test_concurrent_adds_from_processes_get_unique_ids(tmp_path):
     procs = [subprocess.Popen([sys.executable, "-c", code, str(tmp_path / "art"), str(k)], stdout=subprocess.PIPE, text=True) for k in range(3)]
     ids = [i for p in procs for i in p.communicate()[0].split()]
     assert len(ids) == len(set(ids)) == 30
+
+
+def test_failed_blob_write_leaves_nothing(store, tmp_path, monkeypatch):
+    import mmagent.tools.artifacts as artifacts_mod
+
+    def disk_full(src, dst):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(artifacts_mod.os, "replace", disk_full)  # fault injection at the rename
+    with pytest.raises(OSError, match="No space left"):
+        store.add_image(png())
+    monkeypatch.undo()
+    assert store.list() == []
+    assert not [p for p in (tmp_path / "art" / "blobs").rglob("*") if p.is_file()]  # no temp file either
+    assert store.add_image(png()).id == "image_1"  # and the store still works

@@ -186,3 +186,24 @@ def test_edit_tool_bad_inputs(reg, ctx):
     assert r.error_kind == "exception" and "give width, height or both" in r.error
     r = reg.call("resize_image", {"image": src, "width": 99999}, ctx)
     assert r.error_kind == "validation" and r.details["errors"][0]["field"] == "width"
+
+
+def test_abandoned_tool_does_not_block_process_exit(tmp_path):
+    import subprocess
+    import sys
+
+    code = (
+        "import time\n"
+        "from mmagent.tools import ArtifactStore, ToolContext, ToolRegistry, tool\n"
+        "@tool\n"
+        "def stuck(x: int) -> int:\n"
+        "    '''Never returns.\n\n    Args:\n        x: Ignored.\n    '''\n"
+        "    while True:\n"
+        "        time.sleep(0.05)\n"
+        f"ctx = ToolContext(ArtifactStore({str(tmp_path)!r}, 's'))\n"
+        "print(ToolRegistry([stuck]).call('stuck', {'x': 1}, ctx, timeout_s=0.2).error_kind)\n"
+    )
+    t0 = time.perf_counter()
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0 and out.stdout.strip() == "timeout", out.stderr
+    assert time.perf_counter() - t0 < 30

@@ -132,6 +132,7 @@ def test_unknown_tool(reg, ctx):
     r = reg.call("nope", {}, ctx)
     assert not r.ok and r.error_kind == "unknown_tool" and "add" in r.details["known_tools"]
     assert "unknown tool 'nope'" in r.error
+    assert reg.call(["not", "a", "name"], {}, ctx).error_kind == "unknown_tool"  # a malformed call from a model
 
 
 def test_artifact_ids_checked_before_the_call(reg, ctx):

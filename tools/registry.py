@@ -105,8 +105,8 @@ class ToolRegistry:
     def call(self, name: str, arguments: Any, ctx: ToolContext, timeout_s: float | None = None) -> ToolResult:
         """Validates, runs with a timeout, and reports; never raises for anything the model did."""
         start = time.perf_counter()
-        if name not in self._tools:
-            return _fail(name, "unknown_tool", str(self._unknown(name)), start, {"known_tools": self.names()})
+        if not isinstance(name, str) or name not in self._tools:
+            return _fail(str(name), "unknown_tool", str(self._unknown(name)), start, {"known_tools": self.names()})
         t = self._tools[name]
         args_or_err = _validate(t, arguments, ctx)
         if isinstance(args_or_err, ToolResult):
@@ -122,7 +122,10 @@ class ToolRegistry:
             log.debug("traceback of %s", name, exc_info=err)
             kind = "validation" if isinstance(err, ArtifactError) else "exception"
             return _fail(name, kind, f"{name} failed: {type(err).__name__}: {err}", start)
-        output = value.model_dump(mode="json")
+        try:
+            output = value.model_dump(mode="json")
+        except Exception as err:  # noqa: BLE001 - an output that cannot become JSON is the tool's bug, not the run's end
+            return _fail(name, "exception", f"{name} returned an output that is not JSON-serialisable: {err}", start)
         ids = [i for k in t.artifact_outputs for i in _as_list(output.get(k)) if isinstance(i, str)]
         return ToolResult(name=name, ok=True, output=output, artifacts=ids, latency_s=time.perf_counter() - start)
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from mmagent.tools.boxes import Box
-from mmagent.tools.ocr import TextLine, _merge, group_rows
+from mmagent.tools.ocr import TextLine, group_rows, merge_row
 
 
 def piece(text: str, x0: int, y0: int, x1: int, y1: int, conf: float = 0.9) -> TextLine:
@@ -12,7 +12,7 @@ def piece(text: str, x0: int, y0: int, x1: int, y1: int, conf: float = 0.9) -> T
 
 def test_regions_on_one_row_merge_left_to_right_and_rows_go_down():
     pieces = [piece("World", 130, 22, 230, 58, 0.8), piece("OPEN", 20, 90, 120, 125), piece("Hello", 20, 20, 117, 57)]
-    lines = [_merge(r) for r in group_rows(pieces)]
+    lines = [merge_row(r) for r in group_rows(pieces)]
     assert [line.text for line in lines] == ["Hello World", "OPEN"]
     assert lines[0].box == Box(x0=20, y0=20, x1=230, y1=58) and lines[0].confidence == 0.8
 

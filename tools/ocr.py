@@ -73,7 +73,7 @@ class ReadText(Tool):
         with self._lock:
             result, _ = self._engine(bgr, text_score=args.min_confidence)
         pieces = [_piece(poly, text, score, im.width, im.height) for poly, text, score in result or []]
-        lines = [_merge(row) for row in group_rows(pieces)]
+        lines = [merge_row(row) for row in group_rows(pieces)]
         return ReadTextOutput(lines=lines, text="\n".join(line.text for line in lines))
 
 
@@ -96,6 +96,6 @@ def group_rows(pieces: list[TextLine]) -> list[list[TextLine]]:
     return [sorted(r, key=lambda p: p.box.x0) for r in rows]
 
 
-def _merge(row: list[TextLine]) -> TextLine:
+def merge_row(row: list[TextLine]) -> TextLine:
     box = Box(x0=min(p.box.x0 for p in row), y0=min(p.box.y0 for p in row), x1=max(p.box.x1 for p in row), y1=max(p.box.y1 for p in row))
     return TextLine(text=" ".join(p.text for p in row), confidence=min(p.confidence for p in row), box=box)

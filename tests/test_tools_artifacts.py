@@ -206,3 +206,23 @@ def test_failed_blob_write_leaves_nothing(store, tmp_path, monkeypatch):
     assert store.list() == []
     assert not [p for p in (tmp_path / "art" / "blobs").rglob("*") if p.is_file()]  # no temp file either
     assert store.add_image(png()).id == "image_1"  # and the store still works
+
+
+def test_jpeg_exif_rotation_180(store):
+    im = Image.new("RGB", (40, 20), (255, 255, 255))
+    im.paste((0, 0, 0), (0, 0, 10, 10))  # dark block top-left as stored
+    exif = Image.Exif()
+    exif[0x0112] = 3  # rotate 180 to display
+    buf = io.BytesIO()
+    im.save(buf, format="JPEG", exif=exif, quality=95)
+    up = store.load_image(store.add_image(buf.getvalue()).id)
+    assert up.size == (40, 20)
+    assert sum(up.getpixel((35, 15))) < 60 and sum(up.getpixel((5, 5))) > 700  # the block is now bottom-right
+
+
+@pytest.mark.parametrize("fmt", ["GIF", "WEBP", "BMP", "TIFF"])
+def test_other_allowed_formats(store, fmt):
+    buf = io.BytesIO()
+    Image.new("RGB", (6, 4), (10, 200, 30)).save(buf, format=fmt)
+    art = store.add_image(buf.getvalue())
+    assert art.meta["format"] == fmt and store.load_image(art.id).size == (6, 4)

@@ -120,6 +120,8 @@ class ToolCallGrammar:
             raise ValueError(f"the tools' JSON schemas do not compile to a grammar: {messages[0]}")
         self.vocab_size = self.lltok.vocab_size
         self.mode = mode
+        self.tools = list(tools)
+        self._min_tokens: dict[str, int] | None = None
         self._classes: dict[str, np.ndarray] | None = None
 
     def matcher(self) -> Any:
@@ -141,28 +143,78 @@ class ToolCallGrammar:
         return self._classes
 
 
+    def min_call_tokens(self) -> dict[str, int]:
+        """Tokens of the shortest valid call of each tool (required arguments at minimal values):
+        how much budget a call needs to be finished."""
+        if self._min_tokens is None:
+            from mmagent.chat import ToolCall
+            from mmagent.toolcall import format_call
+
+            self._min_tokens = {}
+            for tool in self.tools:
+                fn = function_of(tool)
+                params = fn.get("parameters") or {}
+                args = minimal_instance(params, params.get("$defs", {}))
+                text = format_call(ToolCall(name=fn["name"], arguments=args if isinstance(args, dict) else {}))
+                self._min_tokens[fn["name"]] = len(self.lltok.tokenize_str(text))
+        return self._min_tokens
+
+
+def minimal_instance(schema: dict[str, Any], defs: dict[str, Any]) -> Any:
+    """A short JSON value valid for `schema` (required keys only, smallest values); an estimate
+    for patterns and formats, which it does not solve."""
+    if "$ref" in schema:
+        return minimal_instance(defs.get(schema["$ref"].rsplit("/", 1)[-1], {}), defs)
+    if "const" in schema:
+        return schema["const"]
+    if "enum" in schema:
+        return min(schema["enum"], key=lambda v: len(json.dumps(v)))
+    for union in ("anyOf", "oneOf"):
+        if union in schema:
+            return min((minimal_instance(s, defs) for s in schema[union]), key=lambda v: len(json.dumps(v)))
+    kind = schema.get("type")
+    if isinstance(kind, list):
+        return min((minimal_instance({**schema, "type": k}, defs) for k in kind), key=lambda v: len(json.dumps(v)))
+    if "x-artifact" in schema:
+        return f"{schema['x-artifact']}_1"
+    if kind == "string":
+        return "a" * schema.get("minLength", 0)
+    if kind in ("integer", "number"):
+        return schema.get("minimum", schema.get("exclusiveMinimum", -1) + 1)
+    if kind == "boolean":
+        return False
+    if kind == "array":
+        return [minimal_instance(schema.get("items", {}), defs)] * schema.get("minItems", 0)
+    if kind == "object" or "properties" in schema:
+        props = schema.get("properties", {})
+        return {k: minimal_instance(props.get(k, {}), defs) for k in schema.get("required", [])}
+    return None
+
+
 class ToolCallLogitsProcessor(LogitsProcessor):
     """Masks disallowed tokens to -inf; `(input_ids [B, T], scores [B, V]) -> scores`.
 
     The first call sees the prompt (length T0) and only masks; each later call first feeds the
     matchers the tokens appended since (one per step, or more after a forced prefix).
 
-    Given the generation's `max_new_tokens`, the last `reserve` tokens of the budget are spent
-    closing: inside a call, tokens that only close (`"`, `]`, `}`) are preferred whenever the
-    grammar allows one (what it forces, such as a missing required key, still comes first);
-    outside a call no new call may open, and in `required` mode the reply ends. Without it a small
-    model looping inside a long argument is cut off mid-call by the budget.
+    Given the generation's `max_new_tokens`, the end of the budget is spent closing: once the
+    tokens left are no more than the shortest valid call of the open call's tool (+ `margin`),
+    tokens that only close (`"`, `]`, `}`) are preferred whenever the grammar allows one (what it
+    forces, such as a missing required key, still comes first); outside a call, no new call opens
+    when the shortest one would not fit, and in `required` mode the reply ends. Without this a
+    small model looping inside a long argument is cut off mid-call by the budget.
     """
 
     def __init__(self, grammar: ToolCallGrammar, batch_size: int = 1, max_new_tokens: int | None = None,
-                 reserve: int = 16) -> None:
+                 margin: int = 8) -> None:
         self.grammar = grammar
         self.matchers = [grammar.matcher() for _ in range(batch_size)]
         self.max_new_tokens = max_new_tokens
-        self.reserve = reserve
+        self.margin = margin
         self._seen: int | None = None
         self._prompt_len = 0
         self._generated: list[list[int]] = [[] for _ in range(batch_size)]
+        self._need = max(grammar.min_call_tokens().values()) + margin if max_new_tokens is not None else 0
 
     def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
         batch, length = input_ids.shape
@@ -174,36 +226,43 @@ class ToolCallLogitsProcessor(LogitsProcessor):
             self._prompt_len = length
         self._seen = length
         allowed = self._allowed(scores.shape[-1])  # [B, V] bool
-        if self.max_new_tokens is not None and self.max_new_tokens - (length - self._prompt_len) <= self.reserve:
-            self._wind_down(allowed)
+        left = None if self.max_new_tokens is None else self.max_new_tokens - (length - self._prompt_len)
+        if left is not None and left <= self._need:  # cheap test first: most steps are far from the end
+            self._wind_down(allowed, left)
         return scores.masked_fill(~allowed.to(scores.device), float("-inf"))
 
-    def _wind_down(self, allowed: torch.Tensor) -> None:
+    def _wind_down(self, allowed: torch.Tensor, left: int) -> None:
         """Near the end of the budget: close open calls, open no new ones (in place on [B, V]).
 
         Inside a call the JSON so far is valid and has no free whitespace, so an odd number of
         unescaped quotes means "inside a string": close it with a `"` token; otherwise close
         arrays and objects with `]` / `}` tokens. The grammar still decides what is allowed."""
-        classes = {k: torch.from_numpy(v) for k, v in self.grammar.token_classes().items()}
+        classes = {k: _pad(torch.from_numpy(v), allowed.shape[1]) for k, v in self.grammar.token_classes().items()}
+        sizes = self.grammar.min_call_tokens()
         eos = torch.zeros(allowed.shape[1], dtype=torch.bool)
         eos[[e for e in self.grammar.lltok.eos_tokens if e < allowed.shape[1]]] = True
         for row, (m, inside) in enumerate(zip(self.matchers, self.in_call)):
             if m.is_stopped():
                 continue
             if inside:
-                kind = "quote" if self._in_string(row) else "bracket"
-                preferred = allowed[row] & _pad(classes[kind], allowed.shape[1])
+                body = self._call_text(row)
+                name = _CALL_NAME.match(body)
+                if left > (sizes.get(name.group(1), self._need) if name else max(sizes.values())) + self.margin:
+                    continue
+                preferred = allowed[row] & classes["quote" if _in_string(body) else "bracket"]
+            elif left > min(sizes.values()) + self.margin:
+                continue
             elif self.grammar.mode == "required":
                 preferred = allowed[row] & eos
             else:
-                preferred = allowed[row] & ~_pad(classes["opens"], allowed.shape[1])
+                preferred = allowed[row] & ~classes["opens"]
             if preferred.any():
                 allowed[row] = preferred
 
-    def _in_string(self, row: int) -> bool:
+    def _call_text(self, row: int) -> str:
+        """The open call's text after `<tool_call>`."""
         text = self.grammar.lltok.decode_bytes(self._generated[row]).decode("utf-8", "replace")
-        body = text.rsplit(CALL_OPEN, 1)[-1].replace("\\\\", "").replace('\\"', "")
-        return body.count('"') % 2 == 1
+        return text.rsplit(CALL_OPEN, 1)[-1]
 
     def _consume(self, new_tokens: list[list[int]]) -> None:
         for row, (m, tokens) in enumerate(zip(self.matchers, new_tokens)):
@@ -250,6 +309,14 @@ def tool_call_processor(
     Pass the generation's `max_new_tokens` so that calls close before the budget runs out.
     """
     return ToolCallLogitsProcessor(_grammar(tokenizer, tools, mode, eos_token_ids), batch_size, max_new_tokens)
+
+
+_CALL_NAME = re.compile(r'\{"name": "([^"]+)"')
+
+
+def _in_string(body: str) -> bool:
+    """Odd count of unescaped quotes in valid, whitespace-free JSON so far = inside a string."""
+    return body.replace("\\\\", "").replace('\\"', "").count('"') % 2 == 1
 
 
 def _pad(mask: torch.Tensor, vocab: int) -> torch.Tensor:

@@ -99,7 +99,8 @@ def call(
     reg = _registry()
     if name in reg and isinstance(arguments, dict):
         _fill_media(arguments, reg.get(name).schema()["function"]["parameters"], attached)
-    result = reg.call(name, arguments, ToolContext(artifacts=store, session=session), timeout_s=timeout)
+    memory = _memory() if name in ("remember", "search_memory") else None
+    result = reg.call(name, arguments, ToolContext(artifacts=store, memory=memory, session=session), timeout_s=timeout)
     if json_out:
         print_json({"attached": attached, **result.model_dump(mode="json")})
     else:
@@ -110,6 +111,14 @@ def call(
             console.print(f"new artifact {aid}: {store.get(aid).meta}", highlight=False)
     if not result.ok:
         raise typer.Exit(EXIT_FAILED if result.error_kind in ("timeout", "exception") else 2)
+
+
+def _memory():
+    """The same memory store `mmagent run` and `mmagent memory` use (its embedder loads lazily)."""
+    from mmagent.config import get_settings
+    from mmagent.memory.store import MemoryStore
+
+    return MemoryStore(get_settings().home / "memory")
 
 
 def _fill_media(arguments: dict, params: dict, attached: list[str]) -> None:

@@ -132,3 +132,19 @@ def test_detect_objects_unconfigured_explains(reg, ctx, monkeypatch):
     img = ctx.artifacts.add_image(Image.new("RGB", (10, 10))).id
     r = reg.call("detect_objects", {"image": img}, ctx)
     assert not r.ok and "MMAGENT_DETECTOR" in r.error
+
+
+def test_cli_call_memory_tools_use_the_home_memory(tmp_path, monkeypatch):
+    import json
+
+    from typer.testing import CliRunner
+
+    from mmagent.cli.app import app
+
+    monkeypatch.setenv("MMAGENT_HOME", str(tmp_path / "home"))
+    runner = CliRunner()
+    r = runner.invoke(app, ["tools", "call", "remember", "--args", '{"text": "the spare key is under the blue flowerpot"}', "--json"])
+    assert r.exit_code == 0, r.output
+    r = runner.invoke(app, ["tools", "call", "search_memory", "--args", '{"query": "where is the key?"}', "--json"])
+    hits = json.loads(r.stdout)["output"]["hits"]
+    assert hits and "flowerpot" in hits[0]["text"]

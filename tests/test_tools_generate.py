@@ -134,3 +134,21 @@ def test_class_ids_from_prompt_uses_pipeline_label_names():
     assert class_ids_from_prompt("digits 4 and nine", object()) == [4, 9]
     with pytest.raises(ValueError, match="pass class_label"):
         class_ids_from_prompt("nothing here", object())
+
+
+def test_default_generator_missing_says_how_to_get_one(ctx, tmp_path, monkeypatch):
+    import mmagent.digits_pipeline as digits
+
+    monkeypatch.delenv("MMAGENT_GENERATOR", raising=False)
+    monkeypatch.setattr(digits, "DEFAULT_WEIGHTS", tmp_path / "not-trained")  # as in a checkout before training
+    r = ToolRegistry([GenerateImage()]).call("generate_image", {"prompt": "a 3"}, ctx)
+    assert r.error_kind == "exception" and "digits_diffusion" in r.error and "MMAGENT_GENERATOR" in r.error
+
+
+def test_default_generator_is_the_digits_folder(digits_folder, ctx, monkeypatch):
+    import mmagent.digits_pipeline as digits
+
+    monkeypatch.delenv("MMAGENT_GENERATOR", raising=False)
+    monkeypatch.setattr(digits, "DEFAULT_WEIGHTS", digits_folder)
+    r = ToolRegistry([GenerateImage()]).call("generate_image", {"prompt": "a handwritten 7", "steps": 2}, ctx)
+    assert r.ok and r.output["class_labels"] == [7] and r.output["model"] == "digits-diffusion (embedded)"

@@ -2,6 +2,7 @@
 tool through `ToolRegistry.call` (validation, artifact checks, worker thread, timeout). Side by side
 in the same process: read_text with rapidocr's default detector sizing (baseline: shorter side
 scaled to 736 px) and with `max_side=960` (only shrink), on a drawn sign and on skimage's `page`;
+detect_faces on a 2048x2048 photo at full size (baseline) and shrunk to 1024 first (the default);
 and the calling path's own cost, `registry.call` vs a direct `tool.invoke` of a no-op tool.
 
     MMAGENT_CACHE_DIR=~/.cache/mmagent-test-models .venv/bin/python bench/tools.py [--n 5] [--threads 1]
@@ -63,6 +64,7 @@ def _inputs(ctx) -> dict[str, tuple[dict, str]]:
         draw.text((20, 20 + 70 * i), line, font=font, fill="black")
     text_id = ctx.artifacts.add_image(sign).id
     astro = ctx.artifacts.add_image(Image.fromarray(skimage.data.astronaut())).id
+    astro_big = ctx.artifacts.add_image(Image.fromarray(skimage.data.astronaut()).resize((2048, 2048), Image.Resampling.BICUBIC)).id
     cat = ctx.artifacts.add_image(Image.fromarray(skimage.data.chelsea())).id
     audio, audio_src = _speech(ctx)
     page = ctx.artifacts.add_image(Image.fromarray(skimage.data.page())).id
@@ -73,6 +75,8 @@ def _inputs(ctx) -> dict[str, tuple[dict, str]]:
         "read_text max_side=960": ({"image": text_id}, "sign 640x240, 3 lines"),
         "read_text max_side=960 ": ({"image": page}, "skimage page 384x191"),
         "detect_faces": ({"image": astro}, "astronaut 512x512"),
+        "detect_faces max_side=None": ({"image": astro_big}, "astronaut upscaled 2048x2048"),
+        "detect_faces max_side=1024": ({"image": astro_big}, "astronaut upscaled 2048x2048"),
         "classify_image": ({"image": cat, "top_k": 5}, "chelsea 451x300"),
         "transcribe_audio": ({"audio": audio}, audio_src),
         "crop_image": ({"image": astro, "box": face}, "astronaut -> 93x93"),
@@ -113,14 +117,20 @@ def main() -> None:
     inputs = _inputs(ctx)
     from mmagent.tools.ocr import ReadText
 
-    fast_ocr = ReadText(max_side=960)
+    from mmagent.tools.faces import DetectFaces
+
+    variants = {  # side-by-side configurations, each in its own registry
+        "read_text max_side=960": ToolRegistry([ReadText(max_side=960)]),
+        "detect_faces max_side=None": ToolRegistry([DetectFaces(max_side=None)]),
+        "detect_faces max_side=1024": ToolRegistry([DetectFaces(max_side=1024)]),
+    }
     rows = []
     for label, (args, what) in inputs.items():
         name = label.split()[0]
         if name == "generate_image" and not (DEFAULT_WEIGHTS / "model_index.json").is_file():
             rows.append((label, what, None, None, "skipped: embedded digits generator not trained yet"))
             continue
-        r = reg if "max_side" not in label else ToolRegistry([fast_ocr])
+        r = variants.get(label.strip(), reg)
         t0 = time.perf_counter()
         first = r.call(name, args, ctx, timeout_s=600)
         cold = time.perf_counter() - t0
@@ -188,7 +198,7 @@ def _summary(out: dict) -> str:
     if "text" in out:
         return repr(out["text"])[:60]
     if "faces" in out:
-        return f"{out['count']} face(s)"
+        return f"{out['count']} face(s): " + ", ".join(f"{b['x1'] - b['x0']}px" for b in out["faces"])
     if "labels" in out:
         return f"{out['labels'][0]['label']} {out['labels'][0]['probability']:.2f}"
     if "image" in out:

@@ -34,9 +34,12 @@ class DetectFaces(Tool):
     input_model = DetectFacesInput
     output_model = DetectFacesOutput
 
-    def __init__(self, scale_factor: float = 1.1) -> None:
+    def __init__(self, scale_factor: float = 1.1, max_side: int | None = 1024) -> None:
+        """`max_side`: larger images are shrunk (area filter) before the cascade scans them and the
+        boxes scaled back. The scan cost grows with pixels while phone photos hold faces far above
+        the 24 px minimum; a face that would shrink below `min_size` is missed. None: full size."""
         super().__init__()
-        self.scale_factor = scale_factor
+        self.scale_factor, self.max_side = scale_factor, max_side
         self._cascade = None
 
     def load(self) -> None:
@@ -57,8 +60,13 @@ class DetectFaces(Tool):
         import cv2
 
         rgb = np.asarray(ctx.artifacts.load_image(args.image))  # [H, W, 3] uint8
-        gray = cv2.equalizeHist(cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY))
+        h, w = rgb.shape[:2]
+        gray = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
+        scale = min(1.0, self.max_side / max(h, w)) if self.max_side else 1.0
+        if scale < 1.0:
+            gray = cv2.resize(gray, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_AREA)
+        gray = cv2.equalizeHist(gray)
         found = self._cascade.detectMultiScale(gray, scaleFactor=self.scale_factor, minNeighbors=args.min_neighbors, minSize=(args.min_size, args.min_size))
-        boxes = [Box(x0=int(x), y0=int(y), x1=int(x + w), y1=int(y + h)) for x, y, w, h in found]
+        boxes = [Box.from_xyxy(x / scale, y / scale, (x + bw) / scale, (y + bh) / scale, w, h) for x, y, bw, bh in found]
         boxes.sort(key=lambda b: (b.x1 - b.x0) * (b.y1 - b.y0), reverse=True)
         return DetectFacesOutput(faces=boxes, count=len(boxes))

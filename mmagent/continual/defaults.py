@@ -28,7 +28,7 @@ def default_model_folder() -> Path:
 def default_config(method: str = "replay", replay_ratio: float = 1.0, steps: int | None = None, **gate: Any) -> LearnConfig:
     """Learning on the embedded default: the MM-LLM folder is the recipe's base (images go through
     its encoder + projector as at serving); only the adapter trains."""
-    recipe: dict[str, Any] = {"multimodal": str(default_model_folder()), "precision": "fp32"}
+    recipe: dict[str, Any] = {"multimodal": str(default_model_folder()), "precision": "fp32", "max_len": 768, "lr": 5e-4}
     if steps is not None:
         recipe["steps"] = steps
     cfg = LearnConfig(update=UpdateConfig(method=method, replay_ratio=replay_ratio, recipe=recipe))

@@ -17,6 +17,7 @@ from mmagent.cli import tools as tools_cli
 from mmagent.cli import run as run_cmd
 from mmagent.cli import chat as chat_cmd
 from mmagent.cli import learn as learn_cli
+from mmagent.cli import train as train_cli
 from mmagent.cli.common import report
 
 app = typer.Typer(
@@ -34,6 +35,8 @@ app.command("chat")(chat_cmd.chat)
 app.command("feedback")(learn_cli.feedback)
 app.command("learn")(learn_cli.learn)
 app.add_typer(learn_cli.adapters_app, name="adapters")
+app.add_typer(train_cli.app, name="train")
+app.command("eval")(train_cli.evaluate)
 
 
 @app.callback()

@@ -105,6 +105,11 @@ def box_variants(box: dict[str, Any]) -> list[dict[str, Any]]:
     return [coords] + ([coords | {"label": box["label"]}, dict(box)] if "label" in box else [])
 
 
+def _imagenet_index(label: str) -> int:
+    return {"tabby cat": 281, "espresso": 967, "daisy": 985, "rocket": 812, "astronaut": 0, "pagoda": 0, "web site": 916, "envelope": 549,
+            "tray": 868, "poster": 0, "book jacket": 921, "street sign": 919, "mask": 643, "jigsaw puzzle": 611}.get(label, 0)
+
+
 def result_for(name: str, args: dict[str, Any], d: Drawing | None, extra: dict[str, Any]) -> dict[str, Any]:
     """What the real tool would return for the drawing (true by construction)."""
     if name == "read_text":
@@ -112,23 +117,29 @@ def result_for(name: str, args: dict[str, Any], d: Drawing | None, extra: dict[s
         return {"lines": [{"text": t, "box": as_box([14, 20 + 45 * i, 200, 44 + 45 * i]), "confidence": 0.95} for i, t in enumerate(lines)], "text": "\n".join(lines)}
     if name == "detect_faces":
         faces = [b for lab, b in (d.boxes if d else []) if lab == "face"]
-        return {"faces": [as_box(b, label="face", score=0.9) for b in faces], "count": len(faces)}
+        return {"faces": [as_box(b) for b in faces], "count": len(faces)}
     if name == "detect_objects":
         objs = [as_box(b, label=lab, score=0.88) for lab, b in (d.boxes if d else [])]
-        return {"objects": objs, "count": len(objs)}
+        return {"objects": objs, "count": len(objs), "model": "detr-resnet-50"}
     if name == "classify_image":
         label = d.label if d and d.label else extra.get("label") or {"sign": "street sign", "document": "envelope", "faces": "mask", "shapes": "jigsaw puzzle"}.get(d.kind if d else "", "web site")
         k = args.get("top_k", 3)
         alts = ["web site", "envelope", "tray", "poster", "book jacket"]
-        labels = [{"label": label, "probability": 0.71}] + [{"label": a, "probability": round(0.1 / (i + 1), 3)} for i, a in enumerate(alts[: k - 1])]
+        names = [label] + alts[: k - 1]
+        labels = [{"label": a, "index": _imagenet_index(a), "probability": 0.71 if i == 0 else round(0.1 / i, 3)} for i, a in enumerate(names)]
         return {"labels": labels}
     if name in ("generate_image", "crop_image", "resize_image", "draw_boxes"):
         w, h = (args.get("width", SIZE), args.get("height", SIZE)) if name == "resize_image" else (SIZE, SIZE)
         if name == "crop_image":
             w, h = args["box"]["x1"] - args["box"]["x0"], args["box"]["y1"] - args["box"]["y0"]
+        if name == "generate_image":
+            return {"image": extra["new_image"], "width": 64, "height": 64, "seed": args.get("seed", 0), "steps": args.get("steps", 25),
+                    "class_labels": None, "model": "mmagent-digits-diffusion"}
         return {"image": extra["new_image"], "width": w, "height": h}
     if name == "transcribe_audio":
-        return {"text": extra.get("speech", "")}
+        words = extra.get("speech", "").split()
+        return {"text": " ".join(words), "words": [{"word": w, "start_s": round(0.4 * i, 2), "end_s": round(0.4 * i + 0.35, 2)} for i, w in enumerate(words)],
+                "duration_s": round(0.4 * len(words) + 0.2, 2)}
     if name == "remember":
         return {"id": extra.get("memory_id", 1), "stored": True}
     if name == "search_memory":
@@ -224,7 +235,9 @@ def fill(rng: random.Random, intent: str, drawings: list[Drawing], target: int) 
         prompt = rng.choice(P.GEN_PROMPTS)
         s.text["prompt"] = prompt
         s.args["prompt"] = prompt
-        s.allowed.update(prompt=_text_allowed(prompt), seed=[""], steps=[""])
+        digit = next((int(c) for c in prompt if c.isdigit()), 0 if "zero" in prompt else None)
+        # The default generator is class-conditional on digits: naming the class is as right as the prompt alone.
+        s.allowed.update(prompt=_text_allowed(prompt), seed=[""], steps=[""], class_label=["", digit] if digit is not None else [""])
         if intent.endswith("+seed"):
             n = rng.randint(0, 9999)
             s.text["n"], s.args["seed"], s.allowed["seed"] = str(n), n, [n]
@@ -331,7 +344,7 @@ def _second_args(a: str, b: str, r1: dict[str, Any], first_args: dict[str, Any],
         found = r1.get("objects") or r1.get("faces")
         variants = [list(v) for v in zip(*(box_variants(f) for f in found))]
         allowed = {"image": [first_args["image"]], "boxes": variants, "color": [""], "line_width": [""]}
-        return {"image": first_args["image"], "boxes": variants[1]}, allowed
+        return {"image": first_args["image"], "boxes": variants[min(1, len(variants) - 1)]}, allowed
     if b in ("read_text", "classify_image", "detect_faces"):
         args = {"image": img}
         allowed = {"image": [img]} | ({"top_k": [""]} if b == "classify_image" else {})

@@ -1,0 +1,307 @@
+# Launch: .venv/bin/mmagent eval recipes/suites/unseen-phrasings.jsonl --json
+"""Tool-calling evaluation: suites, a runner over any `ChatModel`, and the metrics.
+
+Suite format (one JSON object per line):
+
+    {"id": str, "prompt": str, "images": [paths relative to the suite file],
+     "expected": [{"name": str, "arguments": {arg: [allowed values]}}, ...],
+     "results": [tool output per expected call]   # optional: replayed for multi-step items
+     "audio": [paths]                               # optional}
+
+`expected: []` means no tool should be called; `""` among an argument's allowed values means it
+may be left out; attached images are `image_1`, `image_2`... in attachment order; calls are matched
+in order. The runner drives the model through `ChatModel.chat` step by step: after each step that
+calls tools, the recorded result of the matching expected call is fed back as the tool message
+(a replay, so no real tool runs and every model sees the same observations); a call with no
+recorded result gets an error observation. It stops once the model has made as many calls as
+expected, answers in text, or hits `max_steps`.
+
+Metrics (per item unless said otherwise):
+- parse rate: every generation of the item parsed (no `<tool_call>` fragment failed to parse);
+- decision accuracy: called some tool iff the item expects one;
+- tool-name accuracy: over items that expect calls, the called names equal the expected names in order;
+- argument accuracy: over items whose names were right, every call's arguments match (BFCL-style
+  AST match: each expected argument's value is one of the allowed values with the same JSON type,
+  strings compared case- and whitespace-insensitively; a missing argument only if `""` is allowed;
+  an argument not in the expected set fails unless it equals the schema default);
+- strict success: parsed, right decision, right names, right arguments (no-tool items: parsed, no call);
+- hallucinated-tool rate: share of all emitted calls naming a tool that was not offered;
+- node / edge F1 (multi-step items, >= 2 expected calls): F1 of the multiset of tool names and of
+  the ordered consecutive pairs (TaskBench, arXiv 2311.18760), averaged over those items.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import tempfile
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, Field, ValidationError
+
+from mmagent.chat import ChatModel, Message, ToolCall
+
+log = logging.getLogger(__name__)
+
+
+class ExpectedCall(BaseModel):
+    name: str
+    arguments: dict[str, list[Any]] = Field(default_factory=dict)
+
+
+class SuiteItem(BaseModel):
+    id: str
+    prompt: str
+    images: list[str] = Field(default_factory=list)
+    audio: list[str] = Field(default_factory=list)
+    expected: list[ExpectedCall]
+    results: list[Any] | None = None
+    kind: str = ""
+
+
+def load_suite(path: Path) -> list[SuiteItem]:
+    """Reads and checks a suite; a bad line or a missing media file is a `ValueError` naming it."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"suite {path} does not exist (suites ship in recipes/suites/)")
+    items: list[SuiteItem] = []
+    for n, line in enumerate(path.read_text().splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            item = SuiteItem.model_validate_json(line)
+        except ValidationError as err:
+            first = err.errors()[0]
+            raise ValueError(f"{path}:{n}: {'.'.join(map(str, first['loc']))}: {first['msg']} (see the suite format in `mmagent eval --help`)") from None
+        for rel in [*item.images, *item.audio]:
+            if not (path.parent / rel).is_file():
+                raise ValueError(f"{path}:{n}: media file {rel} not found next to the suite")
+        items.append(item)
+    if not items:
+        raise ValueError(f"suite {path} has no items")
+    return items
+
+
+# --------------------------------------------------------------------------- matching
+
+
+def _norm(s: str) -> str:
+    return re.sub(r"\s+", " ", s.strip().lower()).rstrip(".!?")
+
+
+def value_matches(pred: Any, allowed: Any) -> bool:
+    """JSON-type-aware equality (bool is not int; an int may stand for a float; strings normalized)."""
+    if isinstance(allowed, bool) or isinstance(pred, bool):
+        return type(pred) is type(allowed) and pred == allowed
+    if isinstance(allowed, str):
+        return isinstance(pred, str) and _norm(pred) == _norm(allowed)
+    if isinstance(allowed, float):
+        return isinstance(pred, (int, float)) and abs(pred - allowed) < 1e-6
+    if isinstance(allowed, int):
+        return isinstance(pred, int) and pred == allowed
+    if isinstance(allowed, list):
+        return isinstance(pred, list) and len(pred) == len(allowed) and all(map(value_matches, pred, allowed))
+    if isinstance(allowed, dict):
+        return isinstance(pred, dict) and pred.keys() == allowed.keys() and all(value_matches(pred[k], allowed[k]) for k in allowed)
+    return pred == allowed
+
+
+def arguments_match(pred: dict[str, Any], expected: dict[str, list[Any]], defaults: dict[str, Any]) -> bool:
+    """BFCL-style AST match of one call's arguments against the allowed values."""
+    for name, value in pred.items():
+        if name not in expected and not (name in defaults and value_matches(value, defaults[name])):
+            return False  # an argument nobody asked for
+    for name, allowed in expected.items():
+        if name not in pred:
+            if "" not in allowed:
+                return False
+            continue
+        value = pred[name]
+        omitted_ok = "" in allowed and name in defaults and value_matches(value, defaults[name])
+        if not omitted_ok and not any(value_matches(value, a) for a in allowed if a != ""):
+            return False
+    return True
+
+
+def _f1(pred: Counter, gold: Counter) -> float:
+    tp = sum((pred & gold).values())
+    if tp == 0:
+        return 0.0
+    p, r = tp / sum(pred.values()), tp / sum(gold.values())
+    return 2 * p * r / (p + r)
+
+
+# --------------------------------------------------------------------------- scoring
+
+
+@dataclass
+class Prediction:
+    """What a model did on one item: all calls over all steps, and its raw generations."""
+
+    id: str
+    calls: list[ToolCall] = field(default_factory=list)
+    parse_errors: list[str] = field(default_factory=list)
+    texts: list[str] = field(default_factory=list)
+    latency_s: float = 0.0
+
+
+class ItemScore(BaseModel):
+    id: str
+    kind: str = ""
+    parsed: bool
+    decision: bool
+    names: bool | None  # None: the item expects no call
+    arguments: bool | None  # None: names were wrong (argument accuracy is conditional) or no call expected
+    strict: bool
+    n_calls: int
+    n_hallucinated: int
+    node_f1: float | None = None  # multi-step items only
+    edge_f1: float | None = None
+    called: list[str] = Field(default_factory=list)
+
+
+def score_item(item: SuiteItem, pred: Prediction, tools: list[dict[str, Any]]) -> ItemScore:
+    fns = {t.get("function", t)["name"]: t.get("function", t) for t in tools}
+    names = [c.name for c in pred.calls]
+    gold = [e.name for e in item.expected]
+    parsed = not pred.parse_errors
+    decision = bool(names) == bool(gold)
+    names_ok = names == gold if gold else None
+    args_ok = None
+    if names_ok:
+        args_ok = all(
+            arguments_match(c.arguments, e.arguments, _defaults(fns.get(e.name, {}))) for c, e in zip(pred.calls, item.expected)
+        )
+    strict = parsed and decision and (not gold or bool(names_ok and args_ok))
+    node = edge = None
+    if len(gold) >= 2:
+        node = _f1(Counter(names), Counter(gold))
+        edge = _f1(Counter(zip(names, names[1:])), Counter(zip(gold, gold[1:])))
+    return ItemScore(id=item.id, kind=item.kind, parsed=parsed, decision=decision, names=names_ok, arguments=args_ok, strict=strict,
+                     n_calls=len(names), n_hallucinated=sum(n not in fns for n in names), node_f1=node, edge_f1=edge, called=names)
+
+
+def _defaults(fn: dict[str, Any]) -> dict[str, Any]:
+    props = (fn.get("parameters") or {}).get("properties", {})
+    return {k: v["default"] for k, v in props.items() if "default" in v}
+
+
+class Metrics(BaseModel):
+    n: int
+    parse_rate: float
+    decision_accuracy: float
+    tool_name_accuracy: float | None
+    argument_accuracy: float | None
+    strict_success: float
+    hallucinated_tool_rate: float
+    node_f1: float | None
+    edge_f1: float | None
+
+
+def _mean(xs: list[float | bool]) -> float | None:
+    return sum(xs) / len(xs) if xs else None
+
+
+def summarize(scores: list[ItemScore]) -> Metrics:
+    multi = [s for s in scores if s.node_f1 is not None]
+    n_calls = sum(s.n_calls for s in scores)
+    return Metrics(
+        n=len(scores),
+        parse_rate=_mean([s.parsed for s in scores]) or 0.0,
+        decision_accuracy=_mean([s.decision for s in scores]) or 0.0,
+        tool_name_accuracy=_mean([s.names for s in scores if s.names is not None]),
+        argument_accuracy=_mean([s.arguments for s in scores if s.arguments is not None]),
+        strict_success=_mean([s.strict for s in scores]) or 0.0,
+        hallucinated_tool_rate=sum(s.n_hallucinated for s in scores) / n_calls if n_calls else 0.0,
+        node_f1=_mean([s.node_f1 for s in multi]),
+        edge_f1=_mean([s.edge_f1 for s in multi]),
+    )
+
+
+def markdown_table(rows: dict[str, Metrics]) -> str:
+    """One row per (model, suite) label; percentages."""
+    cols = ["n", "parse_rate", "decision_accuracy", "tool_name_accuracy", "argument_accuracy", "strict_success", "hallucinated_tool_rate", "node_f1", "edge_f1"]
+    head = "| run | " + " | ".join(cols) + " |\n|---|" + "---|" * len(cols)
+    def cell(v: Any) -> str:
+        return "-" if v is None else str(v) if isinstance(v, int) else f"{100 * v:.1f}"
+    body = ["| " + label + " | " + " | ".join(cell(getattr(m, c)) for c in cols) + " |" for label, m in rows.items()]
+    return "\n".join([head, *body])
+
+
+# --------------------------------------------------------------------------- running
+
+
+def _observation(item: SuiteItem, j: int, call: ToolCall) -> str:
+    from mmagent.toolcall import format_tool_result
+
+    if item.results is not None and j < len(item.expected) and j < len(item.results) and call.name == item.expected[j].name:
+        return format_tool_result(call.name, item.results[j])
+    return format_tool_result(call.name, error="no recorded result for this call in the eval suite")
+
+
+def run_item(model: ChatModel, item: SuiteItem, tools: list[dict[str, Any]], root: Path, *, constrained: bool = False,
+             max_steps: int = 4, max_new_tokens: int = 160) -> Prediction:
+    """Drives the model on one item with replayed tool results (see the module docstring)."""
+    from mmagent.tools.artifacts import ArtifactStore
+
+    with tempfile.TemporaryDirectory(prefix="mmagent-eval-") as tmp:
+        store = ArtifactStore(Path(tmp), session=item.id)
+        images = [store.add_image(root / p).id for p in item.images]
+        audio = [store.add_audio(root / p).id for p in item.audio]
+        messages = [Message(role="user", content=item.prompt, images=images, audio=audio)]
+        pred = Prediction(item.id)
+        t0 = time.perf_counter()
+        for _ in range(max_steps):
+            res = model.chat(messages, tools, artifacts=store, max_new_tokens=max_new_tokens, constrained=constrained)
+            pred.texts.append(res.text)
+            pred.parse_errors += res.parse_errors
+            if not res.tool_calls:
+                break
+            calls = [c if c.id else c.model_copy(update={"id": f"call_{len(pred.calls) + k + 1}"}) for k, c in enumerate(res.tool_calls)]
+            messages.append(Message(role="assistant", content="", tool_calls=calls))
+            for c in calls:
+                messages.append(Message(role="tool", name=c.name, tool_call_id=c.id, content=_observation(item, len(pred.calls), c)))
+                pred.calls.append(c)
+            if len(pred.calls) >= len(item.expected):
+                break
+        pred.latency_s = time.perf_counter() - t0
+    return pred
+
+
+class EvalReport(BaseModel):
+    suite: str
+    model: str
+    constrained: bool
+    metrics: Metrics
+    items: list[ItemScore]
+    seconds: float
+
+
+def evaluate(model: ChatModel, suite: Path, tools: list[dict[str, Any]] | None = None, *, constrained: bool = False,
+             limit: int | None = None, on_item: Any = None) -> EvalReport:
+    """Runs a suite against a model; `tools` default to the built-in registry's schemas."""
+    items = load_suite(suite)[:limit]
+    if tools is None:
+        from mmagent.tools.registry import default_registry
+
+        tools = default_registry().schemas()
+    t0 = time.perf_counter()
+    scores = []
+    for item in items:
+        pred = run_item(model, item, tools, Path(suite).parent, constrained=constrained)
+        scores.append(score_item(item, pred, tools))
+        log.info("%s: %s -> %s", item.id, [e.name for e in item.expected], scores[-1].called)
+        if on_item:
+            on_item(scores[-1])
+    return EvalReport(suite=str(suite), model=getattr(model, "name", type(model).__name__), constrained=constrained,
+                      metrics=summarize(scores), items=scores, seconds=time.perf_counter() - t0)
+
+
+def save_report(report: EvalReport, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(report.model_dump(mode="json"), indent=1))

@@ -1,0 +1,82 @@
+"""The data generator: deterministic, splits that do not leak, calls that the real tools accept."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from mmagent.recipes.data import CHAINS, HELDOUT_PAIRS, generate, heldout_phrasings, to_record, write_split
+from mmagent.recipes.eval import load_suite
+
+SUITES = Path(__file__).resolve().parents[1] / "recipes" / "suites"
+
+
+def _dump(exs):
+    return [[m.model_dump() for m in e.messages] for e in exs]
+
+
+def test_generator_is_deterministic_from_its_seed():
+    a, b = generate("train", 40, seed=3), generate("train", 40, seed=3)
+    assert _dump(a) == _dump(b)
+    assert [e.images[0].image.tobytes() for e in a if e.images] == [e.images[0].image.tobytes() for e in b if e.images]
+    assert _dump(generate("train", 40, seed=4)) != _dump(a)
+
+
+def test_unseen_phrasings_never_appear_in_train_or_validation():
+    seen = {e.template for split in ("train", "validation") for e in generate(split, 600)}
+    unseen = {e.template for e in generate("test-unseen-phrasings", 300)}
+    assert unseen and not (seen & unseen)
+    for intent in ("read_text", "generate_image+seed", "search_memory"):
+        held = {f"{intent}/{i}" for i in heldout_phrasings(intent)}
+        assert not (held & seen)
+
+
+def test_unseen_combinations_are_tool_pairs_never_combined_in_training():
+    def pairs(exs):
+        return {tuple(c["name"] for c in e.expected) for e in exs if len(e.expected) >= 2}
+
+    train, test = pairs(generate("train", 800)), pairs(generate("test-unseen-combinations", 120))
+    assert test and not (train & test) and not ({p[::-1] for p in train} & test)
+    assert test <= HELDOUT_PAIRS | {p[::-1] for p in HELDOUT_PAIRS}
+    assert all(p in CHAINS for p in HELDOUT_PAIRS)
+
+
+def test_mixture_covers_every_kind_and_every_tool():
+    exs = generate("train", 600)
+    assert {e.kind for e in exs} == {"single", "chain", "pair", "no_tool", "unservable"}
+    from mmagent.tools.registry import default_registry
+
+    called = {c.name for e in exs for m in e.messages for c in m.tool_calls}
+    assert called == set(default_registry().names()) - {"speak"}
+    assert all(not e.expected for e in exs if e.kind in ("no_tool", "unservable"))
+
+
+def test_every_generated_call_validates_against_the_real_tool_schema():
+    from mmagent.tools.registry import default_registry
+
+    reg = default_registry()
+    exs = generate("train", 400) + generate("test-unseen-combinations", 60)
+    for e in exs:
+        for m in e.messages:
+            for c in m.tool_calls:
+                reg.get(c.name).input_model.model_validate(c.arguments)  # raises on a wrong name/type
+
+
+def test_written_records_and_suites_round_trip(tmp_path):
+    exs = generate("test-unseen-phrasings", 12)
+    path = write_split(exs, tmp_path, "unseen-phrasings", suite=True)
+    items = load_suite(path)
+    assert [i.id for i in items] == [e.id for e in exs]
+    assert all((tmp_path / p).is_file() for i in items for p in i.images)
+    rec = json.loads((write_split(exs[:2], tmp_path / "d", "train", suite=False)).read_text().splitlines()[0])
+    assert rec["messages"][0]["role"] == "user" and rec == to_record(exs[0], rec["images"], rec["audio"])
+
+
+@pytest.mark.parametrize("name", ["unseen-phrasings", "unseen-combinations"])
+def test_shipped_suites_load_and_match_the_generator(name):
+    items = load_suite(SUITES / f"{name}.jsonl")
+    regenerated = generate(f"test-{name}", len(items), seed=0)
+    assert [i.prompt for i in items] == [e.messages[0].content for e in regenerated]
+    assert [[c.model_dump() for c in i.expected] for i in items] == [e.expected for e in regenerated]

@@ -1,0 +1,160 @@
+"""Eval metrics on hand-made predictions (each metric can fail), the replay runner, and the CLI."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from PIL import Image
+from typer.testing import CliRunner
+
+from mmagent.chat import ChatResult, Message, ToolCall
+from mmagent.recipes.eval import (Prediction, SuiteItem, arguments_match, evaluate, load_suite, markdown_table, run_item,
+                                  score_item, summarize, value_matches)
+
+TOOLS = [
+    {"type": "function", "function": {"name": "read_text", "parameters": {"type": "object", "properties": {"image": {"type": "string"}, "min_confidence": {"type": "number", "default": 0.5}}, "required": ["image"]}}},
+    {"type": "function", "function": {"name": "detect_faces", "parameters": {"type": "object", "properties": {"image": {"type": "string"}}, "required": ["image"]}}},
+    {"type": "function", "function": {"name": "crop_image", "parameters": {"type": "object", "properties": {"image": {"type": "string"}, "box": {"type": "object"}}, "required": ["image", "box"]}}},
+    {"type": "function", "function": {"name": "classify_image", "parameters": {"type": "object", "properties": {"image": {"type": "string"}, "top_k": {"type": "integer", "default": 5}}, "required": ["image"]}}},
+]
+BOX = {"x0": 1, "y0": 2, "x1": 30, "y1": 40}
+
+
+def item(expected, **kw) -> SuiteItem:
+    return SuiteItem(id="x", prompt="p", expected=expected, **kw)
+
+
+def pred(*calls, errors=()) -> Prediction:
+    return Prediction("x", calls=[ToolCall(name=n, arguments=a) for n, a in calls], parse_errors=list(errors))
+
+
+def test_values_are_matched_with_their_json_types():
+    assert value_matches(5, 5) and not value_matches("5", 5) and not value_matches(True, 1) and not value_matches(1, True)
+    assert value_matches(3, 3.0) and not value_matches(3.5, 3)
+    assert value_matches("  The Cat. ", "the cat") and not value_matches("the dog", "the cat")
+    assert value_matches(dict(BOX), BOX) and not value_matches({**BOX, "x0": 2}, BOX) and not value_matches([BOX], BOX)
+
+
+def test_arguments_follow_bfcl_rules():
+    exp = {"image": ["image_1"], "top_k": ["", 3]}
+    assert arguments_match({"image": "image_1"}, exp, {"top_k": 5})  # optional left out
+    assert arguments_match({"image": "image_1", "top_k": 3}, exp, {"top_k": 5})
+    assert arguments_match({"image": "image_1", "top_k": 5}, exp, {"top_k": 5})  # the default counts as omitted
+    assert not arguments_match({"image": "image_1", "top_k": 4}, exp, {"top_k": 5})
+    assert not arguments_match({"top_k": 3}, exp, {})  # required missing
+    assert not arguments_match({"image": "image_2"}, exp, {})
+    assert not arguments_match({"image": "image_1", "seed": 1}, exp, {})  # an argument nobody asked for
+    assert arguments_match({"image": "image_1", "min_confidence": 0.5}, {"image": ["image_1"]}, {"min_confidence": 0.5})
+
+
+def test_each_metric_can_fail_on_its_own():
+    one = [{"name": "read_text", "arguments": {"image": ["image_1"]}}]
+    good = score_item(item(one), pred(("read_text", {"image": "image_1"})), TOOLS)
+    assert good.strict and good.parsed and good.decision and good.names and good.arguments
+    bad_args = score_item(item(one), pred(("read_text", {"image": "image_9"})), TOOLS)
+    assert bad_args.names and not bad_args.arguments and not bad_args.strict
+    wrong_tool = score_item(item(one), pred(("detect_faces", {"image": "image_1"})), TOOLS)
+    assert wrong_tool.decision and not wrong_tool.names and wrong_tool.arguments is None and not wrong_tool.strict
+    no_call = score_item(item(one), pred(), TOOLS)
+    assert not no_call.decision and not no_call.strict
+    unparsed = score_item(item(one), pred(("read_text", {"image": "image_1"}), errors=["bad json"]), TOOLS)
+    assert not unparsed.parsed and not unparsed.strict
+    called_needlessly = score_item(item([]), pred(("read_text", {"image": "image_1"})), TOOLS)
+    assert not called_needlessly.decision and called_needlessly.names is None and not called_needlessly.strict
+    answered = score_item(item([]), pred(), TOOLS)
+    assert answered.strict
+    made_up = score_item(item(one), pred(("web_search", {"q": "x"})), TOOLS)
+    assert made_up.n_hallucinated == 1
+    m = summarize([good, bad_args, wrong_tool, no_call, unparsed, called_needlessly, answered, made_up])
+    assert m.n == 8 and m.parse_rate == 7 / 8 and m.decision_accuracy == 6 / 8
+    assert m.strict_success == 2 / 8 and m.tool_name_accuracy == 3 / 6 and m.argument_accuracy == 2 / 3
+    assert m.hallucinated_tool_rate == 1 / 6  # six calls were made, one to a tool that does not exist
+    assert "| run |" in markdown_table({"m": m})
+
+
+def test_plan_f1_scores_nodes_and_edges():
+    chain = [{"name": "detect_faces", "arguments": {"image": ["image_1"]}}, {"name": "crop_image", "arguments": {"image": ["image_1"], "box": [BOX]}}]
+    right = score_item(item(chain), pred(("detect_faces", {"image": "image_1"}), ("crop_image", {"image": "image_1", "box": BOX})), TOOLS)
+    assert right.node_f1 == right.edge_f1 == 1.0 and right.strict
+    swapped = score_item(item(chain), pred(("crop_image", {"image": "image_1", "box": BOX}), ("detect_faces", {"image": "image_1"})), TOOLS)
+    assert swapped.node_f1 == 1.0 and swapped.edge_f1 == 0.0 and not swapped.names
+    half = score_item(item(chain), pred(("detect_faces", {"image": "image_1"})), TOOLS)
+    assert half.node_f1 == pytest.approx(2 / 3) and half.edge_f1 == 0.0
+    assert score_item(item(chain[:1]), pred(("detect_faces", {"image": "image_1"})), TOOLS).node_f1 is None
+
+
+class Scripted:
+    """A fake ChatModel that replies with given texts and records what it was shown."""
+
+    name = "scripted"
+
+    def __init__(self, replies: list[str]) -> None:
+        self.replies, self.seen = list(replies), []
+
+    def chat(self, messages, tools=None, *, artifacts=None, max_new_tokens=256, constrained=False, on_token=None) -> ChatResult:
+        from mmagent.toolcall import parse_tool_calls
+
+        self.seen.append(list(messages))
+        text = self.replies.pop(0)
+        calls, errors, _ = parse_tool_calls(text)
+        return ChatResult(text=text, tool_calls=calls, parse_errors=errors)
+
+
+def _suite(tmp_path: Path) -> Path:
+    Image.new("RGB", (32, 32), "white").save(tmp_path / "a.png")
+    lines = [
+        {"id": "chain", "prompt": "find the faces and crop the first", "images": ["a.png"],
+         "expected": [{"name": "detect_faces", "arguments": {"image": ["image_1"]}}, {"name": "crop_image", "arguments": {"image": ["image_1"], "box": [BOX]}}],
+         "results": [{"faces": [BOX], "count": 1}, {"image": "image_2", "width": 29, "height": 38}]},
+        {"id": "none", "prompt": "hello", "images": [], "expected": []},
+    ]
+    path = tmp_path / "suite.jsonl"
+    path.write_text("\n".join(json.dumps(x) for x in lines) + "\n")
+    return path
+
+
+def test_runner_replays_recorded_results_step_by_step(tmp_path):
+    suite = _suite(tmp_path)
+    chain = load_suite(suite)[0]
+    model = Scripted(['<tool_call>{"name": "detect_faces", "arguments": {"image": "image_1"}}</tool_call>',
+                      '<tool_call>{"name": "crop_image", "arguments": {"image": "image_1", "box": ' + json.dumps(BOX) + "}}</tool_call>"])
+    p = run_item(model, chain, TOOLS, tmp_path)
+    assert [c.name for c in p.calls] == ["detect_faces", "crop_image"] and not model.replies
+    second = model.seen[1]
+    assert second[0].images == ["image_1"] and second[-1].role == "tool" and '"count": 1' in second[-1].content
+    assert score_item(chain, p, TOOLS).strict
+
+
+def test_evaluate_reports_metrics_over_a_suite(tmp_path):
+    suite = _suite(tmp_path)
+    model = Scripted(['<tool_call>{"name": "detect_faces", "arguments": {"image": "image_1"}}</tool_call>', "Just a reply.", "Hi!"])
+    rep = evaluate(model, suite, TOOLS)
+    assert rep.metrics.n == 2 and rep.metrics.strict_success == 0.5 and rep.metrics.node_f1 == pytest.approx(2 / 3)
+
+
+def test_bad_suites_are_refused_with_the_line(tmp_path):
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"id": "a", "prompt": "p", "expected": [{"arguments": {}}]}\n')
+    with pytest.raises(ValueError, match=r"bad.jsonl:1: expected.0.name"):
+        load_suite(bad)
+    bad.write_text('{"id": "a", "prompt": "p", "images": ["nope.png"], "expected": []}\n')
+    with pytest.raises(ValueError, match="nope.png not found"):
+        load_suite(bad)
+
+
+def test_eval_cli_table_json_and_errors(tmp_path, monkeypatch):
+    import mmagent.backends
+    from mmagent.cli.app import app
+
+    suite = _suite(tmp_path)
+    replies = ['<tool_call>{"name": "detect_faces", "arguments": {"image": "image_1"}}</tool_call>', "no", "Hi!"]
+    monkeypatch.setattr(mmagent.backends, "load_chat_model", lambda spec: Scripted(list(replies)))
+    r = CliRunner().invoke(app, ["eval", str(suite), "--json", "--out", str(tmp_path / "rep.json")])
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.output)["metrics"]["n"] == 2 and (tmp_path / "rep.json").is_file()
+    r = CliRunner().invoke(app, ["eval", str(suite)])
+    assert r.exit_code == 0 and "strict_success" in r.output
+    r = CliRunner().invoke(app, ["eval", str(tmp_path / "missing.jsonl")])
+    assert r.exit_code == 2 and "does not exist" in r.output

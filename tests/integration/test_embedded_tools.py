@@ -70,6 +70,14 @@ def test_detect_faces_on_astronaut_then_crop_and_classify(reg, ctx):
     assert reg.call("classify_image", {"image": crop.output["image"], "top_k": 3}, ctx).ok
 
 
+def test_detect_faces_on_a_large_photo_maps_boxes_back(reg, ctx):
+    big = Image.fromarray(skdata.astronaut()).resize((2048, 2048), Image.Resampling.BICUBIC)  # shrunk to 1024 for the scan
+    r = reg.call("detect_faces", {"image": ctx.artifacts.add_image(big).id}, ctx)
+    face = r.output["faces"][0]  # largest first: the astronaut's, 4x the 512 px coordinates
+    assert abs((face["x0"] + face["x1"]) / 2 - 4 * 223) < 40 and abs((face["y0"] + face["y1"]) / 2 - 4 * 113) < 40
+    assert 300 < face["x1"] - face["x0"] < 480
+
+
 def test_detect_faces_none_on_coffee(reg, ctx):
     img = ctx.artifacts.add_image(Image.fromarray(skdata.coffee())).id
     assert reg.call("detect_faces", {"image": img}, ctx).output["count"] == 0

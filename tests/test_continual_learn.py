@@ -122,3 +122,38 @@ def test_feedback_that_teaches_nothing_is_reported(tmp_path):
     record_feedback(env.feedback, env.turns, env.tools, "t1", "down")  # thumbs down, no correction
     with pytest.raises(NoNewData, match=r"0 to train on .*'skipped': 1.*Thumbs-down without a correction"):
         learn(env, LearnConfig())
+
+
+def test_round_killed_during_its_gate_reuses_the_trained_version(tmp_path):
+    from mmagent.chat import ChatResult
+
+    class Scripted:
+        name = "scripted"
+
+        def chat(self, messages, tools=None, **kw):
+            return ChatResult(text="no idea")
+
+    trained, calls = [], {"n": 0}
+
+    def train(job):
+        trained.append(job.data_hash)
+        d = tmp_path / f"cand{len(trained)}"
+        d.mkdir()
+        (d / "adapter_config.json").write_text("{}")
+        return d
+
+    def chat_model(adapter):
+        calls["n"] += 1
+        if calls["n"] == 1:
+            raise KeyboardInterrupt  # killed while evaluating
+        return Scripted()
+
+    env = _fake_env(tmp_path, train)
+    env.chat_model = chat_model
+    env.regression_suite = S.write_suite(tmp_path / "suite", [("read it", S.RT, 1)], "reg")
+    S.log_corrections(env, S.COIN, S.FC, "coin")
+    with pytest.raises(KeyboardInterrupt):
+        learn(env, LearnConfig())
+    rep = learn(env, LearnConfig())
+    assert len(trained) == 1 and [r.version for r in env.registry.list()] == ["v0001"]
+    assert not rep.promoted and "FAIL" in rep.message and env.registry.serving() is None

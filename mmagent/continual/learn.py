@@ -29,7 +29,7 @@ from mmagent.chat import ChatModel
 from mmagent.continual.dataset import Build, DatasetConfig, Example, build_dataset
 from mmagent.continual.gate import GateConfig, GateReport, decide
 from mmagent.continual.metrics import ContinualReport, RoundScores, continual_metrics
-from mmagent.continual.registry import AdapterRegistry, Serving, _atomic_write
+from mmagent.continual.registry import AdapterRegistry, Serving, atomic_write
 from mmagent.continual.update import TrainJob, UpdateConfig
 from mmagent.feedback import FeedbackStore, LoggedTurn, TurnLookup
 
@@ -113,14 +113,15 @@ def _learn(env: LearnEnv, cfg: LearnConfig) -> RoundReport:
     times.data_s = time.perf_counter() - t0
 
     t0 = time.perf_counter()
-    job = TrainJob(serving=serving.path if serving else None, examples=build.train, tools=env.tools.schemas(),
-                   cfg=cfg.update, work_dir=work, data_hash=build.data_hash, media=_image_loader(env),
-                   load_backbone=env.load_backbone, on_step=env.on_step)
-    adapter = env.train(job)
+    parent = serving.version if serving else None
+    rec = _unjudged(env.registry, parent, build.data_hash, cfg.update.method)  # a round killed during its gate
+    if rec is None:
+        job = TrainJob(serving=serving.path if serving else None, examples=build.train, tools=env.tools.schemas(),
+                       cfg=cfg.update, work_dir=work, data_hash=build.data_hash, media=_image_loader(env),
+                       load_backbone=env.load_backbone, on_step=env.on_step)
+        adapter = env.train(job)
+        rec = env.registry.add(adapter, parent=parent, method=cfg.update.method, data_hash=build.data_hash, n_examples=len(build.train))
     times.train_s = time.perf_counter() - t0
-
-    rec = env.registry.add(adapter, parent=serving.version if serving else None, method=cfg.update.method,
-                           data_hash=build.data_hash, n_examples=len(build.train))
     t0 = time.perf_counter()
     gate, earlier = _gate(env, cfg, serving, rec.version, heldout_suite)
     times.eval_s = time.perf_counter() - t0
@@ -206,7 +207,7 @@ def _write_suite(env: LearnEnv, examples: list[Example], folder: Path) -> Path:
             images.append(rel)
         lines.append(json.dumps({"id": item["id"], "prompt": item["prompt"], "images": images, "expected": item["expected"]}))
     suite = folder / "heldout.jsonl"
-    _atomic_write(suite, "\n".join(lines) + "\n")
+    atomic_write(suite, "\n".join(lines) + "\n")
     return suite
 
 
@@ -234,6 +235,14 @@ def _gate(env: LearnEnv, cfg: LearnConfig, serving: Serving | None, candidate: s
     return gate, earlier
 
 
+def _unjudged(reg: AdapterRegistry, parent: str | None, data_hash: str, method: str):
+    """A version trained from the same data, parent and method that never got a gate verdict."""
+    for rec in reg.list():
+        if rec.parent == parent and rec.data_hash == data_hash and rec.method == method and "gate" not in rec.metrics:
+            return rec
+    return None
+
+
 def _roles(build: Build, promoted: bool) -> dict[int, str]:
     roles = {}
     for d in build.decisions:
@@ -256,7 +265,7 @@ def _history(reg: AdapterRegistry) -> list[dict[str, Any]]:
 
 def _append_history(reg: AdapterRegistry, report: RoundReport) -> None:
     lines = [json.dumps(h) for h in _history(reg)] + [report.model_dump_json()]
-    _atomic_write(_history_file(reg), "\n".join(lines) + "\n")
+    atomic_write(_history_file(reg), "\n".join(lines) + "\n")
 
 
 def _round_scores(history: list[dict[str, Any]]) -> list[RoundScores]:

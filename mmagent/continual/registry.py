@@ -122,7 +122,7 @@ class AdapterRegistry:
     def update_metrics(self, version: str, metrics: dict[str, Any]) -> VersionRecord:
         rec = self.get(version)
         rec.metrics.update(metrics)
-        _atomic_write(self.versions_dir / version / "version.json", json.dumps(rec.model_dump(), indent=2))
+        atomic_write(self.versions_dir / version / "version.json", json.dumps(rec.model_dump(), indent=2))
         return rec
 
     def promote(self, version: str) -> Pointer:
@@ -135,7 +135,7 @@ class AdapterRegistry:
             return old
         previous = ([old.version] + old.previous) if old else []
         ptr = Pointer(version=version, previous=previous)
-        _atomic_write(self.pointer_file, ptr.model_dump_json())
+        atomic_write(self.pointer_file, ptr.model_dump_json())
         return ptr
 
     def rollback(self) -> Pointer | None:
@@ -147,7 +147,7 @@ class AdapterRegistry:
             os.replace(self.pointer_file, self.pointer_file.with_suffix(".rolled-back"))
             return None
         ptr = Pointer(version=old.previous[0], previous=old.previous[1:])
-        _atomic_write(self.pointer_file, ptr.model_dump_json())
+        atomic_write(self.pointer_file, ptr.model_dump_json())
         return ptr
 
     def clean_partials(self) -> list[str]:
@@ -172,7 +172,7 @@ def _write_json(path: Path, obj: Any) -> None:
     path.write_text(json.dumps(obj, indent=2))
 
 
-def _atomic_write(path: Path, text: str) -> None:
+def atomic_write(path: Path, text: str) -> None:
     """Write to a temp file in the same folder, fsync, then os.replace (POSIX-atomic rename)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)

@@ -164,6 +164,12 @@ class ArtifactStore:
         with self._lock:
             self._db.close()
 
+    def __enter__(self) -> ArtifactStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
     # -- internals --------------------------------------------------------------------------
 
     def _query(self, sql: str, args: tuple) -> list[tuple]:

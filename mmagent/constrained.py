@@ -215,6 +215,7 @@ class ToolCallLogitsProcessor(LogitsProcessor):
         self._prompt_len = 0
         self._generated: list[list[int]] = [[] for _ in range(batch_size)]
         self._need = max(grammar.min_call_tokens().values()) + margin if max_new_tokens is not None else 0
+        self._padded: dict[str, torch.Tensor] | None = None
 
     def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
         batch, length = input_ids.shape
@@ -237,10 +238,8 @@ class ToolCallLogitsProcessor(LogitsProcessor):
         Inside a call the JSON so far is valid and has no free whitespace, so an odd number of
         unescaped quotes means "inside a string": close it with a `"` token; otherwise close
         arrays and objects with `]` / `}` tokens. The grammar still decides what is allowed."""
-        classes = {k: _pad(torch.from_numpy(v), allowed.shape[1]) for k, v in self.grammar.token_classes().items()}
+        classes = self._classes(allowed.shape[1])
         sizes = self.grammar.min_call_tokens()
-        eos = torch.zeros(allowed.shape[1], dtype=torch.bool)
-        eos[[e for e in self.grammar.lltok.eos_tokens if e < allowed.shape[1]]] = True
         for row, (m, inside) in enumerate(zip(self.matchers, self.in_call)):
             if m.is_stopped():
                 continue
@@ -253,11 +252,20 @@ class ToolCallLogitsProcessor(LogitsProcessor):
             elif left > min(sizes.values()) + self.margin:
                 continue
             elif self.grammar.mode == "required":
-                preferred = allowed[row] & eos
+                preferred = allowed[row] & classes["eos"]
             else:
                 preferred = allowed[row] & ~classes["opens"]
             if preferred.any():
                 allowed[row] = preferred
+
+    def _classes(self, vocab: int) -> dict[str, torch.Tensor]:
+        """The grammar's token classes padded to the model's vocab [V], built once per processor."""
+        if self._padded is None or next(iter(self._padded.values())).shape[0] != vocab:
+            self._padded = {k: _pad(torch.from_numpy(v), vocab) for k, v in self.grammar.token_classes().items()}
+            eos = torch.zeros(vocab, dtype=torch.bool)
+            eos[[e for e in self.grammar.lltok.eos_tokens if e < vocab]] = True
+            self._padded["eos"] = eos
+        return self._padded
 
     def _call_text(self, row: int) -> str:
         """The open call's text after `<tool_call>`."""

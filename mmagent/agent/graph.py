@@ -41,8 +41,9 @@ from langgraph.types import interrupt
 from mmagent.agent.events import AgentEvent
 from mmagent.agent.log import InteractionLog
 from mmagent.agent.state import AgentState, CallRecord, StepRecord
-from mmagent.chat import ChatModel, Message
-from mmagent.toolcall import format_tool_result
+from mmagent.chat import ChatModel, Message, ToolCall
+from mmagent.toolcall import format_tool_result, parse_tool_calls
+from mmagent.tools.base import ToolContext
 
 REPAIR_KINDS = ("validation", "unknown_tool")  # the model's mistakes, not the tools'
 
@@ -111,26 +112,28 @@ def plan(state: AgentState, runtime: Runtime[AgentContext]) -> dict[str, Any]:
         ctx.log.log_step(state["turn_id"], record, [m.model_dump(exclude_defaults=True) for m in messages])
     update: dict[str, Any] = {"steps": step, "trace": [record]}
     prose = _prose(result.text)
-    if calls:
-        from mmagent.chat import ToolCall
-
+    if calls:  # the calls run; parse errors beside them go back to the model with the results
         said = Message(role="assistant", content=prose, tool_calls=[ToolCall(**c) for c in calls])
         feedback = [_repair_message(result.parse_errors)] if result.parse_errors else []
         pending = [{**c, "needs_approval": c["name"] in ctx.approval} for c in calls]
-        return {**update, "messages": [said.model_dump(), *feedback], "pending": pending}
+        return update | {"messages": [said.model_dump(), *feedback], "pending": pending}
     if result.parse_errors or not result.text.strip():
-        problems = list(result.parse_errors) or ["the reply was empty"]
-        repairs = state.get("repairs", 0) + 1
-        said = Message(role="assistant", content=result.text)
-        update |= {"messages": [said.model_dump(), _repair_message(problems)], "repairs": repairs}
-        if repairs > ctx.max_repairs:
-            update |= {"status": "error", "error": f"no valid reply after {repairs} attempts: {problems[0]}"}
-        elif step >= ctx.max_steps:
-            update |= {"status": "step_limit", "answer": _step_limit_answer(ctx.max_steps, []),
-                       "error": f"step limit reached ({ctx.max_steps} model steps) without a final answer"}
-        return update
+        return update | _repair(state, ctx, step, result.text, list(result.parse_errors) or ["the reply was empty"])
     said = Message(role="assistant", content=prose or result.text)
-    return {**update, "messages": [said.model_dump()], "answer": prose or result.text.strip(), "status": "ok"}
+    return update | {"messages": [said.model_dump()], "answer": prose or result.text.strip(), "status": "ok"}
+
+
+def _repair(state: AgentState, ctx: AgentContext, step: int, text: str, problems: list[str]) -> dict[str, Any]:
+    """Output with no usable call: show the model its problems, within the repair and step limits."""
+    repairs = state.get("repairs", 0) + 1
+    said = Message(role="assistant", content=text)
+    update: dict[str, Any] = {"messages": [said.model_dump(), _repair_message(problems)], "repairs": repairs}
+    if repairs > ctx.max_repairs:
+        update |= {"status": "error", "error": f"no valid reply after {repairs} attempts: {problems[0]}"}
+    elif step >= ctx.max_steps:
+        update |= {"status": "step_limit", "answer": _step_limit_answer(ctx.max_steps, []),
+                   "error": f"step limit reached ({ctx.max_steps} model steps) without a final answer"}
+    return update
 
 
 def approve(state: AgentState, runtime: Runtime[AgentContext]) -> dict[str, Any]:
@@ -147,8 +150,6 @@ def approve(state: AgentState, runtime: Runtime[AgentContext]) -> dict[str, Any]
 
 def act(state: AgentState, runtime: Runtime[AgentContext]) -> dict[str, Any]:
     ctx = runtime.context
-    from mmagent.tools.base import ToolContext
-
     tool_ctx = ToolContext(artifacts=ctx.artifacts(state["session"]), memory=ctx.memory, session=state["session"])
     approvals = state.get("approvals", {})
     pending = state.get("pending", [])
@@ -309,8 +310,6 @@ def _model_messages(state: AgentState, ctx: AgentContext) -> list[Message]:
 
 
 def _prose(text: str) -> str:
-    from mmagent.toolcall import parse_tool_calls
-
     return parse_tool_calls(text)[2]
 
 

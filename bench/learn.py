@@ -60,16 +60,18 @@ def embedded(items: int, steps: int, regression_limit: int, threads: int) -> Non
     rep = learn(env, cfg)
     total = time.perf_counter() - t0
     t = rep.times
-    parts = {"data build": t.data_s, "train": t.train_s, "eval (gate)": t.eval_s, "promote + bookkeeping": t.promote_s}
-    parts["model loads + other"] = max(0.0, total - sum(parts.values()))
+    parts = {"data build": (t.data_s, t.cpu["data"]), "train": (t.train_s, t.cpu["train"]), "eval (gate)": (t.eval_s, t.cpu["eval"]),
+             "promote + bookkeeping": (t.promote_s, t.cpu["promote"])}
+    cpu_total = sum(c for _, c in parts.values())
     print(f"\nlearning round on mmagent-default, CPU, {threads} thread(s): {items} feedback items "
           f"({rep.counts.get('train', 0)} train / {rep.counts.get('heldout', 0)} held out), {steps} steps, batch 8, "
           f"replay 1:1, regression suite limited to {regression_limit} items")
-    print(f"(logging {items} turns + feedback took {log_s:.2f} s, not part of the round)\n")
-    print("| part | seconds | share |\n|---|---|---|")
-    for k, v in parts.items():
-        print(f"| {k} | {v:.1f} | {100 * v / total:.0f}% |")
-    print(f"| **total** | **{total:.1f}** | 100% |\n")
+    print(f"(logging {items} turns + feedback took {log_s:.2f} s, not part of the round; load average during the run "
+          f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} cores: wall times include waiting for the CPU, CPU seconds do not)\n")
+    print("| part | wall s | share of wall | CPU s | share of CPU |\n|---|---|---|---|---|")
+    for k, (w, c) in parts.items():
+        print(f"| {k} | {w:.1f} | {100 * w / total:.0f}% | {c:.1f} | {100 * c / cpu_total:.0f}% |")
+    print(f"| **total** | **{total:.1f}** | 100% | **{cpu_total:.1f}** | 100% |\n")
     g = rep.gate
     print(f"gate: {'PROMOTED' if rep.promoted else 'rejected'}; " + "; ".join(g.reasons))
 

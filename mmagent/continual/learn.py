@@ -64,10 +64,18 @@ class LearnEnv:
 
 
 class StageTimes(BaseModel):
+    """Wall seconds per stage, and this process's CPU seconds (less sensitive to a busy machine)."""
+
     data_s: float = 0.0
     train_s: float = 0.0
     eval_s: float = 0.0
     promote_s: float = 0.0
+    cpu: dict[str, float] = Field(default_factory=dict)
+
+    def mark(self, stage: str, wall0: float, cpu0: float) -> tuple[float, float]:
+        setattr(self, f"{stage}_s", time.perf_counter() - wall0)
+        self.cpu[stage] = time.process_time() - cpu0
+        return time.perf_counter(), time.process_time()
 
 
 class RoundReport(BaseModel):
@@ -103,16 +111,14 @@ def learn(env: LearnEnv, cfg: LearnConfig | None = None) -> RoundReport:
 
 def _learn(env: LearnEnv, cfg: LearnConfig) -> RoundReport:
     times = StageTimes()
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     env.registry.clean_partials()
     build = _build(env, cfg)
     serving = env.registry.serving()
     round_id = f"r{len(_history(env.registry)) + 1:04d}"
     work = env.registry.root / "work" / build.data_hash[:16]
     heldout_suite = _write_suite(env, build.heldout, env.registry.root / "rounds" / round_id)
-    times.data_s = time.perf_counter() - t0
-
-    t0 = time.perf_counter()
+    t0, c0 = times.mark("data", t0, c0)
     parent = serving.version if serving else None
     rec = _unjudged(env.registry, parent, build.data_hash, cfg.update.method)  # a round killed during its gate
     if rec is None:
@@ -121,12 +127,9 @@ def _learn(env: LearnEnv, cfg: LearnConfig) -> RoundReport:
                        load_backbone=env.load_backbone, on_step=env.on_step)
         adapter = env.train(job)
         rec = env.registry.add(adapter, parent=parent, method=cfg.update.method, data_hash=build.data_hash, n_examples=len(build.train))
-    times.train_s = time.perf_counter() - t0
-    t0 = time.perf_counter()
+    t0, c0 = times.mark("train", t0, c0)
     gate, earlier = _gate(env, cfg, serving, rec.version, heldout_suite)
-    times.eval_s = time.perf_counter() - t0
-
-    t0 = time.perf_counter()
+    t0, c0 = times.mark("eval", t0, c0)
     if gate.promote:
         env.registry.promote(rec.version)
     env.registry.update_metrics(rec.version, {"gate": gate.model_dump(), "earlier_tasks": earlier, "round": round_id})
@@ -144,7 +147,7 @@ def _learn(env: LearnEnv, cfg: LearnConfig) -> RoundReport:
     )
     history.append(report.model_dump(mode="json"))
     report.continual = continual_metrics(_round_scores(history))
-    times.promote_s = time.perf_counter() - t0
+    times.mark("promote", t0, c0)
     report.times = times
     _append_history(env.registry, report)
     return report

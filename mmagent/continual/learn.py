@@ -14,6 +14,7 @@ its last checkpoint. Feedback is marked as used only once the round has a verdic
 from __future__ import annotations
 
 import errno
+import hashlib
 import json
 import logging
 import shutil
@@ -116,7 +117,9 @@ def _learn(env: LearnEnv, cfg: LearnConfig) -> RoundReport:
     build = _build(env, cfg)
     serving = env.registry.serving()
     round_id = f"r{len(_history(env.registry)) + 1:04d}"
-    work = env.registry.root / "work" / build.data_hash[:16]
+    # Same data + same settings -> same folder -> a killed round resumes; other settings start afresh.
+    key = hashlib.sha256((build.data_hash + cfg.update.model_dump_json() + str(serving)).encode()).hexdigest()[:16]
+    work = env.registry.root / "work" / key
     heldout_suite = _write_suite(env, build.heldout, env.registry.root / "rounds" / round_id)
     t0, c0 = times.mark("data", t0, c0)
     parent = serving.version if serving else None

@@ -51,8 +51,9 @@ class ImageBridge:
 
     @classmethod
     def embedded(cls, text: Embedder, ocr: bool = True, top_k: int = 5) -> "ImageBridge":
-        """The bridge over the embedded EfficientNet-Lite0 (+ PP-OCRv4 when `ocr`)."""
-        return cls(text, efficientnet_classifier(top_k), OcrReader() if ocr else None)
+        """The bridge over the embedded EfficientNet-Lite0 (+ PP-OCRv4 when `ocr`), each loaded on
+        the first image (a store that only sees text never loads them)."""
+        return cls(text, _lazy(lambda: efficientnet_classifier(top_k)), _lazy(OcrReader) if ocr else None)
 
     def embed_texts(self, texts: Sequence[str]) -> np.ndarray:
         return self.text.embed_texts(texts)
@@ -104,6 +105,18 @@ def describe(labels: list[tuple[str, float]], found: str, caption: str | None) -
         parts.append(f"text: {' '.join(found.split())}")
     parts.append("looks like: " + ", ".join(f"{name} ({p:.2f})" for name, p in labels))
     return " | ".join(parts)
+
+
+def _lazy(factory: Callable[[], Callable]) -> Callable:
+    """A callable that builds the real one on its first call."""
+    built: list[Callable] = []
+
+    def call(*args):
+        if not built:
+            built.append(factory())
+        return built[0](*args)
+
+    return call
 
 
 def efficientnet_classifier(top_k: int = 5) -> Classifier:

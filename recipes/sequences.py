@@ -79,6 +79,10 @@ class PackedBatch:
     n_examples: int
     n_tokens: int  # real (non-padding) suffix tokens; the prefix is computed once on top
 
+    def to(self, device: torch.device | str) -> PackedBatch:
+        move = {k: getattr(self, k).to(device) for k in ("prefix", "input_ids", "labels", "position_ids", "attention_mask")}
+        return PackedBatch(**move, n_examples=self.n_examples, n_tokens=self.n_tokens)
+
 
 def pack(examples: list[Encoded], max_len: int) -> list[list[Encoded]]:
     """First-fit-decreasing bins of at most `max_len` suffix tokens (one bin per row)."""

@@ -194,9 +194,10 @@ class AssistantLoss(nn.Module):
             h = body(inputs_embeds=embeds, position_ids=position_ids, attention_mask=attention_mask, past_key_values=cache).last_hidden_state
         else:  # the baseline: every row carries its own copy of the prefix
             pre = body.embed_tokens(prefix).expand(B, P, -1)
-            pos = torch.cat([torch.arange(P).expand(B, P), position_ids], 1)
-            top = torch.zeros(B, 1, P, P + input_ids.shape[1], dtype=torch.bool)
-            top[:, :, :, :P] = torch.ones(P, P, dtype=torch.bool).tril()
+            dev = input_ids.device
+            pos = torch.cat([torch.arange(P, device=dev).expand(B, P), position_ids], 1)
+            top = torch.zeros(B, 1, P, P + input_ids.shape[1], dtype=torch.bool, device=dev)
+            top[:, :, :, :P] = torch.ones(P, P, dtype=torch.bool, device=dev).tril()
             mask = torch.cat([top, attention_mask], 2)
             h = body(inputs_embeds=torch.cat([pre, embeds], 1), position_ids=pos, attention_mask=mask, use_cache=False).last_hidden_state[:, P:]
         targets = labels[:, 1:]  # token t is predicted from position t-1: [B, T-1]
@@ -300,7 +301,8 @@ def make_batch(bb: Backbone, prefix: list[int], samples: list[Sample], cfg: Tool
     batch = collate(prefix, rows, cfg.max_len, pad_id)
     images = [img for row in rows for e in row for img in by_enc[id(e)].images]
     pixels = bb.mm.encoder.preprocess(images) if images and bb.mm is not None else None
-    return batch, pixels
+    device = next(bb.llm.parameters()).device
+    return batch.to(device), pixels.to(device) if pixels is not None else None
 
 
 # --------------------------------------------------------------------------- checkpoints and curves
@@ -441,6 +443,7 @@ def train(cfg: ToolTuningConfig) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     (out / "recipe.yaml").write_text(_dump_yaml(cfg))
     bb = build_backbone(cfg)
+    bb.llm.to(acc.device), bb.mm.to(acc.device) if bb.mm is not None else None
     if cfg.gradient_checkpointing:
         bb.llm.gradient_checkpointing_enable()
     tools = tool_schemas()

@@ -17,10 +17,7 @@ the index is always derivable from it.
 
 from __future__ import annotations
 
-import hashlib
-import io
 import logging
-import os
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -36,6 +33,7 @@ from mmagent.memory.embedders import Embedder, UnsupportedContentError
 from mmagent.memory.index import IndexConfig, VectorIndex, normalize
 from mmagent.memory.metadata import ItemRow, MemoryFilter, MetadataDB, Modality, NewItem
 from mmagent.memory import snapshots
+from mmagent.memory.content import clean_tags, open_image, save_media, transcribe
 
 log = logging.getLogger(__name__)
 
@@ -164,16 +162,16 @@ class MemoryStore:
         """Remembers several texts in one transaction (all or none)."""
         vectors = self.embedder.embed_texts(texts)
         ids = artifact_ids or [None] * len(texts)
-        items = [NewItem("text", t, a, source, session, _tags(tags)) for t, a in zip(texts, ids, strict=True)]
+        items = [NewItem("text", t, a, source, session, clean_tags(tags)) for t, a in zip(texts, ids, strict=True)]
         return self._items(self._insert(items, vectors))
 
     def add_image(self, image: Image.Image | Path | str, *, caption: str | None = None, tags: Sequence[str] = (),
                   source: str | None = None, session: str | None = None, artifact_id: str | None = None) -> MemoryItem:
         """Remembers an image (and an optional caption); its pixels are kept under media/ for re-embedding."""
-        img = _open_image(image)
+        img = open_image(image)
         emb = self.embedder.embed_images([img], [caption])
-        media = self._save_media(img)
-        item = NewItem("image", emb.texts[0], artifact_id, source, session, _tags(tags), media=media, caption=caption)
+        media = save_media(img, self.path / "media")
+        item = NewItem("image", emb.texts[0], artifact_id, source, session, clean_tags(tags), media=media, caption=caption)
         return self._items(self._insert([item], emb.vectors))[0]
 
     def add_audio(self, audio: Path | str | None = None, *, transcript: str | None = None, tags: Sequence[str] = (),
@@ -186,7 +184,7 @@ class MemoryStore:
         if not transcript or not transcript.strip():
             raise UnsupportedContentError("no speech was recognized in the audio: pass transcript=... to remember it with your own words")
         vectors = self.embedder.embed_texts([transcript])
-        return self._items(self._insert([NewItem("audio", transcript.strip(), artifact_id, source, session, _tags(tags))], vectors))[0]
+        return self._items(self._insert([NewItem("audio", transcript.strip(), artifact_id, source, session, clean_tags(tags))], vectors))[0]
 
     def add_vectors(self, vectors: np.ndarray, texts: Sequence[str] | None = None, *, modality: Modality = "text",
                     tags: Sequence[str] = (), source: str | None = None, session: str | None = None) -> list[int]:
@@ -197,7 +195,7 @@ class MemoryStore:
         if self.dim is None:
             raise MemoryStoreError("this store has no embedding space yet: open it with an embedder first")
         texts = texts or [""] * len(vectors)
-        items = [NewItem(modality, t, None, source, session, _tags(tags)) for t in texts]
+        items = [NewItem(modality, t, None, source, session, clean_tags(tags)) for t in texts]
         return self._insert(items, normalize(vectors))
 
     def _insert(self, items: list[NewItem], vectors: np.ndarray) -> list[int]:
@@ -289,7 +287,7 @@ class MemoryStore:
         """Adds/removes tags (or replaces them all); returns the item's tags."""
         self._require_writable()
         with self._lock_file():
-            return self.db.retag(int(item_id), _tags(add), _tags(remove), None if replace is None else _tags(replace))
+            return self.db.retag(int(item_id), clean_tags(add), clean_tags(remove), None if replace is None else clean_tags(replace))
 
     # --- maintenance ------------------------------------------------------------------------
     def stats(self) -> dict:
@@ -482,18 +480,6 @@ class MemoryStore:
             yield
 
     # --- internals: content -----------------------------------------------------------------
-    def _save_media(self, img: Image.Image) -> str:
-        buf = io.BytesIO()
-        img.save(buf, format="PNG")
-        data = buf.getvalue()
-        name = hashlib.sha256(data).hexdigest() + ".png"
-        dest = self.path / "media" / name
-        if not dest.exists():  # content-addressed: written before the row refers to it
-            tmp = dest.with_name(f".{name}.tmp-{os.getpid()}")
-            tmp.write_bytes(data)
-            os.replace(tmp, dest)
-        return name
-
     def _reembed_row(self, row: ItemRow, text: str | None = None) -> tuple[np.ndarray, str, str | None]:
         """(vector [1, D], text, caption) of a row under the current embedder; `text` replaces
         a text item's text, an image's caption or an audio's transcript."""
@@ -517,48 +503,3 @@ class MemoryStore:
         vecs = np.concatenate([d[0] for d in done]) if done else np.zeros((0, emb.dim), np.float32)
         self.db.update_vectors([r.id for r in rows], vecs, [d[1] for d in done], [d[2] for d in done],
                                meta={"space": emb.space, "dim": str(emb.dim)})
-
-
-def _tags(tags: Sequence[str]) -> list[str]:
-    if isinstance(tags, str):
-        tags = [tags]
-    out = []
-    for t in tags:
-        if not isinstance(t, str) or not t.strip():
-            raise ValueError(f"tags must be non-empty strings, got {t!r}")
-        out.append(t.strip())
-    return out
-
-
-def _open_image(image: Image.Image | Path | str) -> Image.Image:
-    if isinstance(image, Image.Image):
-        img = image
-    else:
-        p = Path(image)
-        if not p.is_file():
-            raise FileNotFoundError(f"no image file at {p}")
-        try:
-            img = Image.open(p)
-            img.load()
-        except (OSError, Image.DecompressionBombError) as err:
-            raise UnsupportedContentError(f"{p} is not a readable image ({err})") from err
-    if img.width < 1 or img.height < 1:
-        raise UnsupportedContentError(f"image is empty ({img.width}x{img.height})")
-    return img.convert("RGB")
-
-
-def transcribe(audio: Path) -> str:
-    """Speech to text with the `transcribe_audio` tool (pocketsphinx), through a private artifact store."""
-    import tempfile
-
-    from mmagent.tools.artifacts import ArtifactStore
-    from mmagent.tools.audio import TranscribeAudio
-    from mmagent.tools.base import ToolContext
-
-    if not audio.is_file():
-        raise FileNotFoundError(f"no audio file at {audio}")
-    asr = TranscribeAudio()
-    with tempfile.TemporaryDirectory(prefix="mmagent-memory-asr-") as tmp:
-        ctx = ToolContext(artifacts=ArtifactStore(Path(tmp), session="memory"))
-        art = ctx.artifacts.add_audio(audio)
-        return asr.invoke(asr.input_model(audio=art.id), ctx).text

@@ -78,6 +78,7 @@ def assert_consistent(path: Path) -> MemoryStore:
 @pytest.mark.slow
 def test_kill_9_mid_batch_reopens_consistent(tmp_path):
     rng = np.random.default_rng(0)
+    counts = []
     for round_ in range(4):
         p = child(WRITER, str(tmp_path))
         # Wait until it has written something this round, then kill at a random moment.
@@ -87,7 +88,9 @@ def test_kill_9_mid_batch_reopens_consistent(tmp_path):
         p.send_signal(signal.SIGKILL)
         p.wait()
         s = assert_consistent(tmp_path)
+        counts.append(s.db.count())
         s.close()
+    assert counts == sorted(counts) and counts[-1] > counts[0]  # each round added on top of the last
     s = MemoryStore(tmp_path, FakeEmbedder())
     assert s.stats()["items"] > 0 and s.index.kind == "ivf"  # the kills spanned the IVF switch
 

@@ -121,10 +121,14 @@ def test_missing_or_corrupt_index_is_rebuilt_from_sqlite(tmp_path, caplog):
     s.close()
     (snap,) = tmp_path.glob("index-*.faiss")
     snap.write_bytes(b"\x00garbage")
+    leftover = tmp_path / ".index-000000000099.faiss.tmp-4242"  # a snapshot write killed midway
+    leftover.write_bytes(b"half")
     with caplog.at_level(logging.WARNING):
         s2 = MemoryStore(tmp_path, FakeEmbedder())
     assert "rebuilt from SQLite" in caplog.text or "rebuilding" in caplog.text
     assert sorted(s2.index.ids()) == ids
+    s2.checkpoint()
+    assert not leftover.exists()  # dead temp files go at the next snapshot
     s2.close()
     for f in tmp_path.glob("index-*.faiss"):
         f.unlink()

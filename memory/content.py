@@ -1,0 +1,72 @@
+"""Content coming into the memory: tags, images (opened, checked, stored by hash), speech to text."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+from PIL import Image
+
+from mmagent.memory.embedders import UnsupportedContentError
+
+
+def save_media(img: Image.Image, folder: Path) -> str:
+    """Stores an image as PNG under its sha256 (temp + rename, before any row refers to it)."""
+    buf = io.BytesIO()
+    img.save(buf, format="PNG")
+    data = buf.getvalue()
+    name = hashlib.sha256(data).hexdigest() + ".png"
+    dest = folder / name
+    if not dest.exists():
+        tmp = dest.with_name(f".{name}.tmp-{os.getpid()}")
+        tmp.write_bytes(data)
+        os.replace(tmp, dest)
+    return name
+
+
+def clean_tags(tags: Sequence[str]) -> list[str]:
+    if isinstance(tags, str):
+        tags = [tags]
+    out = []
+    for t in tags:
+        if not isinstance(t, str) or not t.strip():
+            raise ValueError(f"tags must be non-empty strings, got {t!r}")
+        out.append(t.strip())
+    return out
+
+
+def open_image(image: Image.Image | Path | str) -> Image.Image:
+    if isinstance(image, Image.Image):
+        img = image
+    else:
+        p = Path(image)
+        if not p.is_file():
+            raise FileNotFoundError(f"no image file at {p}")
+        try:
+            img = Image.open(p)
+            img.load()
+        except (OSError, Image.DecompressionBombError) as err:
+            raise UnsupportedContentError(f"{p} is not a readable image ({err})") from err
+    if img.width < 1 or img.height < 1:
+        raise UnsupportedContentError(f"image is empty ({img.width}x{img.height})")
+    return img.convert("RGB")
+
+
+def transcribe(audio: Path) -> str:
+    """Speech to text with the `transcribe_audio` tool (pocketsphinx), through a private artifact store."""
+    import tempfile
+
+    from mmagent.tools.artifacts import ArtifactStore
+    from mmagent.tools.audio import TranscribeAudio
+    from mmagent.tools.base import ToolContext
+
+    if not audio.is_file():
+        raise FileNotFoundError(f"no audio file at {audio}")
+    asr = TranscribeAudio()
+    with tempfile.TemporaryDirectory(prefix="mmagent-memory-asr-") as tmp:
+        ctx = ToolContext(artifacts=ArtifactStore(Path(tmp), session="memory"))
+        art = ctx.artifacts.add_audio(audio)
+        return asr.invoke(asr.input_model(audio=art.id), ctx).text

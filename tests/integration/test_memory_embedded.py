@@ -52,3 +52,21 @@ def test_bridge_beats_random_on_the_labeled_set(embedder):
     base = random_baseline(len(data), targets, kinds)
     assert score.recall_at_5 >= base.recall_at_5 + 0.3, (score, base)
     assert score.by_kind["drawn-text"] == 1.0  # OCR'd signs are found by what they say
+
+
+def test_audio_goes_in_by_its_transcript_and_silence_is_refused(embedder, tmp_path):
+    import wave
+
+    from mmagent.memory.embedders import UnsupportedContentError
+    from mmagent.memory.store import MemoryStore
+
+    silent = tmp_path / "silence.wav"
+    with wave.open(str(silent), "wb") as w:
+        w.setnchannels(1), w.setsampwidth(2), w.setframerate(16000)
+        w.writeframes(b"\x00\x00" * 16000)
+    store = MemoryStore(tmp_path / "mem", embedder)
+    with pytest.raises(UnsupportedContentError, match="no speech was recognized"):
+        store.add_audio(silent)  # pocketsphinx runs for real and hears nothing
+    item = store.add_audio(silent, transcript="call the plumber about the leaking tap")
+    assert store.search("fix the water leak", k=1)[0].id == item.id and item.modality == "audio"
+    assert store.stats()["items"] == 1

@@ -355,7 +355,7 @@ class MemoryStore:
     def export(self, folder: Path | str) -> int:
         from mmagent.memory.transfer import export_store
 
-        with self._mutex:
+        with self._mutex, self.db.snapshot():  # one committed state, even while a writer is busy
             return export_store(self, Path(folder))
 
     def import_(self, folder: Path | str) -> list[int]:

@@ -11,10 +11,10 @@ and candidate), promote. Prints wall time and each part's share, and the gate's 
 
 methods: two rounds in the tiny world (mmagent.continual.scenario.TinyWorld): learn flip_coin,
 then roll_die, with each method on identical data in one process:
-  naive    no replay, no regulariser (the baseline that forgets)
-  replay   replay buffer of the base data, 1:1
-  ewc      replay + EWC on the LoRA weights
-  olora    replay + O-LoRA (new subspace orthogonal to the serving adapter, stacked)
+  naive     no replay, no regulariser (the baseline that forgets)
+  replay    replay buffer of the base data 1:1, without / with the earlier rounds' feedback 1:1
+  ewc       replay + EWC on the LoRA weights
+  olora     replay + O-LoRA (new subspace orthogonal to the serving adapter, stacked)
 Columns: regression suite after each round, MFT / MFN / BWT over the rounds (README), train time.
 The gate is set permissive here (every candidate promoted) so that forgetting shows.
 """
@@ -88,15 +88,17 @@ def methods(threads: int, steps: int) -> None:
     world = S.TinyWorld(root / "world")
     print(f"tiny base trained in {time.perf_counter() - t0:.1f} s; {threads} thread(s); {steps} steps per round")
     rows = []
-    for name, method, ratio in [("naive", "replay", 0.0), ("replay", "replay", 1.0), ("ewc", "ewc", 1.0), ("olora", "olora", 1.0)]:
-        env = world.env(root / name)
+    variants = [("naive (no replay)", "replay", 0.0, 0.0), ("replay, base data only", "replay", 1.0, 0.0),
+                ("replay (base + earlier feedback)", "replay", 1.0, 1.0), ("ewc (+ replay)", "ewc", 1.0, 1.0), ("olora (+ replay)", "olora", 1.0, 1.0)]
+    for name, method, ratio, earlier in variants:
+        env = world.env(root / name.split()[0] / str(len(rows)))
         reg, train = [], []
         rep = None
         for tag, prompts, call in [("coin", S.COIN, S.FC), ("die", S.DIE, S.RD)]:
             S.log_corrections(env, prompts, call, tag)
             cfg = world.config(method=method, steps=steps, min_gain=-100.0)
             cfg.gate.max_regression_drop = 100.0  # permissive: show forgetting instead of refusing it
-            cfg.update.replay_ratio = ratio
+            cfg.update.replay_ratio, cfg.update.earlier_ratio = ratio, earlier
             rep = learn(env, cfg)
             reg.append(rep.gate.regression_after)
             train.append(rep.times.train_s)

@@ -121,11 +121,13 @@ def _learn(env: LearnEnv, cfg: LearnConfig) -> RoundReport:
     key = hashlib.sha256((build.data_hash + cfg.update.model_dump_json() + str(serving)).encode()).hexdigest()[:16]
     work = env.registry.root / "work" / key
     heldout_suite = _write_suite(env, build.heldout, env.registry.root / "rounds" / round_id)
+    _write_examples(build.train, env.registry.root / "rounds" / round_id / "train.jsonl")
     t0, c0 = times.mark("data", t0, c0)
     parent = serving.version if serving else None
     rec = _unjudged(env.registry, parent, build.data_hash, cfg.update.method)  # a round killed during its gate
     if rec is None:
-        job = TrainJob(serving=serving.path if serving else None, examples=build.train, tools=env.tools.schemas(),
+        job = TrainJob(serving=serving.path if serving else None, examples=build.train, earlier=_earlier_examples(env.registry),
+                       tools=env.tools.schemas(),
                        cfg=cfg.update, work_dir=work, data_hash=build.data_hash, media=_image_loader(env),
                        load_backbone=env.load_backbone, on_step=env.on_step)
         adapter = env.train(job)
@@ -181,6 +183,21 @@ def _build(env: LearnEnv, cfg: LearnConfig) -> Build:
             "Thumbs-down without a correction teach nothing; add corrections with --correct-call/--correct-answer"
         )
     return build
+
+
+def _write_examples(examples: list[Example], path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write(path, "".join(ex.model_dump_json() + "\n" for ex in examples))
+
+
+def _earlier_examples(reg: AdapterRegistry) -> list[Example]:
+    """Training examples of the promoted rounds so far (what the serving version was taught)."""
+    out = []
+    for past in _history(reg):
+        f = reg.root / "rounds" / past["round"] / "train.jsonl"
+        if past.get("promoted") and f.is_file():
+            out += [Example.model_validate_json(line) for line in f.read_text().splitlines() if line.strip()]
+    return out
 
 
 def _image_loader(env: LearnEnv) -> Callable[[Example, str], Any] | None:

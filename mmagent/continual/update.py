@@ -47,9 +47,10 @@ class UpdateConfig(BaseModel):
     replay_ratio: float = Field(default=1.0, ge=0, description="Base-data conversations per feedback conversation.")
     replay_data: Path | None = Field(default=None, description="train.jsonl of the base instruction data; None = regenerate (recipes.data).")
     replay_seed: int = 0
+    earlier_ratio: float = Field(default=1.0, ge=0, description="Examples from earlier promoted rounds per new feedback example.")
     olora_lambda: float = Field(default=0.5, ge=0, description="Weight of the O-LoRA orthogonality loss.")
     olora_r: int = Field(default=8, ge=1, description="Rank of the new O-LoRA subspace.")
-    ewc_lambda: float = Field(default=50.0, ge=0, description="Weight of the EWC penalty (Fisher normalised to mean 1).")
+    ewc_lambda: float = Field(default=5.0, ge=0, description="Weight of the EWC penalty (Fisher normalised to mean 1).")
     ewc_batches: int = Field(default=4, ge=1)
     recipe: dict[str, Any] = Field(default_factory=_default_recipe, description="ToolTuningConfig fields (recipes/tool_tuning.py).")
 
@@ -74,6 +75,7 @@ class TrainJob:
     tools: list[dict[str, Any]]  # the tool schemas the conversations are rendered with
     cfg: UpdateConfig
     work_dir: Path  # checkpoints live here; the same data hash -> the same folder -> resume
+    earlier: list[Example] = field(default_factory=list)  # training examples of earlier promoted rounds (replayed too)
     data_hash: str = ""
     media: Callable[[Example, str], Any] | None = field(default=None, repr=False)  # (example, artifact id) -> PIL image
     load_backbone: Callable[[Any], Any] | None = field(default=None, repr=False)  # recipe cfg -> recipes Backbone
@@ -121,13 +123,18 @@ def replay_buffer(cfg: UpdateConfig, n: int) -> list[Any]:
 def conversations(job: TrainJob) -> list[Any]:
     from mmagent.recipes.tool_tuning import Conversation
 
-    feedback = []
-    for ex in job.examples:
+    def conv(ex: Example) -> Conversation:
         images = {aid: job.media(ex, aid) for aid in ex.images} if ex.images and job.media else {}
         if ex.images and not images:
             raise ValueError(f"feedback turn {ex.turn_id} has images but no media resolver was given")
-        feedback.append(Conversation(ex.messages(), images))
-    return feedback + replay_buffer(job.cfg, round(job.cfg.replay_ratio * len(feedback)))
+        return Conversation(ex.messages(), images)
+
+    n = len(job.examples)
+    # Earlier rounds' feedback is replayed too: base-data replay alone protects the shipped skills
+    # but lets round 2 overwrite what round 1 taught (bench/learn.py measured BWT -100 without it).
+    k = min(len(job.earlier), round(job.cfg.earlier_ratio * n))
+    earlier = random.Random(job.cfg.replay_seed).sample(job.earlier, k)
+    return [conv(ex) for ex in [*job.examples, *earlier]] + replay_buffer(job.cfg, round(job.cfg.replay_ratio * n))
 
 
 def train_candidate(job: TrainJob) -> Path:

@@ -8,7 +8,8 @@
    after every node, the interaction-log commits, argument validation and the tool thread.
    overhead/step = (turn wall time - time inside model.chat - time inside the tool) / model steps.
    Rows: in-memory checkpointer (LangGraph's floor), SQLite WAL synchronous=NORMAL (the default:
-   survives a killed process), SQLite synchronous=FULL (`durable=True`: also survives power loss).
+   survives a killed process) through `run()` and through `stream()` (events validated and
+   consumed), SQLite synchronous=FULL (`durable=True`: also survives power loss).
    Target: p50 <= 5 ms with the SQLite checkpointer on.
 
 2. Constrained vs free decoding on the embedded model (`mmagent-default`: SmolLM2-135M-Instruct,
@@ -75,9 +76,10 @@ def overhead(turns: int, steps: int) -> None:
 
     script = [format_calls([ToolCall(name="noop", arguments={"x": i})]) for i in range(steps - 1)] + ["done"]
     rows = []
-    for label, ckpt, durable in [("in-memory checkpointer", ":memory:", False),
-                                 ("SQLite WAL, synchronous=NORMAL (default)", "file", False),
-                                 ("SQLite WAL, synchronous=FULL (durable=True)", "file", True)]:
+    for label, ckpt, durable, streamed in [("in-memory checkpointer", ":memory:", False, False),
+                                           ("SQLite WAL, synchronous=NORMAL (default)", "file", False, False),
+                                           ("SQLite WAL, NORMAL, consuming agent.stream() events", "file", False, True),
+                                           ("SQLite WAL, synchronous=FULL (durable=True)", "file", True, False)]:
         root = Path(tempfile.mkdtemp(prefix="mmagent-bench-"))
         model = TimedModel(script * (turns + 2))
         agent = Agent(model=model, tools=[noop], log=root / "log.sqlite", max_steps=steps + 1, durable=durable,
@@ -87,7 +89,12 @@ def overhead(turns: int, steps: int) -> None:
             tool_s.clear()
             model.chat_s = 0.0
             t0, c0 = time.perf_counter(), time.process_time()
-            r = agent.run(f"turn {i}", session=f"bench-{i}")
+            if streamed:
+                events = list(agent.stream(f"turn {i}", session=f"bench-{i}"))
+                assert events[-1].type == "answer"
+                r = agent.result(f"bench-{i}")
+            else:
+                r = agent.run(f"turn {i}", session=f"bench-{i}")
             wall, cpu = time.perf_counter() - t0, time.process_time() - c0
             assert r.status == "ok" and len(r.calls) == steps - 1, r
             if i >= 2:  # two warm-up turns (imports, first SQLite pages)

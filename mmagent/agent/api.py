@@ -150,8 +150,7 @@ class Agent:
     def run(self, prompt: str, images: Sequence[Any] = (), audio: Sequence[Any] = (), session: str | None = None) -> RunResult:
         """One turn: returns the answer, the calls with their results, the artifacts and the trace."""
         session, inp = self._start(prompt, images, audio, session)
-        for _ in self._drive(inp, session):
-            pass
+        self.graph.invoke(inp, {"configurable": {"thread_id": session}}, context=self._context(), durability="sync")
         return self.result(session)
 
     def stream(self, prompt: str, images: Sequence[Any] = (), audio: Sequence[Any] = (), session: str | None = None) -> Iterator[AgentEvent]:

@@ -38,7 +38,6 @@ from langgraph.graph import END, START, StateGraph
 from langgraph.runtime import Runtime
 from langgraph.types import interrupt
 
-from mmagent.agent.events import AgentEvent
 from mmagent.agent.log import InteractionLog
 from mmagent.agent.state import AgentState, CallRecord, StepRecord
 from mmagent.chat import ChatModel, Message, ToolCall
@@ -70,7 +69,8 @@ class AgentContext:
 
 
 def _emit(state: AgentState, type_: str, **fields: Any) -> None:
-    get_stream_writer()(AgentEvent(type=type_, session=state["session"], turn_id=state["turn_id"], **fields).model_dump())
+    """Writes an `AgentEvent` (as a plain dict: the API validates it) to LangGraph's custom stream."""
+    get_stream_writer()({"type": type_, "session": state["session"], "turn_id": state["turn_id"], **fields})
 
 
 # -- nodes -----------------------------------------------------------------------------------------

@@ -11,7 +11,8 @@ every run makes exactly --new-tokens tokens. Per thread count, in the same proce
   token costs when other processes share the cores; wall time is what a user waits);
 - the baseline, transformers' `generate` on the same spliced embeddings, beside our decode loop
   in fp32 (fused weights, static cache), bf16, and int8 (the default: fbgemm int8 decode steps,
-  bf16 prefill), with how many leading tokens each agrees with the baseline's greedy output;
+  bf16 prefill), with how many leading tokens each agrees with the baseline's greedy output
+  ("greedy=") and, fed the baseline's tokens, how many of its next-token choices match ("top-1=");
 - visual token reduction (49 -> --budget tokens, merge and attention top-k): prefill speedup
   and its effect on the output (leading tokens equal to the unreduced run's).
 
@@ -47,11 +48,15 @@ def main() -> None:
         return rss_probe(args.new_tokens)
     report = {"load_average": os.getloadavg(), "new_tokens": args.new_tokens, "reps": args.reps, "runs": []}
     bench = Bench(args.new_tokens)
+    if not args.json:
+        print_header(report)
     for n in args.threads:
         report["runs"].append(bench.run(n, args.reps, args.budget))
+        if not args.json:
+            print_run(report["runs"][-1])  # as soon as it is measured: a full run takes minutes
     report["peak_rss_mb"] = measure_rss(args.new_tokens)
     report["load_average_end"] = os.getloadavg()
-    print(json.dumps(report, indent=2)) if args.json else print_tables(report)
+    print(json.dumps(report, indent=2)) if args.json else print_footer(report)
 
 
 class Bench:
@@ -60,11 +65,14 @@ class Bench:
         from PIL import Image
         from skimage import data
 
-        from mmagent.backends import load_chat_model
+        from mmagent.backends.composed import ComposedChatModel
+        from mmagent.catalog import CATALOG
 
         torch.set_num_threads(1)
         self.torch = torch
-        self.mm = load_chat_model("mmagent-default").model
+        # fp32 weights for the baseline (plain fp32 `generate`); our paths make their own copies
+        folder = CATALOG.get("mmagent-default").source.path
+        self.mm = ComposedChatModel.from_pretrained(folder, "mmagent-default", dtype=torch.float32).model
         self.image = Image.fromarray(data.chelsea())
         self.new_tokens = new_tokens
         # ~100 tokens of user text (SmolLM2 tokenizer), then the 49 image tokens and the template.
@@ -90,6 +98,10 @@ class Bench:
         base = rows[0]["tokens"]
         for r in rows:
             r["agree_with_baseline"] = agree(base, r.pop("tokens"))
+        rows[0]["top1_match"] = "-"
+        for r, mode in zip(rows[1:], ("float32", "bfloat16", "int8")):
+            r["top1_match"] = self.top1_match(batch, mode, base)
+        self.mm.config.decode_dtype = "int8"
         return {"threads": threads, "prompt_tokens": int(batch["input_ids"].shape[1]), "rows": rows,
                 "reduction": self.reduction(reps, budget)}
 
@@ -132,6 +144,21 @@ class Bench:
             tokens = r.tokens[0]
         label = {"float32": "ours, fp32", "bfloat16": "ours, bf16", "int8": "ours, int8 decode + bf16 prefill (default)"}[mode]
         return row(label, ttft, dec, cpu, tokens)
+
+    def top1_match(self, batch, mode: str, ref: list[int]) -> str:
+        """Teacher-forced: fed the baseline's tokens, how often each step's argmax is the baseline's.
+        (Greedy outputs drift apart after the first differing token; this counts every decision.)"""
+        torch, mm = self.torch, self.mm
+        mm.config.decode_dtype = mode
+        decoder = mm.decoder()
+        with torch.inference_mode():
+            logits = decoder.prefill(self._embed(batch), batch["attention_mask"], len(ref))
+            hits = 0
+            for i, tok in enumerate(ref):
+                hits += int(logits.argmax(-1)[0]) == tok
+                if i < len(ref) - 1:
+                    logits = decoder.step(torch.tensor([tok]))
+        return f"{hits}/{len(ref)}"
 
     def reduction(self, reps: int, budget: int) -> list[dict]:
         """TTFT and output with 49 visual tokens vs `budget` (merge, attention top-k), default decoder."""
@@ -200,21 +227,26 @@ def rss_probe(new_tokens: int) -> None:
     print(json.dumps({"peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
 
 
-def print_tables(report: dict) -> None:
+def print_header(report: dict) -> None:
     la = ", ".join(f"{x:.1f}" for x in report["load_average"])
     print(f"mmagent-default, greedy, {report['new_tokens']} new tokens, median of {report['reps']}; "
-          f"load average at start {la} (2-core machine)")
-    for run in report["runs"]:
-        print(f"\n== {run['threads']} thread(s), prompt {run['prompt_tokens']} tokens (49 visual) ==")
-        print(f"{'path':46} {'TTFT s':>7} {'decode tok/s':>13} {'CPU ms/tok':>11} {'agrees':>7}")
-        base = run["rows"][0]["decode_tok_s"]
-        for r in run["rows"]:
-            print(f"{r['path']:46} {r['ttft_s']:7.3f} {r['decode_tok_s']:8.1f} ({r['decode_tok_s'] / base:3.1f}x) "
-                  f"{r['cpu_ms_per_token']:11.1f} {r['agree_with_baseline']:>7}")
-        print(f"\n{'token reduction':16} {'visual':>6} {'prompt':>6} {'TTFT s':>7} {'speedup':>8} {'agrees':>7}  output")
-        for r in run["reduction"]:
-            print(f"{r['method']:16} {r['visual_tokens']:6d} {r['prompt_tokens']:6d} {r['ttft_s']:7.3f} "
-                  f"{r['speedup']:7.2f}x {r['agree_with_unreduced']:>7}  {r['text']!r}")
+          f"load average at start {la} (2-core machine)", flush=True)
+
+
+def print_run(run: dict) -> None:
+    print(f"\n== {run['threads']} thread(s), prompt {run['prompt_tokens']} tokens (49 visual) ==")
+    print(f"{'path':46} {'TTFT s':>7} {'decode tok/s':>13} {'CPU ms/tok':>11} {'greedy=':>7} {'top-1=':>7}")
+    base = run["rows"][0]["decode_tok_s"]
+    for r in run["rows"]:
+        print(f"{r['path']:46} {r['ttft_s']:7.3f} {r['decode_tok_s']:8.1f} ({r['decode_tok_s'] / base:3.1f}x) "
+              f"{r['cpu_ms_per_token']:11.1f} {r['agree_with_baseline']:>7} {r['top1_match']:>7}")
+    print(f"\n{'token reduction':16} {'visual':>6} {'prompt':>6} {'TTFT s':>7} {'speedup':>8} {'agrees':>7}  output")
+    for r in run["reduction"]:
+        print(f"{r['method']:16} {r['visual_tokens']:6d} {r['prompt_tokens']:6d} {r['ttft_s']:7.3f} "
+              f"{r['speedup']:7.2f}x {r['agree_with_unreduced']:>7}  {r['text']!r}", flush=True)
+
+
+def print_footer(report: dict) -> None:
     print(f"\npeak RSS (fresh process: load mmagent-default + one image answer, 1 thread): {report['peak_rss_mb']:.0f} MB")
     print(f"load average at end {', '.join(f'{x:.1f}' for x in report['load_average_end'])}")
 

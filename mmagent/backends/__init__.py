@@ -56,7 +56,9 @@ def _composed(folder: Path, name: str, settings) -> ChatModel:
     from mmagent.backends.composed import ComposedChatModel
     from mmagent.config import get_settings, torch_dtype
 
-    return ComposedChatModel.from_pretrained(folder, name, settings, dtype=torch_dtype(settings or get_settings()))
+    s = settings or get_settings()
+    dtype = torch_dtype(s) if s.dtype != "float32" else None  # float32 is the default: the model's config decides
+    return ComposedChatModel.from_pretrained(folder, name, settings, dtype=dtype)
 
 
 def _vlm(spec: str, settings) -> ChatModel:

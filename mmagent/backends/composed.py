@@ -40,11 +40,11 @@ class ComposedChatModel:
     @classmethod
     def from_pretrained(cls, folder: Path | str, name: str | None = None, settings=None,
                         dtype: torch.dtype | None = None) -> ComposedChatModel:
-        """Loads a saved MM-LLM for serving. With a bf16 or int8 fast decoder the LLM itself is
-        loaded in bf16: only the fallback paths read its weights, and an fp32 copy beside the
-        decoder's would add ~0.4 GB (SmolLM2-135M) for nothing."""
+        """Loads a saved MM-LLM for serving. Unless `dtype` says otherwise, a bf16 or int8 fast
+        decoder gets the LLM itself in bf16: only the fallback paths read its weights, and an fp32
+        copy beside the decoder's would add ~0.4 GB (SmolLM2-135M) for nothing."""
         config = MMLLM.read_config(folder)
-        if dtype in (None, torch.float32) and config.fast_decode and config.decode_dtype in ("bfloat16", "int8"):
+        if dtype is None and config.fast_decode and config.decode_dtype in ("bfloat16", "int8"):
             dtype = torch.bfloat16
         return cls(MMLLM.from_pretrained(folder, settings, dtype=dtype), name or str(folder))
 

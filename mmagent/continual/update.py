@@ -134,7 +134,9 @@ def conversations(job: TrainJob) -> list[Any]:
     # but lets round 2 overwrite what round 1 taught (bench/learn.py measured BWT -100 without it).
     k = min(len(job.earlier), round(job.cfg.earlier_ratio * n))
     earlier = random.Random(job.cfg.replay_seed).sample(job.earlier, k)
-    return [conv(ex) for ex in [*job.examples, *earlier]] + replay_buffer(job.cfg, round(job.cfg.replay_ratio * n))
+    base = replay_buffer(job.cfg, round(job.cfg.replay_ratio * n))
+    log.info("training mix: %d new feedback, %d earlier feedback, %d base replay", n, len(earlier), len(base))
+    return [conv(ex) for ex in [*job.examples, *earlier]] + base
 
 
 def train_candidate(job: TrainJob) -> Path:

@@ -130,8 +130,8 @@ def conversations(job: TrainJob) -> list[Any]:
         return Conversation(ex.messages(), images)
 
     n = len(job.examples)
-    # Earlier rounds' feedback is replayed too: base-data replay alone protects the shipped skills
-    # but lets round 2 overwrite what round 1 taught (bench/learn.py measured BWT -100 without it).
+    # Earlier rounds' feedback is replayed too: base-data replay alone protects the shipped skills,
+    # not what earlier rounds taught (see the method comparison in bench/learn.py and the README).
     k = min(len(job.earlier), round(job.cfg.earlier_ratio * n))
     earlier = random.Random(job.cfg.replay_seed).sample(job.earlier, k)
     base = replay_buffer(job.cfg, round(job.cfg.replay_ratio * n))

@@ -163,8 +163,7 @@ class MMLLM(nn.Module):
                 f"tokens = {feats.shape[0] * feats.shape[1]} features; build inputs with MMLLM.build_inputs so each "
                 f"{self.config.image_token} expands to {self.tokens_per_image} tokens"
             )
-        embeds = embeds.clone()  # the lookup may alias a frozen table's output; write into our own
-        embeds[mask] = feats.flatten(0, 1).to(embeds.dtype)
+        embeds[mask] = feats.flatten(0, 1).to(embeds.dtype)  # [I * M, D] into the placeholder rows, in order
         return embeds
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,

@@ -374,3 +374,17 @@ def test_int8_decode_stays_close_to_float(model):
     ref, got = exact.step(tok), q8.step(tok)
     assert torch.nn.functional.cosine_similarity(ref, got).item() > 0.99  # int8 step
     assert q8.k.dtype == torch.float32 and q8.layers[0].qkv.packed is not None
+
+
+def test_constrained_decoding_plugs_into_the_decode_loop(model):
+    from mmagent.constrained import tool_call_processor
+    from mmagent.generation import SamplingConfig
+    from mmagent.toolcall import parse_tool_calls
+
+    tools = [{"type": "function", "function": {"name": "read_text", "description": "Reads text.", "parameters": {
+        "type": "object", "properties": {"image": {"type": "string"}}, "required": ["image"]}}}]
+    batch = model.collate([model.build_inputs([_user("read it", "image_1")], tools, artifacts=ART, add_generation_prompt=True)])
+    proc = tool_call_processor(model.tokenizer, tools, mode="required", eos_token_ids=model.eos_token_ids, max_new_tokens=120)
+    out = model.generate(batch, sampling=SamplingConfig(max_new_tokens=120), processors=[proc])
+    calls, errors, _ = parse_tool_calls(model.tokenizer.decode(out.tokens[0], skip_special_tokens=True))
+    assert errors == [] and [c.name for c in calls] == ["read_text"] and isinstance(calls[0].arguments["image"], str)

@@ -62,7 +62,7 @@ class ComposedChatModel:
 
         m = self.model
         inputs = m.build_inputs(messages, tools, artifacts=artifacts, add_generation_prompt=True, reserve_tokens=max_new_tokens)
-        processors = [self._grammar(tools)] if constrained and tools else []
+        processors = [self._grammar(tools, max_new_tokens)] if constrained and tools else []
         stream = TextStream(m.tokenizer, on_token, m.eos_token_ids) if on_token else None
         sampling = SamplingConfig(**{**self.sampling.__dict__, "max_new_tokens": max_new_tokens})
         out = m.generate(m.collate([inputs]), sampling=sampling, processors=processors, on_step=stream)
@@ -71,10 +71,11 @@ class ComposedChatModel:
         return ChatResult(text=text, tool_calls=calls, parse_errors=errors, prompt_tokens=out.prompt_tokens,
                           completion_tokens=len(out.tokens[0]), model=self.name, adapter=m.active_adapter)
 
-    def _grammar(self, tools: list[dict[str, Any]]):
+    def _grammar(self, tools: list[dict[str, Any]], max_new_tokens: int):
         from mmagent.constrained import tool_call_processor
 
-        return tool_call_processor(self.model.tokenizer, tools, eos_token_ids=self.model.eos_token_ids)
+        return tool_call_processor(self.model.tokenizer, tools, eos_token_ids=self.model.eos_token_ids,
+                                   max_new_tokens=max_new_tokens)
 
     @torch.inference_mode()
     def warmup(self) -> None:

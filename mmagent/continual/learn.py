@@ -234,11 +234,17 @@ def _write_suite(env: LearnEnv, examples: list[Example], folder: Path) -> Path:
     return suite
 
 
-def suite_score(model: ChatModel, suite: Path, tools: list[dict[str, Any]], limit: int | None = None) -> float:
-    """Strict success in percent (recipes/eval.py's definition) of `model` on a suite."""
-    from mmagent.recipes.eval import evaluate
+def suite_score(model: ChatModel, suite: Path, tools: list[dict[str, Any]], limit: int | None = None,
+                max_new_tokens: int = 96) -> float:
+    """Strict success in percent (recipes/eval.py's definition and runner) of `model` on a suite.
 
-    return 100.0 * evaluate(model, suite, tools, limit=limit).metrics.strict_success
+    96 new tokens per step is room for a call or a short answer; a gate need not wait for a model
+    that rambles (the recipes' own default is 160)."""
+    from mmagent.recipes.eval import load_suite, run_item, score_item, summarize
+
+    items = load_suite(suite)[:limit]
+    preds = [run_item(model, it, tools, Path(suite).parent, max_new_tokens=max_new_tokens) for it in items]
+    return 100.0 * summarize([score_item(it, p, tools) for it, p in zip(items, preds)]).strict_success
 
 
 def _gate(env: LearnEnv, cfg: LearnConfig, serving: Serving | None, candidate: str, heldout: Path) -> tuple[GateReport, dict[str, float]]:

@@ -28,29 +28,28 @@ import torch
 
 
 def cpu_rows(threads: int, n_examples: int, reps: int) -> list[tuple[str, float, float, float]]:
-    from mmagent.recipes.sequences import collate, encode, pack, system_prefix
-    from mmagent.recipes.tool_tuning import AssistantLoss, ToolTuningConfig, attach_lora, build_llm, load_conversations, tool_schemas
+    from mmagent.recipes.sequences import collate, pack, system_prefix
+    from mmagent.recipes.tool_tuning import AssistantLoss, ToolTuningConfig, build_backbone, encode_all, load_conversations, tool_schemas
 
     torch.set_num_threads(threads)
-    cfg = ToolTuningConfig(data={"n_train": n_examples})
-    model, tok = build_llm(cfg)
-    peft_model = attach_lora(model, cfg.lora)
+    cfg = ToolTuningConfig(data={"n_train": n_examples})  # text-only SmolLM2 + a fresh LoRA r=16
+    bb = build_backbone(cfg)
     tools = tool_schemas()
-    prefix = system_prefix(tok, tools)
-    data = [encode(tok, c, tools, prefix) for c in load_conversations(cfg, "train", n_examples)]
+    prefix = system_prefix(bb.tok, tools)
+    data = [s.enc for s in encode_all(bb, load_conversations(cfg, "train", n_examples), tools, prefix)]
     full_tokens = sum(len(prefix) + len(e.ids) for e in data)
     rows = []
     for name, share, packed, bf16 in [("baseline (full rows, fp32)", False, False, False), ("+share prefix KV", True, False, False),
                                       ("+pack", True, True, False), ("+bf16 autocast", True, True, True)]:
-        loss_fn = AssistantLoss(peft_model, share_prefix=share)
-        b = collate(prefix, pack(data, 1024) if packed else [[e] for e in data], 1024, tok.pad_token_id)
+        loss_fn = AssistantLoss(bb.llm, share_prefix=share)
+        b = collate(prefix, pack(data, 1024) if packed else [[e] for e in data], 1024, bb.tok.pad_token_id)
         times = []
         for _ in range(reps + 1):  # the first is warm-up
             t0 = time.perf_counter()
             with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
                 loss, n = loss_fn(b.prefix, b.input_ids, b.labels, b.position_ids, b.attention_mask)
             (loss / n).backward()
-            peft_model.zero_grad(set_to_none=True)
+            bb.llm.zero_grad(set_to_none=True)
             times.append(time.perf_counter() - t0)
         med = statistics.median(times[1:])
         rows.append((name, med, full_tokens / med, n_examples / med))

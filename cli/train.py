@@ -70,6 +70,7 @@ def evaluate(
     model: Annotated[str, typer.Option("--model", "-m", help="Chat model spec for mmagent.backends.load_chat_model.")] = "mmagent-default",
     constrained: Annotated[bool, typer.Option("--constrained", help="Schema-constrained decoding of tool calls.")] = False,
     limit: Annotated[int | None, typer.Option("--limit", help="Only the first N items.", min=1)] = None,
+    max_new_tokens: Annotated[int, typer.Option("--max-new-tokens", help="Generation budget per model step.", min=1)] = 128,
     out: Annotated[Path | None, typer.Option("--out", help="Also write the full report (per-item scores) as JSON here.")] = None,
     json_: Annotated[bool, typer.Option("--json", help="Print the report as JSON instead of a table.")] = False,
 ) -> None:
@@ -86,7 +87,8 @@ def evaluate(
         fail(str(err))
     from mmagent.backends import load_chat_model
 
-    report = run(load_chat_model(model), suite, constrained=constrained, limit=limit)
+    report = run(load_chat_model(model), suite, constrained=constrained, limit=limit, max_new_tokens=max_new_tokens,
+                 on_item=lambda s: console.print(f"{s.id}: {'ok' if s.strict else 'FAIL'} {s.called}", highlight=False) if not json_ else None)
     if out:
         save_report(report, out)
     if json_:

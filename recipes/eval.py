@@ -283,7 +283,7 @@ class EvalReport(BaseModel):
 
 
 def evaluate(model: ChatModel, suite: Path, tools: list[dict[str, Any]] | None = None, *, constrained: bool = False,
-             limit: int | None = None, on_item: Any = None) -> EvalReport:
+             limit: int | None = None, max_new_tokens: int = 128, on_item: Any = None) -> EvalReport:
     """Runs a suite against a model; `tools` default to the built-in registry's schemas."""
     items = load_suite(suite)[:limit]
     if tools is None:
@@ -293,7 +293,7 @@ def evaluate(model: ChatModel, suite: Path, tools: list[dict[str, Any]] | None =
     t0 = time.perf_counter()
     scores = []
     for item in items:
-        pred = run_item(model, item, tools, Path(suite).parent, constrained=constrained)
+        pred = run_item(model, item, tools, Path(suite).parent, constrained=constrained, max_new_tokens=max_new_tokens)
         scores.append(score_item(item, pred, tools))
         log.info("%s: %s -> %s", item.id, [e.name for e in item.expected], scores[-1].called)
         if on_item:

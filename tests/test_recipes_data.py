@@ -25,8 +25,8 @@ def test_generator_is_deterministic_from_its_seed():
 
 
 def test_unseen_phrasings_never_appear_in_train_or_validation():
-    seen = {e.template for split in ("train", "validation") for e in generate(split, 600)}
-    unseen = {e.template for e in generate("test-unseen-phrasings", 300)}
+    seen = {e.template for split in ("train", "validation") for e in generate(split, 300)}
+    unseen = {e.template for e in generate("test-unseen-phrasings", 150)}
     assert unseen and not (seen & unseen)
     for intent in ("read_text", "generate_image+seed", "search_memory"):
         held = {f"{intent}/{i}" for i in heldout_phrasings(intent)}
@@ -37,7 +37,7 @@ def test_unseen_combinations_are_tool_pairs_never_combined_in_training():
     def pairs(exs):
         return {tuple(c["name"] for c in e.expected) for e in exs if len(e.expected) >= 2}
 
-    train, test = pairs(generate("train", 800)), pairs(generate("test-unseen-combinations", 120))
+    train, test = pairs(generate("train", 400)), pairs(generate("test-unseen-combinations", 60))
     assert test and not (train & test) and not ({p[::-1] for p in train} & test)
     assert test <= HELDOUT_PAIRS | {p[::-1] for p in HELDOUT_PAIRS}
     assert all(p in CHAINS for p in HELDOUT_PAIRS)
@@ -57,7 +57,7 @@ def test_every_generated_call_validates_against_the_real_tool_schema():
     from mmagent.tools.registry import default_registry
 
     reg = default_registry()
-    exs = generate("train", 400) + generate("test-unseen-combinations", 60)
+    exs = generate("train", 200) + generate("test-unseen-combinations", 40)
     for e in exs:
         for m in e.messages:
             for c in m.tool_calls:

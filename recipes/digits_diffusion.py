@@ -328,7 +328,7 @@ def evaluate_cmd(
     Example: python -m mmagent.recipes.digits_diffusion evaluate mmagent/weights/digits-diffusion --per-class 100
     """
     torch.set_num_threads(threads)
-    pipe = DigitsPipeline.from_pretrained(folder)
+    pipe = _load(folder)
     typer.echo(evaluate(pipe, per_class, steps, guidance).model_dump_json(indent=2))
 
 
@@ -346,8 +346,14 @@ def sample_cmd(
     Example: python -m mmagent.recipes.digits_diffusion sample mmagent/weights/digits-diffusion --out grid.png
     """
     torch.set_num_threads(1)
-    save_grid(DigitsPipeline.from_pretrained(folder), out, rows, steps, guidance, seed)
+    save_grid(_load(folder), out, rows, steps, guidance, seed)
     typer.echo(str(out))
+
+
+def _load(folder: Path) -> DigitsPipeline:
+    if not (folder / "model_index.json").is_file():
+        raise typer.BadParameter(f"{folder} is not a saved DigitsPipeline folder (no model_index.json)")
+    return DigitsPipeline.from_pretrained(folder)
 
 
 if __name__ == "__main__":

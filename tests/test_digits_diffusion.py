@@ -86,3 +86,17 @@ def test_shipped_weights_draw_the_requested_digits():
     ink = recipe.generate_ink(pipe, labels, steps=20, guidance=2.0, seed=123)
     acc = (clf.predict(recipe.to_digit_features(ink)) == np.array(labels)).mean()
     assert acc >= 0.7
+
+
+def test_recipe_commands(tiny_run, tmp_path: Path):
+    from typer.testing import CliRunner
+
+    folder = str(tiny_run[0].output_dir)
+    runner = CliRunner()
+    res = runner.invoke(recipe.cli, ["evaluate", folder, "--per-class", "1", "--steps", "2"])
+    assert res.exit_code == 0, res.output
+    assert set(recipe.DigitsEval.model_validate_json(res.stdout[res.stdout.index("{"):]).per_class) == set(range(10))
+    res = runner.invoke(recipe.cli, ["sample", folder, "--out", str(tmp_path / "g.png"), "--rows", "1", "--steps", "2"])
+    assert res.exit_code == 0 and (tmp_path / "g.png").is_file()
+    res = runner.invoke(recipe.cli, ["sample", str(tmp_path), "--out", str(tmp_path / "h.png")])
+    assert res.exit_code == 2 and "model_index.json" in res.output

@@ -331,6 +331,9 @@ def save_adapter(llm: nn.Module, name: str, folder: Path, dtype: str = "float32"
     state = get_peft_model_state_dict(llm, adapter_name=name, save_embedding_layers=False)
     save_file({k: v.detach().to(getattr(torch, dtype)).contiguous().cpu() for k, v in state.items()}, str(folder / "adapter_model.safetensors"))
     llm.peft_config[name].save_pretrained(str(folder))
+    meta = json.loads((folder / "adapter_config.json").read_text())
+    meta["base_model_name_or_path"] = getattr(llm.config, "_name_or_path", "") and Path(llm.config._name_or_path).parent.name or meta.get("base_model_name_or_path")
+    (folder / "adapter_config.json").write_text(json.dumps(meta, indent=2))  # a catalog-style name, not this machine's cache path
     return folder
 
 

@@ -107,3 +107,20 @@ def test_overrides_and_bad_configs_say_what_is_wrong(tmp_path):
         load_config(ToolTuningConfig, None, ["bogus=1"])
     with pytest.raises(FileNotFoundError, match="does not exist"):
         load_config(ToolTuningConfig, tmp_path / "nope.yaml")
+
+
+def test_train_cli_runs_a_recipe_and_refuses_bad_configs(tmp_path):
+    from typer.testing import CliRunner
+
+    from mmagent.cli.app import app
+
+    r = CliRunner().invoke(app, ["train", "tool-tuning", "--config", str(CONFIGS / "tools-tiny-cpu.yaml"), f"out={tmp_path}", "steps=2", "--json"])
+    assert r.exit_code == 0, r.output
+    out = json.loads(r.output)
+    assert out["steps"] == 2 and Path(out["result"]).is_dir()
+    r = CliRunner().invoke(app, ["train", "tool-tuning", "--config", str(tmp_path / "nope.yaml")])
+    assert r.exit_code == 2 and "does not exist" in r.output
+    r = CliRunner().invoke(app, ["train", "align", "--config", str(CONFIGS / "align-tiny-cpu.yaml"), "steps=0"])
+    assert r.exit_code == 2 and "steps" in r.output
+    r = CliRunner().invoke(app, ["train", "--help"])
+    assert r.exit_code == 0 and "tool-tuning" in r.output and "align" in r.output

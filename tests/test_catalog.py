@@ -78,7 +78,8 @@ def index(wheel: Path):
 
 
 def _settings(tmp_path: Path, index_url: str = "http://127.0.0.1:9/simple") -> Settings:
-    return Settings(home=tmp_path / "home", index_url=index_url, download_timeout_s=5)
+    # cache_dir explicitly: MMAGENT_CACHE_DIR (set by conftest) would otherwise win over home.
+    return Settings(home=tmp_path / "home", cache_dir=tmp_path / "home" / "models", index_url=index_url, download_timeout_s=5)
 
 
 def test_provision_from_index_extracts_verified_files(tmp_path, wheel, index):

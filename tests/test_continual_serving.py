@@ -64,3 +64,21 @@ def test_adapter_chat_models_switch_on_one_base(tmp_path):
     cand = models(reg.adapter_path(v1))
     assert cand.model.active_adapter == f"{v1}-adapter" and len(loads) == 1
     assert models(None).model.active_adapter is None
+
+
+def test_agent_sessions_serve_the_version_promoted_when_they_started(tmp_path):
+    """The Agent reads the promoted version at a session's first turn and keeps it for that session."""
+    from mmagent.agent import Agent
+    from mmagent.backends.composed import ComposedChatModel
+
+    reg = AdapterRegistry(tmp_path / "adapters")
+    v1 = _version(reg, tmp_path, 1)
+    model = ComposedChatModel(_mmllm(), "tiny")
+    with Agent(model=model, tools=["resize_image"], adapters=reg, max_steps=1, max_new_tokens=4,
+               checkpoint=tmp_path / "s.sqlite", log=tmp_path / "log.sqlite") as agent:
+        before = agent.run("hello", session="old")
+        reg.promote(v1)  # by `mmagent learn` in another process
+        after = agent.run("hello", session="new")
+        old_again = agent.run("hello again", session="old")
+        adapters = {r.turn_id: agent.log.turn(r.turn_id).adapter for r in (before, after, old_again)}
+    assert adapters == {before.turn_id: None, after.turn_id: v1, old_again.turn_id: None}

@@ -24,6 +24,7 @@ A session (LangGraph thread) keeps its history and artifacts across turns and pr
 from __future__ import annotations
 
 import re
+import sys
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
@@ -92,6 +93,8 @@ class Agent:
             a throwaway in-process one).
         constrained: schema-guided decoding of tool calls (local backends).
         durable: fsync every log and checkpoint commit (survives power loss, not only crashes).
+        adapters: the `AdapterRegistry` whose promoted version a composed model serves to new
+            sessions (default `<home>/adapters`; see `mmagent learn`).
     """
 
     def __init__(
@@ -112,6 +115,7 @@ class Agent:
         tool_timeout_s: float | None = None,
         max_workers: int = 4,
         durable: bool = False,
+        adapters: Any = None,
     ) -> None:
         if max_steps < 1 or max_repairs < 0:
             raise ValueError(f"max_steps must be >= 1 and max_repairs >= 0, got {max_steps} and {max_repairs}")
@@ -130,6 +134,8 @@ class Agent:
         self.graph = build_graph().compile(checkpointer=self._saver)
         self.artifacts_root = Path(artifacts_root) if artifacts_root else self.settings.artifacts_dir
         self._stores: dict[str, Any] = {}
+        self.adapters = adapters  # an AdapterRegistry; None = <home>/adapters
+        self._session_adapters: dict[str, str | None] = {}
         self._options = dict(system_prompt=system_prompt, max_steps=max_steps, max_repairs=max_repairs,
                              constrained=constrained, max_new_tokens=max_new_tokens, tool_timeout_s=tool_timeout_s,
                              max_workers=max_workers)
@@ -150,12 +156,14 @@ class Agent:
     def run(self, prompt: str, images: Sequence[Any] = (), audio: Sequence[Any] = (), session: str | None = None) -> RunResult:
         """One turn: returns the answer, the calls with their results, the artifacts and the trace."""
         session, inp = self._start(prompt, images, audio, session)
+        self._serve_adapter(session)
         self.graph.invoke(inp, {"configurable": {"thread_id": session}}, context=self._context(), durability="sync")
         return self.result(session)
 
     def stream(self, prompt: str, images: Sequence[Any] = (), audio: Sequence[Any] = (), session: str | None = None) -> Iterator[AgentEvent]:
         """One turn as events (tokens, tool calls, artifacts, the answer); see `mmagent.agent.events`."""
         session, inp = self._start(prompt, images, audio, session)
+        self._serve_adapter(session)
         yield from self._drive(inp, session)
 
     def resume(self, session: str, decision: Any = None) -> RunResult:
@@ -169,6 +177,7 @@ class Agent:
         from langgraph.types import Command
 
         snap = self._snapshot(session)
+        self._serve_adapter(session)
         if not snap.next:
             status = snap.values.get("status")
             raise ValueError(f"session {session!r} has no unfinished turn to resume (its last turn ended: {status})")
@@ -248,6 +257,21 @@ class Agent:
             "turn_calls": Overwrite([]), "trace": Overwrite([]), "artifacts": Overwrite([]),
         }
         return session, inp
+
+    def _serve_adapter(self, session: str) -> None:
+        """A composed MM-LLM serves the adapter version `mmagent learn` promoted: read when the
+        session first runs in this process (no restart needed), then kept for that session even
+        if a newer version is promoted meanwhile."""
+        composed = sys.modules.get("mmagent.backends.composed")  # not imported -> not a composed model
+        if composed is None or not isinstance(self.model, composed.ComposedChatModel):
+            return
+        mmllm = self.model.model
+        if session not in self._session_adapters:
+            from mmagent.continual.serving import activate_serving
+
+            self._session_adapters[session] = activate_serving(mmllm, self.adapters) or mmllm.active_adapter
+        elif mmllm.active_adapter != self._session_adapters[session]:
+            mmllm.set_adapter(self._session_adapters[session])
 
     def _ingest(self, session: str, items: Sequence[Any], kind: str) -> list[dict[str, str]]:
         """Paths, bytes, PIL images or existing artifact ids -> artifact ids (bad media fail here,

@@ -37,6 +37,11 @@ class ComposedChatModel:
         self.name = name
         self.sampling = sampling or SamplingConfig()
 
+    @property
+    def adapter(self) -> str | None:
+        """The active adapter (version) name, as the interaction log records it."""
+        return self.model.active_adapter
+
     @classmethod
     def from_pretrained(cls, folder: Path | str, name: str | None = None, settings=None,
                         dtype: torch.dtype | None = None) -> ComposedChatModel:

@@ -178,7 +178,7 @@ class VLMChatModel:
             kwargs["streamer"] = _CallbackStreamer(self.tokenizer, on_token)
         eos = _eos_ids(self.model, self.tokenizer)
         if constrained and tools:  # without tools there is no call to constrain
-            kwargs["logits_processor"] = _constrained_processors(self.tokenizer, tools, eos)
+            kwargs["logits_processor"] = _constrained_processors(self.tokenizer, tools, eos, max_new_tokens)
         pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else self.tokenizer.eos_token_id
         out = self.model.generate(**inputs, pad_token_id=pad, **kwargs)  # [1, T + new]
         new = out[0, inputs["input_ids"].shape[1] :].tolist()
@@ -227,14 +227,15 @@ def _eos_ids(model: PreTrainedModel, tokenizer) -> set[int]:
     return ids
 
 
-def _constrained_processors(tokenizer, tools: list[dict[str, Any]], eos: set[int]):
+def _constrained_processors(tokenizer, tools: list[dict[str, Any]], eos: set[int], max_new_tokens: int):
     """`mmagent.constrained`'s tool-call grammar as an HF logits processor: once the model opens
-    `<tool_call>`, only a call that parses and fits one tool's schema can follow."""
+    `<tool_call>`, only a call that parses and fits one tool's schema can follow, and an open call
+    is closed before the token budget runs out."""
     from transformers import LogitsProcessorList
 
     from mmagent.constrained import tool_call_processor
 
-    return LogitsProcessorList([tool_call_processor(tokenizer, tools, eos_token_ids=sorted(eos))])
+    return LogitsProcessorList([tool_call_processor(tokenizer, tools, eos_token_ids=sorted(eos), max_new_tokens=max_new_tokens)])
 
 
 class _CallbackStreamer(TextStreamer):

@@ -80,8 +80,14 @@ def save_adapter(llm: PreTrainedModel, name: str, folder: Path) -> Path:
 
     if name not in adapter_names(llm):
         raise KeyError(f"no adapter named {name!r}; loaded adapters: {', '.join(adapter_names(llm)) or 'none'}")
+    from peft.utils import get_peft_model_state_dict
+
     folder.mkdir(parents=True, exist_ok=True)
-    state = {k: v.detach().contiguous().cpu() for k, v in llm.get_adapter_state_dict(name).items()}
+    # Only the adapter's own weights: with "auto", peft also saves the embedding matrix when the
+    # vocab grew (MMLLM adds <image>), and with tied embeddings that tensor is shared with lm_head,
+    # which safetensors refuses. The base embeddings are the catalog model's, never trained here.
+    state = get_peft_model_state_dict(llm, adapter_name=name, save_embedding_layers=False)
+    state = {k: v.detach().contiguous().cpu() for k, v in state.items()}
     save_file(state, str(folder / "adapter_model.safetensors"))
     llm.peft_config[name].save_pretrained(str(folder))
     return folder

@@ -388,3 +388,26 @@ def test_constrained_decoding_plugs_into_the_decode_loop(model):
     out = model.generate(batch, sampling=SamplingConfig(max_new_tokens=120), processors=[proc])
     calls, errors, _ = parse_tool_calls(model.tokenizer.decode(out.tokens[0], skip_special_tokens=True))
     assert errors == [] and [c.name for c in calls] == ["read_text"] and isinstance(calls[0].arguments["image"], str)
+
+
+def test_adapter_saves_when_image_token_grew_a_tied_vocab(tmp_path):
+    """Adding <image> resizes tied embeddings; saving an adapter must not drag them along."""
+    from mmagent import lora
+    from mmagent.mmllm import MMLLM, MMLLMConfig
+    from tiny_mmllm import TinyEncoder, tiny_llm, tiny_tokenizer
+
+    tok = tiny_tokenizer()
+    m = MMLLM(MMLLMConfig(llm="tiny", encoder="tiny"), tiny_llm(len(tok)), tok, TinyEncoder()).eval()  # no room: resized
+    assert m.llm.get_input_embeddings().weight.shape[0] > len(tok) - 1
+    lora.add_adapter(m.llm, "a", lora.LoraSettings(r=4, alpha=8, target_modules=["q_proj", "v_proj"]))
+    with torch.no_grad():
+        for n, p in m.llm.named_parameters():
+            if "lora_B" in n:
+                p.normal_(std=0.5)
+    folder = lora.save_adapter(m.llm, "a", tmp_path / "a")
+    lora.load_adapter(m.llm, folder, "b")
+    state = m.llm.state_dict()
+    loras = [k for k in state if ".lora_" in k and k.endswith(".a.weight")]
+    assert len(loras) == 8  # A and B of q and v in 2 layers
+    for k in loras:
+        torch.testing.assert_close(state[k[: -len(".a.weight")] + ".b.weight"], state[k])

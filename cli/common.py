@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any, NoReturn
 
 import typer
@@ -54,3 +56,28 @@ def report(err: BaseException, debug: bool) -> NoReturn:
 
 def is_debug() -> bool:
     return "--debug" in sys.argv
+
+
+@contextmanager
+def progress(description: str, total: int | None, enabled: bool = True) -> Iterator[Callable[..., None]]:
+    """A Rich progress bar on stderr for long work (training, eval, learning).
+
+    Yields `update(completed=None, note="")`: with `completed` it jumps there (a resumed run
+    starts part-way), otherwise it advances by one; `note` shows the latest loss or item.
+    """
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+    columns = (TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+               TimeRemainingColumn(), TextColumn("{task.fields[note]}"))
+    with Progress(*columns, console=err_console, disable=not enabled) as bar:
+        task = bar.add_task(description, total=total, note="")
+
+        def update(completed: int | None = None, note: str = "") -> None:
+            if completed is None:
+                bar.advance(task)
+            else:
+                bar.update(task, completed=completed)
+            if note:
+                bar.update(task, note=note)
+
+        yield update

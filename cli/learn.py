@@ -13,7 +13,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from mmagent.cli.common import EXIT_FAILED, console, fail, print_json
+from mmagent.cli.common import EXIT_FAILED, console, fail, print_json, progress
 
 adapters_app = typer.Typer(help="Adapter versions learnt from feedback: list, promote, roll back.", no_args_is_help=True)
 
@@ -74,7 +74,11 @@ def learn(
         fail(f"--method must be replay, ewc or olora, not {method!r}")
     try:
         env = default_env(regression_suite=regression_suite)
-        report = run_round(env, default_config(method, replay_ratio, steps, min_learning_gain=min_gain, max_regression_drop=max_drop))
+        config = default_config(method, replay_ratio, steps, min_learning_gain=min_gain, max_regression_drop=max_drop)
+        total = config.update.recipe_config(Path(".")).steps
+        with progress("learn: training", total, enabled=not json_out) as update:
+            env.on_step = lambda step: update(step, "then eval + gate" if step == total else "")
+            report = run_round(env, config)
     except (NoNewData, FileNotFoundError) as err:
         fail(str(err))
     except OSError as err:

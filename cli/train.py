@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from mmagent.cli.common import console, fail, print_json
+from mmagent.cli.common import console, fail, print_json, progress
 
 app = typer.Typer(help="Train a recipe: tool-tuning (LoRA tool calling) or align (projector).", no_args_is_help=True)
 
@@ -35,7 +35,8 @@ def tool_tuning(config: ConfigOpt = None, overrides: OverridesArg = None,
     from mmagent.recipes.tool_tuning import ToolTuningConfig, train
 
     cfg = _load(ToolTuningConfig, config, overrides)
-    adapter = train(cfg)
+    with progress("tool-tuning", cfg.steps, enabled=not json_) as update:
+        adapter = train(cfg, on_step=lambda row: update(row["step"], f"loss {row['loss']:.4f}"))
     _report(adapter, Path(cfg.out), json_)
 
 
@@ -67,7 +68,7 @@ def _report(result: Path, out: Path, json_: bool) -> None:
 
 def evaluate(
     suite: Annotated[Path, typer.Argument(help="Suite file (.jsonl): id, prompt, images, expected calls per line.")],
-    model: Annotated[str, typer.Option("--model", "-m", help="Chat model spec for mmagent.backends.load_chat_model.")] = "mmagent-default",
+    model: Annotated[str, typer.Option("--model", "-m", help="Chat model spec (catalog name, folder, vlm:..., http(s)://.../v1#model, scripted:FILE.json).")] = "mmagent-default",
     constrained: Annotated[bool, typer.Option("--constrained", help="Schema-constrained decoding of tool calls.")] = False,
     limit: Annotated[int | None, typer.Option("--limit", help="Only the first N items.", min=1)] = None,
     max_new_tokens: Annotated[int, typer.Option("--max-new-tokens", help="Generation budget per model step.", min=1)] = 128,
@@ -87,8 +88,13 @@ def evaluate(
         fail(str(err))
     from mmagent.backends import load_chat_model
 
-    report = run(load_chat_model(model), suite, constrained=constrained, limit=limit, max_new_tokens=max_new_tokens,
-                 on_item=lambda s: console.print(f"{s.id}: {'ok' if s.strict else 'FAIL'} {s.called}", highlight=False) if not json_ else None)
+    from mmagent.cli.run import resolve_model
+
+    chat = resolve_model(model)  # scripted:FILE.json works here as in run and chat
+    chat, total = load_chat_model(chat) if isinstance(chat, str) else chat, len(load_suite(suite)[:limit])
+    with progress(f"eval {suite.name}", total, enabled=not json_) as update:
+        report = run(chat, suite, constrained=constrained, limit=limit, max_new_tokens=max_new_tokens,
+                     on_item=lambda s: update(note=f"{s.id}: {'ok' if s.strict else 'FAIL'}"))
     if out:
         save_report(report, out)
     if json_:

@@ -26,6 +26,7 @@ import logging
 import math
 import random
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -436,8 +437,9 @@ def validation_loss(loss_fn: AssistantLoss, bb: Backbone, prefix: list[int], dat
     return tot / max(n, 1)
 
 
-def train(cfg: ToolTuningConfig) -> Path:
-    """Runs (or resumes) the recipe; returns the exported result folder."""
+def train(cfg: ToolTuningConfig, on_step: Callable[[dict[str, Any]], None] | None = None) -> Path:
+    """Runs (or resumes) the recipe; returns the exported result folder. `on_step` gets each
+    optimizer step's metrics row (the CLI's progress bar)."""
     from accelerate import Accelerator
 
     torch.set_num_threads(cfg.threads)
@@ -481,6 +483,8 @@ def train(cfg: ToolTuningConfig) -> Path:
             row["val_loss"] = validation_loss(loss_fn, bb, prefix, val_data, cfg, acc.autocast)
         if acc.is_main_process:
             metrics.write(json.dumps(row) + "\n"), metrics.flush()
+            if on_step is not None:
+                on_step(row)
             if (step + 1) % cfg.log_every == 0:
                 log.info("step %d loss %.4f lr %.2e %.1f s (%.0f tok/s)", step + 1, row["loss"], row["lr"], dt, row["tokens_per_s"])
             if (step + 1) % cfg.save_every == 0 or step + 1 == cfg.steps:

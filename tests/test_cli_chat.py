@@ -135,3 +135,4 @@ def test_chat_session_in_tmux(files, tmp_path):
         subprocess.run(["tmux", "kill-session", "-t", name], capture_output=True)
     assert "<- resize_image" in screen and ANSWER in screen
     assert (files["out"] / "image_2.png").is_file()
+

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import hashlib
 import io
-import os
 from collections.abc import Sequence
 from pathlib import Path
 
 from PIL import Image
 
+from mmagent.atomic import atomic_write_bytes
 from mmagent.memory.embedders import UnsupportedContentError
 
 
@@ -21,9 +21,7 @@ def save_media(img: Image.Image, folder: Path) -> str:
     name = hashlib.sha256(data).hexdigest() + ".png"
     dest = folder / name
     if not dest.exists():
-        tmp = dest.with_name(f".{name}.tmp-{os.getpid()}")
-        tmp.write_bytes(data)
-        os.replace(tmp, dest)
+        atomic_write_bytes(dest, data)
     return name
 
 

@@ -26,6 +26,7 @@ from pathlib import Path
 import httpx
 from filelock import FileLock
 
+from mmagent.atomic import atomic_write_text
 from mmagent.catalog import CATALOG, EmbeddedSource, ModelEntry
 from mmagent.config import Settings, get_settings
 
@@ -248,9 +249,7 @@ def _full_check(folder: Path, names: list[str]) -> list[str]:
         for n in names:
             st = (folder / n).stat()
             files[n].update(size=st.st_size, mtime_ns=st.st_mtime_ns)
-        tmp = folder / f".{MANIFEST}.tmp"
-        tmp.write_text(json.dumps({"files": files}, indent=1))
-        os.replace(tmp, folder / MANIFEST)
+        atomic_write_text(folder / MANIFEST, json.dumps({"files": files}, indent=1))
     return bad
 
 

@@ -194,12 +194,12 @@ def test_concurrent_adds_from_processes_get_unique_ids(tmp_path):
 
 
 def test_failed_blob_write_leaves_nothing(store, tmp_path, monkeypatch):
-    import mmagent.tools.artifacts as artifacts_mod
+    import mmagent.atomic as atomic_mod
 
     def disk_full(src, dst):
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(artifacts_mod.os, "replace", disk_full)  # fault injection at the rename
+    monkeypatch.setattr(atomic_mod.os, "replace", disk_full)  # fault injection at the blob's rename
     with pytest.raises(OSError, match="No space left"):
         store.add_image(png())
     monkeypatch.undo()

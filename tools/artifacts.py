@@ -16,9 +16,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-import os
 import sqlite3
-import tempfile
 import threading
 import wave
 from dataclasses import dataclass
@@ -28,6 +26,7 @@ from typing import Any, Literal
 from PIL import Image
 from pydantic import BaseModel, Field
 
+from mmagent.atomic import atomic_write_bytes
 from mmagent.tools.images import MIME, DecodedImage, ImageDecodeError, ImageLimits, decode_image, encode_png
 
 Kind = Literal["image", "audio", "text"]
@@ -216,17 +215,7 @@ class ArtifactStore:
         path = self._blob_path(sha)
         if path.exists() and path.stat().st_size == len(data):
             return  # content-addressed: same name, same bytes
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
-        try:
-            with os.fdopen(fd, "wb") as f:
-                f.write(data)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        atomic_write_bytes(path, data)
 
     @staticmethod
     def _read_source(src: Path | str | bytes) -> bytes:

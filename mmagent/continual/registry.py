@@ -27,6 +27,8 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+from mmagent.atomic import atomic_write_text as atomic_write
+
 ADAPTER_FILES = ("adapter_config.json",)  # what a complete peft adapter folder must hold
 
 
@@ -170,21 +172,6 @@ class AdapterRegistry:
 
 def _write_json(path: Path, obj: Any) -> None:
     path.write_text(json.dumps(obj, indent=2))
-
-
-def atomic_write(path: Path, text: str) -> None:
-    """Write to a temp file in the same folder, fsync, then os.replace (POSIX-atomic rename)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def default_registry() -> AdapterRegistry:

@@ -150,7 +150,7 @@ def main() -> None:
 
 def _overhead(ctx, n: int = 300) -> None:
     """What validation + artifact lookup + the worker thread cost, on a tool that does nothing."""
-    from mmagent.tools.base import ImageId, ToolContext, tool
+    from mmagent.tools.base import ImageId, tool
     from mmagent.tools.registry import ToolRegistry
 
     @tool

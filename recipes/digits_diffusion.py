@@ -13,7 +13,6 @@ on sklearn's `load_digits()` (1797 8x8 digits), and ships as a `DigitsPipeline` 
 from __future__ import annotations
 
 import copy
-import json
 import logging
 import time
 from dataclasses import dataclass

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from mmagent.continual.scenario import convert_currency  # the custom tool the embedded scenario teaches
 from mmagent.feedback import LoggedTurn
 from mmagent.tools.base import ImageId, tool
 from mmagent.tools.registry import ToolRegistry
@@ -26,17 +27,6 @@ def detect_faces(image: ImageId, min_size: int = 20) -> int:
         min_size: Smallest face side in pixels.
     """
     return 0
-
-
-@tool
-def convert_currency(amount: float, to: str) -> float:
-    """Converts an amount of euros to another currency.
-
-    Args:
-        amount: How many euros.
-        to: Target currency code, e.g. USD.
-    """
-    return amount
 
 
 def registry() -> ToolRegistry:

@@ -91,7 +91,9 @@ def evaluate(
     from mmagent.cli.run import resolve_model
 
     chat = resolve_model(model)  # scripted:FILE.json works here as in run and chat
-    chat, total = load_chat_model(chat) if isinstance(chat, str) else chat, len(load_suite(suite)[:limit])
+    if isinstance(chat, str):
+        chat = load_chat_model(chat)
+    total = len(load_suite(suite)[:limit])
     with progress(f"eval {suite.name}", total, enabled=not json_) as update:
         report = run(chat, suite, constrained=constrained, limit=limit, max_new_tokens=max_new_tokens,
                      on_item=lambda s: update(note=f"{s.id}: {'ok' if s.strict else 'FAIL'}"))

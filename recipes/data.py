@@ -345,10 +345,9 @@ def _second_args(a: str, b: str, r1: dict[str, Any], first_args: dict[str, Any],
         variants = [list(v) for v in zip(*(box_variants(f) for f in found))]
         allowed = {"image": [first_args["image"]], "boxes": variants, "color": [""], "line_width": [""]}
         return {"image": first_args["image"], "boxes": variants[min(1, len(variants) - 1)]}, allowed
-    if b in ("read_text", "classify_image", "detect_faces"):
-        args = {"image": img}
-        allowed = {"image": [img]} | ({"top_k": [""]} if b == "classify_image" else {})
-        return args, allowed
+    if b in ("read_text", "classify_image", "detect_faces", "detect_objects"):
+        extra = {"classify_image": {"top_k": [""]}, "detect_objects": {"labels": [""], "threshold": [""]}}.get(b, {})
+        return {"image": img}, {"image": [img]} | extra
     if b == "resize_image":
         args = {"image": img, "width": s.args["width"], "height": s.args["height"], "keep_aspect": False}
         return args, {"image": [img], "width": [s.args["width"]], "height": [s.args["height"]], "keep_aspect": ["", False]}
@@ -356,17 +355,57 @@ def _second_args(a: str, b: str, r1: dict[str, Any], first_args: dict[str, Any],
         text = r1.get("text") or r1["labels"][0]["label"]
         return {"text": text}, {"text": [text], "tags": [""]}
     if b == "generate_image":
-        text = r1["text"]
-        return {"prompt": text}, {"prompt": [text], "seed": [""], "steps": [""]}
+        text = r1.get("text") or r1["labels"][0]["label"]
+        return {"prompt": text}, {"prompt": _text_allowed(text), "seed": [""], "steps": [""]}
     raise KeyError(b)
 
 
 def chain(rng: random.Random, pair: tuple[str, str], idx: str) -> Example:
-    a, b = pair
+    """A hand-written chain phrasing of `pair` (`CHAINS`)."""
     i = rng.randrange(len(CHAINS[pair]))
     phrase = CHAINS[pair][i]
+    kind = CHAIN_KIND.get(pair[0])
+    return _chain_example(rng, pair, kind, lambda slots: phrase.format(img=rng.choice(IMAGE_REFS_ONE), aud=rng.choice(AUDIO_REFS), **slots),
+                          idx, f"chain/{pair[0]}>{pair[1]}/{i}")
+
+
+# Composed chains: a seen single-step phrasing of the first tool joined to a follow-up of the
+# second (`phrasings.FOLLOW_UPS`). They cover every pair whose second tool can use the first one's
+# output (a new image, the same image, boxes, or text) except the held-out ones, so the model
+# learns "do the first part, read its result, then do the second" rather than a fixed list of pairs.
+IMAGE_MAKERS = ("generate_image", "crop_image", "resize_image")
+ANALYZERS = ("read_text", "classify_image", "detect_faces", "detect_objects")
+COMPOSED_PAIRS: list[tuple[str, str]] = sorted(
+    ({(a, b) for a in IMAGE_MAKERS + ANALYZERS for b in ANALYZERS + ("resize_image",) if a != b}
+     | {(a, b) for a in ("detect_faces", "detect_objects") for b in ("crop_image", "draw_boxes")}
+     | {(a, b) for a in ("read_text", "transcribe_audio", "classify_image") for b in ("remember", "generate_image")})
+    - HELDOUT_PAIRS - {p[::-1] for p in HELDOUT_PAIRS})  # never combined, in either order
+
+
+def composed_chain(rng: random.Random, pair: tuple[str, str], idx: str) -> Example:
+    a, b = pair
+    if b in ("crop_image", "draw_boxes"):
+        kind = CHAIN_KIND[a]  # the detector must find something to crop or outline
+    elif a in KIND_FOR_TOOL:
+        kind = rng.choice(KIND_FOR_TOOL[a] + KIND_FOR_TOOL.get(b, []))
+    else:
+        kind = None
+    phrase, template = pick_phrasing(rng, a, unseen=False)
+    follow = rng.choice(P.FOLLOW_UPS[b])
+    join = rng.choice(P.CHAIN_JOIN)
+
+    def text(slots: dict[str, str]) -> str:
+        first = phrase.format(img=rng.choice(IMAGE_REFS_ONE), aud=rng.choice(AUDIO_REFS), **slots).rstrip("?.")
+        return join.format(x=first, y=follow.format(**slots))
+
+    return _chain_example(rng, pair, kind, text, idx, f"composed/{template}>{b}")
+
+
+def _chain_example(rng: random.Random, pair: tuple[str, str], kind: str | None, text: Callable[[dict[str, str]], str], idx: str, template: str) -> Example:
+    """Two steps: call `a`, read its result, call `b` on what it produced, answer."""
+    a, b = pair
     speech = rng.choice(SPEECH) if a == "transcribe_audio" else ""
-    d = draw(CHAIN_KIND[a], rng) if a in CHAIN_KIND else None
+    d = draw(kind, rng) if kind else None
     drawings = [d] if d else []
     s = fill(rng, a, drawings, 1)
     s_b = s
@@ -374,17 +413,17 @@ def chain(rng: random.Random, pair: tuple[str, str], idx: str) -> Example:
         w, h = rng.choice([64, 128, 256]), rng.choice([64, 128, 256])
         s.text.update(w=str(w), h=str(h))
         s_b = Slots(args={"width": w, "height": h})
-    text = wrap(rng, phrase.format(img=rng.choice(IMAGE_REFS_ONE), aud=rng.choice(AUDIO_REFS), **s.text))
+    message = wrap(rng, text(s.text))
     extra = {"new_image": f"image_{len(drawings) + 1}", "speech": speech, "memory_id": rng.randint(1, 99)}
     r1 = result_for(a, s.args, d, extra)
     args_b, allowed_b = _second_args(a, b, r1, s.args, s_b)
     extra2 = extra | {"new_image": f"image_{len(drawings) + (2 if 'image' in r1 else 1)}", "label": s.args.get("prompt", "")}
     r2 = result_for(b, args_b, d, extra2)  # a crop/resize of a sign still reads as the sign
     c1, c2 = ToolCall(name=a, arguments=s.args, id="call_1"), ToolCall(name=b, arguments=args_b, id="call_2")
-    msgs = [user_message(text, len(drawings), 1 if speech else 0), *call_turns([c1], [r1]), *call_turns([c2], [r2])]
+    msgs = [user_message(message, len(drawings), 1 if speech else 0), *call_turns([c1], [r1]), *call_turns([c2], [r2])]
     msgs.append(Message(role="assistant", content=answer_for(b, r2, d)))
     expected = [{"name": a, "arguments": s.allowed}, {"name": b, "arguments": allowed_b}]
-    return Example(idx, "chain", f"chain/{a}>{b}/{i}", msgs, drawings, [speech] if speech else [], expected, [r1, r2])
+    return Example(idx, "chain", template, msgs, drawings, [speech] if speech else [], expected, [r1, r2])
 
 
 # Independent pairs on two images: both calls in one step.
@@ -447,9 +486,11 @@ def sample(rng: random.Random, split: str, idx: str) -> Example:
     u = rng.random()
     if u < 0.14:
         return no_tool(rng, unseen, idx)
-    if u < 0.26 and not unseen:
+    if u < 0.22 and not unseen:
         return chain(rng, rng.choice(sorted(p for p in CHAINS if p not in HELDOUT_PAIRS)), idx)
-    if u < 0.32 and not unseen:
+    if u < 0.34 and not unseen:
+        return composed_chain(rng, rng.choice(COMPOSED_PAIRS), idx)
+    if u < 0.40 and not unseen:
         seen = [p for p in ALL_PAIRS if p not in HELDOUT_PAIRS and p[::-1] not in HELDOUT_PAIRS]
         return pair(rng, rng.choice(seen), False, idx)
     return single(rng, rng.choice(SINGLE_INTENTS), unseen, idx)

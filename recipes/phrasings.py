@@ -139,6 +139,24 @@ PHRASINGS: dict[str, list[str]] = {
 
 # Things a user asks that need no tool: (question, answer). Several phrasings per fact so that
 # held-out ids exist here too.
+# Second steps of a composed chain: they refer to the first step's output ("it", "the result",
+# "them"), so the call can only be written after that result is back. `data.composed_chain` joins
+# a seen phrasing of the first tool with one of these; any tool pair that is held out of training
+# (`data.HELDOUT_PAIRS`) is never composed, so the unseen-combinations test stays unseen.
+FOLLOW_UPS: dict[str, list[str]] = {
+    "read_text": ["read the text in it", "tell me what it says", "OCR the result", "read what is written on it", "give me the words on it"],
+    "classify_image": ["classify it", "tell me what it shows", "label the result", "say what the classifier thinks it is", "identify what it is"],
+    "detect_faces": ["find the faces in it", "count the faces in it", "check it for faces", "look for faces in the result", "detect any faces there"],
+    "detect_objects": ["detect the objects in it", "find the objects in the result", "run object detection on it", "list the things in it"],
+    "resize_image": ["resize it to {w}x{h}", "scale the result to {w} by {h}", "make it {w}x{h}", "shrink it to {w}x{h}", "give it to me at {w}x{h}"],
+    "crop_image": ["crop the first one", "cut out the first one", "give me a crop of the first", "crop out the first match"],
+    "draw_boxes": ["draw boxes around them", "mark them with rectangles", "outline them on the image", "draw their boxes on it"],
+    "remember": ["remember it", "save that to memory", "store it for later", "make a note of it", "keep that in memory"],
+    "generate_image": ["draw what it says", "generate an image of that", "make a picture of it", "turn that into a picture"],
+}
+CHAIN_JOIN = ["{x} and {y}", "{x}, then {y}", "{x} and then {y}", "first {x}, then {y}", "{x}; after that, {y}", "{x}. Then {y}"]
+
+
 NO_TOOL: list[tuple[str, str]] = [
     ("What is the capital of France?", "The capital of France is Paris."),
     ("Which city is the capital of France?", "Paris is the capital of France."),

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import json
+import random
 from pathlib import Path
 
 import pytest
 
-from mmagent.recipes.data import CHAINS, HELDOUT_PAIRS, generate, heldout_phrasings, to_record, write_split
+from mmagent.recipes.data import CHAINS, COMPOSED_PAIRS, HELDOUT_PAIRS, composed_chain, generate, heldout_phrasings, to_record, write_split
 from mmagent.recipes.eval import load_suite
 
 SUITES = Path(__file__).resolve().parents[1] / "recipes" / "suites"
@@ -41,6 +42,18 @@ def test_unseen_combinations_are_tool_pairs_never_combined_in_training():
     assert test and not (train & test) and not ({p[::-1] for p in train} & test)
     assert test <= HELDOUT_PAIRS | {p[::-1] for p in HELDOUT_PAIRS}
     assert all(p in CHAINS for p in HELDOUT_PAIRS)
+
+
+def test_composed_chains_use_the_first_result_and_never_a_held_out_pair():
+    rng = random.Random(3)
+    for pair in COMPOSED_PAIRS:
+        ex = composed_chain(rng, pair, "x")
+        assert [c["name"] for c in ex.expected] == list(pair) and ex.template.startswith("composed/")
+        calls = [c for m in ex.messages for c in m.tool_calls]
+        assert [m.role for m in ex.messages] == ["user", "assistant", "tool", "assistant", "tool", "assistant"]
+        if "image" in ex.results[0]:  # a new image: the second call works on it, not on the attachment
+            assert calls[1].arguments.get("image") == ex.results[0]["image"]
+    assert not (set(COMPOSED_PAIRS) & (HELDOUT_PAIRS | {p[::-1] for p in HELDOUT_PAIRS}))
 
 
 def test_mixture_covers_every_kind_and_every_tool():

@@ -23,6 +23,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any, Self
 
 import numpy as np
 from filelock import FileLock, Timeout
@@ -57,10 +58,11 @@ class MemoryItem(BaseModel):
     tags: list[str] = []
 
     @classmethod
-    def from_row(cls, row: ItemRow) -> "MemoryItem":
+    def from_row(cls, row: ItemRow, **extra: Any) -> Self:
+        """The item (or hit: `score=` in `extra`) for a metadata row, validated once."""
         return cls(
             id=row.id, modality=row.modality, text=row.text, artifact_id=row.artifact_id, source=row.source,
-            session=row.session, created_at=datetime.fromtimestamp(row.created_at, timezone.utc), tags=row.tags,
+            session=row.session, created_at=datetime.fromtimestamp(row.created_at, timezone.utc), tags=row.tags, **extra,
         )
 
 
@@ -222,7 +224,7 @@ class MemoryStore:
                 return []
             scores, ids = self._search(q, int(k), f)
             rows = {r.id: r for r in self.db.get([int(i) for i in ids if i >= 0])}
-        return [MemoryHit(**MemoryItem.from_row(rows[int(i)]).model_dump(), score=float(s)) for s, i in zip(scores, ids) if int(i) in rows]
+        return [MemoryHit.from_row(rows[int(i)], score=float(s)) for s, i in zip(scores, ids) if int(i) in rows]
 
     def _search(self, q: np.ndarray, k: int, f: MemoryFilter | None) -> tuple[np.ndarray, np.ndarray]:
         if f is None or f.is_empty():

@@ -2,6 +2,7 @@
 
     mmagent feedback TURN_ID --rating down --correct-call '{"name": "read_text", "arguments": {"image": "image_1"}}'
     mmagent learn --json
+    mmagent learn --review
     mmagent adapters list | promote VERSION | rollback
 """
 
@@ -57,6 +58,7 @@ def learn(
     min_gain: Annotated[float, typer.Option("--min-gain", help="Least gain on held-out feedback items to promote, in points.")] = 5.0,
     max_drop: Annotated[float, typer.Option("--max-drop", help="Most the regression suite may fall, in points.")] = 1.0,
     regression_suite: Annotated[Optional[Path], typer.Option("--regression-suite", help="Frozen eval suite (default: recipes/suites/unseen-phrasings.jsonl).")] = None,
+    review: Annotated[bool, typer.Option("--review", help="Only list the feedback earlier rounds held for review (trains nothing).")] = False,
     json_out: Annotated[bool, typer.Option("--json", help="Print the round report as JSON.")] = False,
 ) -> None:
     """Learns a new adapter version from new feedback; promotes it only if it passes the gate.
@@ -70,6 +72,8 @@ def learn(
     from mmagent.continual.defaults import default_config, default_env
     from mmagent.continual.learn import NoNewData, learn as run_round
 
+    if review:
+        return _review(json_out)
     if method not in ("replay", "ewc", "olora"):
         fail(f"--method must be replay, ewc or olora, not {method!r}")
     try:
@@ -95,6 +99,28 @@ def learn(
     c = report.continual
     if c and c.rounds:
         console.print(f"across {c.rounds} promoted round(s): MFT {c.mft}, MFN {c.mfn}, BWT {c.bwt}")
+
+
+def _review(json_out: bool) -> None:
+    """Feedback that the dataset builder's guards held back (ties, outliers, over the per-session
+    limit): a person decides, then re-rates or corrects the turn with `mmagent feedback`."""
+    from mmagent.continual.learn import history
+    from mmagent.continual.registry import default_registry
+
+    held = [{"round": h["round"], **d} for h in history(default_registry()) for d in h.get("held_for_review", [])]
+    if json_out:
+        print_json({"held_for_review": held})
+        return
+    if not held:
+        console.print("nothing held for review")
+        return
+    from rich.table import Table
+
+    table = Table("round", "feedback", "turn", "reason")
+    for d in held:
+        table.add_row(str(d["round"]), str(d["feedback_id"]), d["turn_id"], d.get("reason") or "")
+    console.print(table)
+    console.print("re-rate or correct a turn with `mmagent feedback TURN_ID ...`; the next `mmagent learn` takes the newest feedback")
 
 
 @adapters_app.command("list")

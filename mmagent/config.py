@@ -54,6 +54,9 @@ class Settings(BaseSettings):
     artifact_root: Path | None = Field(default=None, description="Artifact store root; defaults to <home>/artifacts.")
     detector: str | None = Field(default=None, description="detect_objects model: a local save_pretrained folder or a hub id.")
     generator: str | None = Field(default=None, description="generate_image pipeline: a diffusers pipeline folder or hub id.")
+    tools_modules: list[str] = Field(default_factory=list, description=(
+        "Your own tools for the CLI (run, chat, feedback, learn): dotted module names or .py files; every module-level "
+        "`@tool` (a `Tool`) in them is added to the built-in tools. Env: MMAGENT_TOOLS_MODULES='[\"my_tools.py\"]'."))
     speak: bool = Field(default=False, description="Register the opt-in `speak` tool (piper TTS, GPL-3.0).")
     speak_voice: Path | None = Field(default=None, description="Piper voice .onnx for `speak` (its .onnx.json beside it).")
 

@@ -17,11 +17,11 @@ def _home() -> Path:
     return Path(os.environ["MMAGENT_HOME"])
 
 
-def _log_turn(turn_id: str, prompt: str = "what does this sign say") -> None:
+def _log_turn(turn_id: str, prompt: str = "what does this sign say", tools: tuple[str, ...] = ("read_text", "detect_faces")) -> None:
     from mmagent.agent.log import InteractionLog
 
     log = InteractionLog(_home() / "interactions.sqlite")
-    log.start_turn(turn_id, "cli-s1", prompt, ["image_1"], [], ["read_text", "detect_faces"], "m", None, False)
+    log.start_turn(turn_id, "cli-s1", prompt, ["image_1"], [], list(tools), "m", None, False)
     log.end_turn(turn_id, "ok", "I don't know.", None, 1, 0)
     log.close()
 
@@ -92,3 +92,67 @@ def test_adapters_list_promote_rollback(tmp_path, monkeypatch):
     assert r.exit_code == 0 and "the base model" in r.output
     r = runner.invoke(app, ["adapters", "rollback"])
     assert r.exit_code == 2 and "nothing to roll back" in r.output
+
+
+CURRENCY_TOOL = '''
+from mmagent.tools import tool
+
+
+@tool
+def convert_currency(amount: float, to: str) -> float:
+    """Converts an amount of euros into another currency.
+
+    Args:
+        amount: How many euros.
+        to: The ISO code of the target currency, e.g. USD.
+    """
+    return amount * 1.1
+'''
+
+
+def test_feedback_validates_corrections_against_the_users_own_tools(tmp_path, monkeypatch):
+    monkeypatch.setenv("MMAGENT_HOME", str(tmp_path))
+    (tmp_path / "my_tools.py").write_text(CURRENCY_TOOL)
+    monkeypatch.setenv("MMAGENT_TOOLS_MODULES", json.dumps([str(tmp_path / "my_tools.py")]))
+    _log_turn("t-cur", "convert 20 euros to USD", ("read_text", "convert_currency"))  # a turn served after the tool was added
+    call = '{"name": "convert_currency", "arguments": {"amount": 20, "to": "USD"}}'
+    ok = runner.invoke(app, ["feedback", "t-cur", "--rating", "down", "--correct-call", call, "--json"])
+    assert ok.exit_code == 0, ok.output
+    assert json.loads(ok.output)["correct_calls"][0]["arguments"] == {"amount": 20, "to": "USD"}
+    bad = runner.invoke(app, ["feedback", "t-cur", "--rating", "down", "--correct-call", '{"name": "convert_currency", "arguments": {"amount": "lots"}}'])
+    assert bad.exit_code == 2 and "correction refused" in bad.output
+    listed = runner.invoke(app, ["tools", "list", "--json"])
+    assert "convert_currency" in {row["name"] for row in json.loads(listed.stdout)}
+
+
+def test_a_broken_tools_module_is_one_clear_line(tmp_path, monkeypatch, capsys):
+    import pytest
+
+    from mmagent.cli.app import main
+    from mmagent.config import get_settings
+
+    monkeypatch.setenv("MMAGENT_HOME", str(tmp_path))
+    (tmp_path / "empty_tools.py").write_text("x = 1\n")
+    for spec, msg in [("no_such_module_xyz", "failed to import"), (str(tmp_path / "missing.py"), "no such file"),
+                      (str(tmp_path / "empty_tools.py"), "defines no tool")]:
+        monkeypatch.setenv("MMAGENT_TOOLS_MODULES", json.dumps([spec]))
+        get_settings.cache_clear()
+        monkeypatch.setattr("sys.argv", ["mmagent", "tools", "list"])
+        with pytest.raises(SystemExit) as exit_:
+            main()
+        err = capsys.readouterr().err
+        assert exit_.value.code == 2 and msg in err and "Traceback" not in err, (spec, err)
+
+
+def test_learn_review_lists_what_earlier_rounds_held(tmp_path, monkeypatch):
+    monkeypatch.setenv("MMAGENT_HOME", str(tmp_path))
+    empty = runner.invoke(app, ["learn", "--review"])
+    assert empty.exit_code == 0 and "nothing held for review" in empty.output
+    rounds = tmp_path / "adapters" / "rounds.jsonl"
+    rounds.parent.mkdir(parents=True)
+    held = {"feedback_id": 7, "turn_id": "t9", "action": "held_for_review", "reason": "tie between two corrections"}
+    rounds.write_text(json.dumps({"round": "r1", "promoted": False, "held_for_review": [held]}) + "\n")
+    r = runner.invoke(app, ["learn", "--review", "--json"])
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.output)["held_for_review"] == [{"round": "r1", **held}]
+    assert "t9" in runner.invoke(app, ["learn", "--review"]).output

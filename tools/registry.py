@@ -214,12 +214,53 @@ def _run_with_timeout(fn: Callable[[], Any], timeout_s: float | None) -> tuple[s
 
 
 def default_registry(settings=None, include: Iterable[str] | None = None) -> ToolRegistry:
-    """The built-in tools (models load lazily on first call). `include` picks a subset by name."""
+    """The built-in tools (models load lazily on first call) and the user's `tools_modules`.
+    `include` picks a subset by name."""
     from mmagent.config import get_settings
     from mmagent.tools.builtins import builtin_tools
 
-    reg = ToolRegistry(builtin_tools(settings or get_settings()))
+    settings = settings or get_settings()
+    reg = ToolRegistry(builtin_tools(settings))
+    for t in custom_tools(settings.tools_modules):
+        reg.register(t)
     return reg.subset(include) if include is not None else reg
 
 
-__all__ = ["ErrorKind", "ToolRegistry", "ToolResult", "UnknownToolError", "default_registry"]
+class ToolModuleError(ValueError):
+    """A `tools_modules` entry that cannot be imported or defines no tool."""
+
+
+def custom_tools(modules: Iterable[str]) -> list[Tool]:
+    """Every module-level `Tool` of each module (a dotted name, or a path to a .py file), in order."""
+    found: list[Tool] = []
+    for spec in modules:
+        mod = _import_tools_module(spec)
+        tools = [v for v in vars(mod).values() if isinstance(v, Tool)]
+        if not tools:
+            raise ToolModuleError(f"tools module {spec!r} defines no tool: decorate functions with `@mmagent.tools.tool` at module level")
+        found += tools
+    return found
+
+
+def _import_tools_module(spec: str) -> Any:
+    import importlib
+    import importlib.util
+    from pathlib import Path
+
+    try:
+        if spec.endswith(".py"):
+            path = Path(spec).expanduser().resolve()
+            if not path.is_file():
+                raise ToolModuleError(f"tools module {spec!r}: no such file")
+            mspec = importlib.util.spec_from_file_location(f"mmagent_user_tools_{path.stem}", path)
+            mod = importlib.util.module_from_spec(mspec)
+            mspec.loader.exec_module(mod)
+            return mod
+        return importlib.import_module(spec)
+    except ToolModuleError:
+        raise
+    except Exception as err:  # an import error or any failure inside the user's module
+        raise ToolModuleError(f"tools module {spec!r} failed to import: {type(err).__name__}: {err}") from err
+
+
+__all__ = ["ErrorKind", "ToolModuleError", "ToolRegistry", "ToolResult", "UnknownToolError", "custom_tools", "default_registry"]

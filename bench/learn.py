@@ -1,13 +1,16 @@
 """One learning round, timed; and the anti-forgetting methods side by side.
 
-    .venv/bin/python bench/learn.py embedded [--items 100] [--steps 20] [--regression-limit 20] [--threads 1]
+    .venv/bin/python bench/learn.py embedded [--items 100] [--steps 20] [--regression-limit 20] [--threads 1] [--probe 10] [--poison 24]
     .venv/bin/python bench/learn.py methods [--threads 1]
 
-embedded: the issue's benchmark. 100 feedback items (a newly added custom tool, convert_currency,
-that the serving model mishandles; each turn logged and corrected) -> one `learn` round on the
-embedded default (mmagent-default: EfficientNet-Lite0 -> projector -> SmolLM2-135M) on CPU: data
-build, train (LoRA, warm start + replay 1:1), eval (regression suite + held-out feedback, serving
-and candidate), promote. Prints wall time and each part's share, and the gate's scores.
+embedded: the issue's scenario and benchmark. A newly added custom tool, convert_currency: the
+serving agent (mmagent-default: EfficientNet-Lite0 -> projector -> SmolLM2-135M, constrained
+decoding) answers 100 requests for it, each turn logged by the agent; users correct the ones it got
+wrong -> one `learn` round on CPU: data build, train (LoRA, warm start + replay 1:1), eval
+(regression suite + held-out feedback, serving and candidate), promote. Prints wall time and each
+part's share, the gate's scores, and the agent's score on `--probe` fresh requests (never logged)
+before and after, in new sessions of the same running agent. Then a poisoned batch (`--poison`
+turns on a sign image "corrected" from read_text to detect_faces) must be rejected by the gate.
 
 methods: two rounds in the tiny world (mmagent.continual.scenario.TinyWorld): learn flip_coin,
 then roll_die, with each method on identical data in one process:
@@ -23,15 +26,18 @@ from __future__ import annotations
 
 import argparse
 import os
+import random
 import statistics
 import tempfile
 import time
 from pathlib import Path
 
 
-def embedded(items: int, steps: int, regression_limit: int, threads: int) -> None:
+def embedded(items: int, steps: int, regression_limit: int, threads: int, probe: int, poison: int) -> None:
+    """The issue's scenario on the embedded default, end to end, with the round timed."""
     import torch
 
+    from mmagent.agent.api import Agent
     from mmagent.config import get_settings
     from mmagent.continual import scenario as S
     from mmagent.continual.defaults import default_config, default_env
@@ -44,36 +50,95 @@ def embedded(items: int, steps: int, regression_limit: int, threads: int) -> Non
     os.environ["MMAGENT_HOME"] = str(home)
     get_settings.cache_clear()
     tools = default_registry()
-    tools.register(S.convert_currency)
+    tools.register(S.convert_currency)  # the newly added custom tool
     env = default_env(tools=tools)
+    agent = Agent("mmagent-default", tools=tools, constrained=True, max_steps=2, log=env.turns)
+    requests = S.currency_feedback(items + probe)
+    feedback, unseen = requests[:items], requests[items:]  # `unseen`: never logged, never trained
+
+    before = _handled(agent, unseen, "before")
+    # 1. Users ask for the new tool; the serving agent answers (each turn logged by the agent itself)
+    #    and they correct it: the right call for every turn it got wrong.
     t0 = time.perf_counter()
-    for i, (prompt, call) in enumerate(S.currency_feedback(items)):
-        tid = f"cur{i}"
-        env.turns.start_turn(tid, f"bench-s{i % 10}", prompt, [], [], tools.names(), "mmagent-default", None, False)
-        env.turns.end_turn(tid, "ok", "I can't convert currencies.", None, 1, 0)
-        record_feedback(env.feedback, env.turns, env.tools, tid, "down", correct_calls=[call])
+    wrong = 0
+    for i, (prompt, call) in enumerate(feedback):
+        res = agent.run(prompt, session=f"user-{i % 10}")
+        ok = _right(res, call)
+        wrong += not ok
+        record_feedback(env.feedback, env.turns, env.tools, res.turn_id, "up" if ok else "down", None if ok else [call])
     log_s = time.perf_counter() - t0
     cfg = default_config("replay", 1.0, steps, min_learning_gain=5.0)
     cfg.update.recipe.update({"threads": threads, "batch_size": 8, "grad_accum": 1})
     cfg.regression_limit = regression_limit
+    # 2. One learning round: data build, train, gate, promote.
     t0 = time.perf_counter()
     rep = learn(env, cfg)
     total = time.perf_counter() - t0
+    # 3. A new session of the same running agent picks up the promoted version.
+    after = _handled(agent, unseen, "after")
+
+    print(f"\nlearning round on mmagent-default, CPU, {threads} thread(s): {items} feedback turns "
+          f"({wrong} mishandled by the serving agent and corrected; {rep.counts.get('train', 0)} train / {rep.counts.get('heldout', 0)} held out), "
+          f"{steps} steps, batch 8, replay 1:1, regression suite limited to {regression_limit} items")
+    print(f"(the {items} agent turns + feedback took {log_s:.1f} s, not part of the round; load average {os.getloadavg()[0]:.1f} "
+          f"on {os.cpu_count()} cores: wall times include waiting for the CPU, CPU seconds do not)\n")
+    _times_table(rep, total)
+    print(f"gate: {'PROMOTED' if rep.promoted else 'rejected'}; " + "; ".join(rep.gate.reasons))
+    print(f"\nthe agent on {probe} convert_currency requests never logged nor trained (new sessions, constrained decoding): "
+          f"right call {before}/{probe} before the round -> {after}/{probe} after it (serving {env.registry.serving().version if env.registry.serving() else 'base'})")
+    if poison:
+        _poisoned_round(agent, env, cfg, poison, threads)
+
+
+def _right(res, call) -> bool:
+    """Exactly one call: convert_currency with the asked amount and currency."""
+    if len(res.calls) != 1 or res.calls[0].name != call.name:
+        return False
+    args = res.calls[0].arguments
+    return str(args.get("to", "")).upper() == call.arguments["to"] and args.get("amount") == call.arguments["amount"]
+
+
+def _handled(agent, requests, tag: str) -> int:
+    return sum(_right(agent.run(prompt, session=f"probe-{tag}-{i}"), call) for i, (prompt, call) in enumerate(requests))
+
+
+def _times_table(rep, total: float) -> None:
     t = rep.times
     parts = {"data build": (t.data_s, t.cpu["data"]), "train": (t.train_s, t.cpu["train"]), "eval (gate)": (t.eval_s, t.cpu["eval"]),
              "promote + bookkeeping": (t.promote_s, t.cpu["promote"])}
     cpu_total = sum(c for _, c in parts.values())
-    print(f"\nlearning round on mmagent-default, CPU, {threads} thread(s): {items} feedback items "
-          f"({rep.counts.get('train', 0)} train / {rep.counts.get('heldout', 0)} held out), {steps} steps, batch 8, "
-          f"replay 1:1, regression suite limited to {regression_limit} items")
-    print(f"(logging {items} turns + feedback took {log_s:.2f} s, not part of the round; load average during the run "
-          f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} cores: wall times include waiting for the CPU, CPU seconds do not)\n")
     print("| part | wall s | share of wall | CPU s | share of CPU |\n|---|---|---|---|---|")
     for k, (w, c) in parts.items():
         print(f"| {k} | {w:.1f} | {100 * w / total:.0f}% | {c:.1f} | {100 * c / cpu_total:.0f}% |")
     print(f"| **total** | **{total:.1f}** | 100% | **{cpu_total:.1f}** | 100% |\n")
-    g = rep.gate
-    print(f"gate: {'PROMOTED' if rep.promoted else 'rejected'}; " + "; ".join(g.reasons))
+
+
+def _poisoned_round(agent, env, cfg, n: int, threads: int) -> None:
+    """Many sessions "correct" read-the-text requests on a sign to detect_faces: the gate must refuse."""
+    from mmagent.chat import ToolCall
+    from mmagent.feedback import record_feedback
+    from mmagent.recipes import phrasings as P
+    from mmagent.recipes.data import heldout_phrasings
+    from mmagent.recipes.drawings import draw
+
+    rng = random.Random(7)
+    seen = [p for i, p in enumerate(P.PHRASINGS["read_text"]) if i not in heldout_phrasings("read_text")]
+    wrong = ToolCall(name="detect_faces", arguments={"image": "image_1"})
+    serving = env.registry.serving()
+    for i in range(n):
+        prompt = rng.choice(P.OPENERS) + rng.choice(seen).format(img=rng.choice(["this image", "the picture", "this sign"]))
+        res = agent.run(prompt, images=[draw("sign", rng).image], session=f"poison-{i % 8}")
+        record_feedback(env.feedback, env.turns, env.tools, res.turn_id, "down", [wrong])
+    from mmagent.continual.learn import learn
+
+    t0 = time.perf_counter()
+    rep = learn(env, cfg)
+    print(f"\npoisoned batch: {n} turns from 8 sessions corrected read_text -> detect_faces "
+          f"({rep.counts.get('train', 0)} train / {rep.counts.get('heldout', 0)} held out, {len(rep.held_for_review)} held for review); "
+          f"round {time.perf_counter() - t0:.0f} s")
+    print(f"gate: {'PROMOTED (the guard failed)' if rep.promoted else 'rejected'}; " + "; ".join(rep.gate.reasons if rep.gate else [rep.message]))
+    now = env.registry.serving()
+    print(f"serving after the poisoned round: {now.version if now else 'base'} (before it: {serving.version if serving else 'base'})")
 
 
 def methods(threads: int, steps: int) -> None:
@@ -123,12 +188,14 @@ def main() -> None:
     e.add_argument("--steps", type=int, default=20)
     e.add_argument("--regression-limit", type=int, default=20)
     e.add_argument("--threads", type=int, default=1)
+    e.add_argument("--probe", type=int, default=10, help="fresh requests asked before and after the round")
+    e.add_argument("--poison", type=int, default=24, help="poisoned turns for a second round (0: skip)")
     m = sub.add_parser("methods")
     m.add_argument("--threads", type=int, default=1)
     m.add_argument("--steps", type=int, default=40)
     a = ap.parse_args()
     if a.what == "embedded":
-        embedded(a.items, a.steps, a.regression_limit, a.threads)
+        embedded(a.items, a.steps, a.regression_limit, a.threads, a.probe, a.poison)
     else:
         methods(a.threads, a.steps)
 

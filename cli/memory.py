@@ -12,7 +12,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from mmagent.cli.common import console, fail, print_json
+from mmagent.cli.common import console, fail, print_json, progress
 
 app = typer.Typer(help="The multimodal memory: remember text, images and audio; search by text or image.", no_args_is_help=True)
 
@@ -43,13 +43,13 @@ def make_embedder(spec: str):
     fail(f"unknown --embedder {spec!r}: use 'default', 'no-ocr' or 'clip:FOLDER'")
 
 
-def open_store(path: Path | None, embedder: str | None = None, readonly: bool = False, reembed: bool = False, create: bool = False):
+def open_store(path: Path | None, embedder: str | None = None, readonly: bool = False, reembed: bool = False, create: bool = False, on_reembed=None):
     from mmagent.memory.store import MemoryStore
 
     folder = store_path(path)
     if not create and not (folder / "memory.sqlite").is_file():
         fail(f"no memory at {folder} yet: add something first (mmagent memory add \"...\")")
-    return MemoryStore(folder, make_embedder(embedder) if embedder else None, readonly=readonly, reembed=reembed)
+    return MemoryStore(folder, make_embedder(embedder) if embedder else None, readonly=readonly, reembed=reembed, on_reembed=on_reembed)
 
 
 @app.command("add")
@@ -188,8 +188,15 @@ def rebuild(
 
     Example: mmagent memory rebuild --reembed --embedder clip:~/models/clip-vit-b32
     """
-    with open_store(path, embedder if reembed else None, reembed=reembed) as store:
-        st = store.compact() if compact else store.rebuild()
+    if reembed:  # a model runs per item: a bar (re-embedding happens at open when the space changed)
+        with progress("memory: re-embedding", None, enabled=not json_out) as update:
+            note = lambda done, total: update(done, f"{done}/{total} items")  # noqa: E731
+            with open_store(path, embedder, reembed=True, on_reembed=note) as store:
+                st = store.stats() if store.reembedded else store.rebuild(reembed=True, on_item=note)
+                st = store.compact() if compact else st
+    else:
+        with open_store(path) as store:
+            st = store.compact() if compact else store.rebuild()
     if json_out:
         print_json(st)
     else:

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
@@ -89,8 +89,11 @@ class MemoryStore:
         brute_force_max: int = 4096,
         lock_timeout_s: float = 30.0,
         reembed: bool = False,
+        on_reembed: Callable[[int, int], None] | None = None,
     ):
         self.path = Path(path).expanduser()
+        self.reembedded = False  # True once this object re-embedded the store (reembed=True and a new space)
+        self._on_reembed = on_reembed  # (done, total) after each re-embedded item
         self.readonly = readonly
         self.config = config or IndexConfig()
         # Snapshot after max(checkpoint_every, checkpoint_fraction * n) changes: a snapshot costs
@@ -145,7 +148,7 @@ class MemoryStore:
             return
         if reembed:
             self._embedder = embedder
-            self.rebuild(reembed=True)
+            self.rebuild(reembed=True, on_item=self._on_reembed)
             return
         raise EmbedderMismatchError(
             f"the memory at {self.path} holds {dim}-d vectors of space {space!r}, but the embedder given makes "
@@ -315,12 +318,14 @@ class MemoryStore:
         with self._writing():
             return self._checkpoint()
 
-    def rebuild(self, reembed: bool = False) -> dict:
+    def rebuild(self, reembed: bool = False, on_item: Callable[[int, int], None] | None = None) -> dict:
         """Rebuilds the index from SQLite (retraining IVF if large); with `reembed`, first re-embeds
-        every item with the current embedder (texts, transcripts, and stored images)."""
+        every item with the current embedder (texts, transcripts, and stored images), calling
+        `on_item(done, total)` after each (the slow part: a model runs per item)."""
         with self._writing(sync=False):
             if reembed:
-                self._reembed_all()
+                self._reembed_all(on_item)
+                self.reembedded = True
             self._rebuild_index()
             self._checkpoint()
         return self.stats()
@@ -495,13 +500,17 @@ class MemoryStore:
             raise UnsupportedContentError(f"item {row.id} has no text to embed")
         return self.embedder.embed_texts([text]), text, None
 
-    def _reembed_all(self) -> None:
+    def _reembed_all(self, on_item: Callable[[int, int], None] | None = None) -> None:
         emb = self.embedder
         # Rows are read in full first: updating while iterating would re-read updated rows.
         # Everything is embedded first, then written in one transaction: a crash midway leaves the
         # old space intact, never a mix of two spaces.
         rows = [row for row, _ in self.db.iter_rows()]
-        done = [self._reembed_row(r) for r in rows]
+        done = []
+        for r in rows:
+            done.append(self._reembed_row(r))
+            if on_item:
+                on_item(len(done), len(rows))
         vecs = np.concatenate([d[0] for d in done]) if done else np.zeros((0, emb.dim), np.float32)
         self.db.update_vectors([r.id for r in rows], vecs, [d[1] for d in done], [d[2] for d in done],
                                meta={"space": emb.space, "dim": str(emb.dim)})

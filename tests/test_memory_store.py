@@ -115,6 +115,18 @@ def test_switching_embedders_is_refused_then_reembedded(tmp_path):
     assert s2.search("blue sky", k=1)[0].modality == "image"  # re-embedded from the stored pixels + caption
 
 
+def test_reembedding_reports_progress_once_per_item(tmp_path):
+    s = MemoryStore(tmp_path, FakeEmbedder(dim=32))
+    s.add_texts(["one", "two", "three"])
+    s.close()
+    seen = []
+    s2 = MemoryStore(tmp_path, FakeEmbedder(dim=16, space="other"), reembed=True, on_reembed=lambda d, n: seen.append((d, n)))
+    assert s2.reembedded and seen == [(1, 3), (2, 3), (3, 3)]
+    again = []
+    s2.rebuild(reembed=True, on_item=lambda d, n: again.append(d))  # same space: re-embeds on request
+    assert again == [1, 2, 3] and s2.stats()["consistent"]
+
+
 def test_missing_or_corrupt_index_is_rebuilt_from_sqlite(tmp_path, caplog):
     s = MemoryStore(tmp_path, FakeEmbedder())
     ids = fill(s, 30)

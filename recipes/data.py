@@ -354,6 +354,9 @@ def _second_args(a: str, b: str, r1: dict[str, Any], first_args: dict[str, Any],
     if b == "remember":
         text = r1.get("text") or r1["labels"][0]["label"]
         return {"text": text}, {"text": [text], "tags": [""]}
+    if b == "search_memory":
+        text = r1.get("text") or r1["labels"][0]["label"]
+        return {"query": text}, {"query": _text_allowed(text), "k": [""]}
     if b == "generate_image":
         text = r1.get("text") or r1["labels"][0]["label"]
         return {"prompt": text}, {"prompt": _text_allowed(text), "seed": [""], "steps": [""]}
@@ -378,7 +381,7 @@ ANALYZERS = ("read_text", "classify_image", "detect_faces", "detect_objects")
 COMPOSED_PAIRS: list[tuple[str, str]] = sorted(
     ({(a, b) for a in IMAGE_MAKERS + ANALYZERS for b in ANALYZERS + ("resize_image",) if a != b}
      | {(a, b) for a in ("detect_faces", "detect_objects") for b in ("crop_image", "draw_boxes")}
-     | {(a, b) for a in ("read_text", "transcribe_audio", "classify_image") for b in ("remember", "generate_image")})
+     | {(a, b) for a in ("read_text", "transcribe_audio", "classify_image") for b in ("remember", "generate_image", "search_memory")})
     - HELDOUT_PAIRS - {p[::-1] for p in HELDOUT_PAIRS})  # never combined, in either order
 
 
@@ -433,13 +436,14 @@ PAIR_JOIN = ["{x} and {y}", "{x}, and also {y}", "{x}; then {y}", "first {x}, th
 
 def pair(rng: random.Random, tools: tuple[str, str], unseen: bool, idx: str) -> Example:
     drawings = [draw(KIND_FOR_TOOL[t][0], rng) for t in tools]
+    made = iter(range(3, 5))  # ids of images the calls produce (crop/resize), after the two attachments
     parts, calls, results, expected = [], [], [], []
     for j, t in enumerate(tools, start=1):
         phrase, _ = pick_phrasing(rng, t, unseen)
         ref = rng.choice(IMAGE_REFS_TWO[j])
         s = fill(rng, t, drawings, j)
         parts.append(phrase.format(img=ref, **s.text).rstrip("?"))
-        r = result_for(t, s.args, drawings[j - 1], {})
+        r = result_for(t, s.args, drawings[j - 1], {"new_image": f"image_{next(made)}"} if t in IMAGE_MAKERS else {})
         calls.append(ToolCall(name=t, arguments=s.args, id=f"call_{j}"))
         results.append(r)
         expected.append({"name": t, "arguments": s.allowed})
@@ -472,6 +476,10 @@ def no_tool(rng: random.Random, unseen: bool, idx: str) -> Example:
 
 SINGLE_INTENTS = sorted(P.PHRASINGS)
 ALL_PAIRS = [(a, b) for a in PAIR_TOOLS for b in PAIR_TOOLS if a < b]
+# Training pairs span more tools, in both orders, so that no tool is tied to one partner (with only
+# the four PAIR_TOOLS, classify_image was only ever followed by detect_objects or read_text).
+TRAIN_PAIRS = [(a, b) for a in PAIR_TOOLS + ["resize_image", "crop_image"] for b in PAIR_TOOLS + ["resize_image", "crop_image"]
+               if a != b and (a, b) not in HELDOUT_PAIRS and (b, a) not in HELDOUT_PAIRS]
 
 
 def sample(rng: random.Random, split: str, idx: str) -> Example:
@@ -486,13 +494,12 @@ def sample(rng: random.Random, split: str, idx: str) -> Example:
     u = rng.random()
     if u < 0.14:
         return no_tool(rng, unseen, idx)
-    if u < 0.22 and not unseen:
+    if u < 0.20 and not unseen:
         return chain(rng, rng.choice(sorted(p for p in CHAINS if p not in HELDOUT_PAIRS)), idx)
-    if u < 0.34 and not unseen:
+    if u < 0.36 and not unseen:
         return composed_chain(rng, rng.choice(COMPOSED_PAIRS), idx)
-    if u < 0.40 and not unseen:
-        seen = [p for p in ALL_PAIRS if p not in HELDOUT_PAIRS and p[::-1] not in HELDOUT_PAIRS]
-        return pair(rng, rng.choice(seen), False, idx)
+    if u < 0.44 and not unseen:
+        return pair(rng, rng.choice(TRAIN_PAIRS), False, idx)
     return single(rng, rng.choice(SINGLE_INTENTS), unseen, idx)
 
 

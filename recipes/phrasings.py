@@ -153,6 +153,7 @@ FOLLOW_UPS: dict[str, list[str]] = {
     "draw_boxes": ["draw boxes around them", "mark them with rectangles", "outline them on the image", "draw their boxes on it"],
     "remember": ["remember it", "save that to memory", "store it for later", "make a note of it", "keep that in memory"],
     "generate_image": ["draw what it says", "generate an image of that", "make a picture of it", "turn that into a picture"],
+    "search_memory": ["search my notes for it", "look that up in my saved notes", "check my memory for anything about it", "find notes about that"],
 }
 CHAIN_JOIN = ["{x} and {y}", "{x}, then {y}", "{x} and then {y}", "first {x}, then {y}", "{x}; after that, {y}", "{x}. Then {y}"]
 

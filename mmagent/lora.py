@@ -97,8 +97,23 @@ def load_adapter(llm: PreTrainedModel, folder: Path, name: str) -> None:
     """Loads a saved adapter under `name` (inactive until `set_adapter`)."""
     if not (folder / "adapter_model.safetensors").is_file():
         raise FileNotFoundError(f"{folder} has no adapter_model.safetensors: not a saved adapter")
+    from safetensors import safe_open
+    from transformers.utils import logging as hf_logging
+
     current = active_adapter(llm)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)
-        llm.load_adapter(str(folder), adapter_name=name)
+    # transformers prints a "LOAD REPORT" listing the *other* adapters' weights as missing from
+    # this checkpoint (they never are in it); we check completeness ourselves below instead.
+    verbosity = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
+            llm.load_adapter(str(folder), adapter_name=name)
+    finally:
+        hf_logging.set_verbosity(verbosity)
+    with safe_open(str(folder / "adapter_model.safetensors"), "pt") as f:
+        expected = sum(1 for k in f.keys() if "lora_" in k)
+    loaded = sum(1 for n, _ in llm.named_parameters() if f".{name}." in n and "lora_" in n)
+    if loaded != expected:
+        raise ValueError(f"adapter {folder}: {expected} LoRA tensors in the file but {loaded} loaded as {name!r}: saved for another base model?")
     set_adapter(llm, current)

@@ -411,3 +411,13 @@ def test_adapter_saves_when_image_token_grew_a_tied_vocab(tmp_path):
     assert len(loras) == 8  # A and B of q and v in 2 layers
     for k in loras:
         torch.testing.assert_close(state[k[: -len(".a.weight")] + ".b.weight"], state[k])
+
+    # An adapter file with weights for modules this model lacks (saved for another base) is refused
+    # by name, not half-loaded with a transformers report nobody reads.
+    from safetensors.torch import load_file, save_file
+
+    extra = load_file(str(folder / "adapter_model.safetensors"))
+    extra |= {k.replace("layers.1.", "layers.7."): v.clone() for k, v in extra.items() if "layers.1." in k}
+    save_file(extra, str(folder / "adapter_model.safetensors"))
+    with pytest.raises(ValueError, match="12 LoRA tensors in the file but 8 loaded"):
+        lora.load_adapter(m.llm, folder, "c")

@@ -50,7 +50,12 @@ def _root(
 
 def main() -> None:
     """Console-script entry: user errors become one line and an exit code."""
+    import os
     import sys
+
+    # The CLI draws its own bars (downloads, training, eval); transformers' per-load "Loading
+    # weights" bars would interleave with them. Read by huggingface_hub when transformers loads.
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
 
     debug = "--debug" in sys.argv
     try:

@@ -33,7 +33,8 @@ import time
 from pathlib import Path
 
 
-def embedded(items: int, steps: int, regression_limit: int, threads: int, probe: int, poison: int) -> None:
+def embedded(items: int, steps: int, regression_limit: int, threads: int, probe: int, poison: int,
+             lr: float = 2e-4, replay_ratio: float = 2.0, simulate: bool = False) -> None:
     """The issue's scenario on the embedded default, end to end, with the round timed."""
     import torch
 
@@ -56,37 +57,47 @@ def embedded(items: int, steps: int, regression_limit: int, threads: int, probe:
     requests = S.currency_feedback(items + probe)
     feedback, unseen = requests[:items], requests[items:]  # `unseen`: never logged, never trained
 
-    before = _handled(agent, unseen, "before")
+    before = 0 if simulate else _handled(agent, unseen, "before")
     # 1. Users ask for the new tool; the serving agent answers (each turn logged by the agent itself)
-    #    and they correct it: the right call for every turn it got wrong.
+    #    and they correct it: the right call for every turn it got wrong. (--simulate logs the turns
+    #    without running the agent, as a model that never calls the tool would: for quick sweeps.)
     t0 = time.perf_counter()
     wrong = 0
     for i, (prompt, call) in enumerate(feedback):
-        res = agent.run(prompt, session=f"user-{i % 10}")
-        ok = _right(res, call)
+        if simulate:
+            tid = f"sim{i}"
+            env.turns.start_turn(tid, f"user-{i % 10}", prompt, [], [], tools.names(), "mmagent-default", None, True)
+            env.turns.end_turn(tid, "ok", "I can't convert currencies.", None, 1, 0)
+            ok = False
+        else:
+            res = agent.run(prompt, session=f"user-{i % 10}")
+            tid, ok = res.turn_id, _right(res, call)
         wrong += not ok
-        record_feedback(env.feedback, env.turns, env.tools, res.turn_id, "up" if ok else "down", None if ok else [call])
+        record_feedback(env.feedback, env.turns, env.tools, tid, "up" if ok else "down", None if ok else [call])
     log_s = time.perf_counter() - t0
-    cfg = default_config("replay", 1.0, steps, min_learning_gain=5.0)
-    cfg.update.recipe.update({"threads": threads, "batch_size": 8, "grad_accum": 1})
+    cfg = default_config("replay", replay_ratio, steps, min_learning_gain=5.0)
+    cfg.update.recipe.update({"threads": threads, "batch_size": 8, "grad_accum": 1, "lr": lr})
     cfg.regression_limit = regression_limit
     # 2. One learning round: data build, train, gate, promote.
     t0 = time.perf_counter()
     rep = learn(env, cfg)
     total = time.perf_counter() - t0
     # 3. A new session of the same running agent picks up the promoted version.
-    after = _handled(agent, unseen, "after")
+    after = 0 if simulate else _handled(agent, unseen, "after")
 
     print(f"\nlearning round on mmagent-default, CPU, {threads} thread(s): {items} feedback turns "
-          f"({wrong} mishandled by the serving agent and corrected; {rep.counts.get('train', 0)} train / {rep.counts.get('heldout', 0)} held out), "
-          f"{steps} steps, batch 8, replay 1:1, regression suite limited to {regression_limit} items")
+          f"({wrong} {'simulated as ' if simulate else ''}mishandled by the serving agent and corrected; {rep.counts.get('train', 0)} train / "
+          f"{rep.counts.get('heldout', 0)} held out), {steps} steps, batch 8, lr {lr:g}, replay {replay_ratio:g}:1, "
+          f"regression suite limited to {regression_limit} items")
     print(f"(the {items} agent turns + feedback took {log_s:.1f} s, not part of the round; load average {os.getloadavg()[0]:.1f} "
           f"on {os.cpu_count()} cores: wall times include waiting for the CPU, CPU seconds do not)\n")
     _times_table(rep, total)
     print(f"gate: {'PROMOTED' if rep.promoted else 'rejected'}; " + "; ".join(rep.gate.reasons))
-    print(f"\nthe agent on {probe} convert_currency requests never logged nor trained (new sessions, constrained decoding): "
-          f"right call {before}/{probe} before the round -> {after}/{probe} after it (serving {env.registry.serving().version if env.registry.serving() else 'base'})")
-    if poison:
+    serving = env.registry.serving()
+    if not simulate:
+        print(f"\nthe agent on {probe} convert_currency requests never logged nor trained (new sessions, constrained decoding): "
+              f"right call {before}/{probe} before the round -> {after}/{probe} after it (serving {serving.version if serving else 'base'})")
+    if poison and not simulate:
         _poisoned_round(agent, env, cfg, poison, threads)
 
 
@@ -190,12 +201,15 @@ def main() -> None:
     e.add_argument("--threads", type=int, default=1)
     e.add_argument("--probe", type=int, default=10, help="fresh requests asked before and after the round")
     e.add_argument("--poison", type=int, default=24, help="poisoned turns for a second round (0: skip)")
+    e.add_argument("--lr", type=float, default=2e-4)
+    e.add_argument("--replay-ratio", type=float, default=2.0)
+    e.add_argument("--simulate", action="store_true", help="log the feedback turns without running the agent (quick sweeps)")
     m = sub.add_parser("methods")
     m.add_argument("--threads", type=int, default=1)
     m.add_argument("--steps", type=int, default=40)
     a = ap.parse_args()
     if a.what == "embedded":
-        embedded(a.items, a.steps, a.regression_limit, a.threads, a.probe, a.poison)
+        embedded(a.items, a.steps, a.regression_limit, a.threads, a.probe, a.poison, a.lr, a.replay_ratio, a.simulate)
     else:
         methods(a.threads, a.steps)
 

@@ -53,7 +53,7 @@ def feedback(
 
 def learn(
     method: Annotated[str, typer.Option("--method", help="replay | ewc | olora (all mix in the replay buffer).")] = "replay",
-    replay_ratio: Annotated[float, typer.Option("--replay-ratio", help="Base-data conversations per feedback conversation.")] = 1.0,
+    replay_ratio: Annotated[float, typer.Option("--replay-ratio", help="Base-data conversations per feedback conversation.")] = 2.0,
     steps: Annotated[Optional[int], typer.Option("--steps", help="Training steps of the round (default 40).")] = None,
     min_gain: Annotated[float, typer.Option("--min-gain", help="Least gain on held-out feedback items to promote, in points.")] = 5.0,
     max_drop: Annotated[float, typer.Option("--max-drop", help="Most the regression suite may fall, in points.")] = 1.0,

@@ -1,6 +1,6 @@
 """One learning round, timed; and the anti-forgetting methods side by side.
 
-    .venv/bin/python bench/learn.py embedded [--items 100] [--steps 20] [--regression-limit 20] [--threads 1] [--probe 10] [--poison 24]
+    .venv/bin/python bench/learn.py embedded [--items 100] [--steps 30] [--regression-limit 20] [--threads 1] [--probe 10] [--poison 24]
     .venv/bin/python bench/learn.py methods [--threads 1]
 
 embedded: the issue's scenario and benchmark. A newly added custom tool, convert_currency: the
@@ -196,7 +196,7 @@ def main() -> None:
     sub = ap.add_subparsers(dest="what", required=True)
     e = sub.add_parser("embedded")
     e.add_argument("--items", type=int, default=100)
-    e.add_argument("--steps", type=int, default=20)
+    e.add_argument("--steps", type=int, default=30)
     e.add_argument("--regression-limit", type=int, default=20)
     e.add_argument("--threads", type=int, default=1)
     e.add_argument("--probe", type=int, default=10, help="fresh requests asked before and after the round")

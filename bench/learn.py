@@ -98,7 +98,7 @@ def embedded(items: int, steps: int, regression_limit: int, threads: int, probe:
         print(f"\nthe agent on {probe} convert_currency requests never logged nor trained (new sessions, constrained decoding): "
               f"right call {before}/{probe} before the round -> {after}/{probe} after it (serving {serving.version if serving else 'base'})")
     if poison and not simulate:
-        _poisoned_round(agent, env, cfg, poison, threads)
+        _poisoned_round(agent, env, cfg, poison)
 
 
 def _right(res, call) -> bool:
@@ -124,7 +124,7 @@ def _times_table(rep, total: float) -> None:
     print(f"| **total** | **{total:.1f}** | 100% | **{cpu_total:.1f}** | 100% |\n")
 
 
-def _poisoned_round(agent, env, cfg, n: int, threads: int) -> None:
+def _poisoned_round(agent, env, cfg, n: int) -> None:
     """Many sessions "correct" read-the-text requests on a sign to detect_faces: the gate must refuse."""
     from mmagent.chat import ToolCall
     from mmagent.feedback import record_feedback

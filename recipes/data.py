@@ -5,8 +5,9 @@ Every example is a conversation of `mmagent.chat.Message`s: a user turn (text + 
 audio, referred to as `image_1`, `audio_1`... in attachment order), the assistant's tool call(s),
 the tool's result, possibly more calls, and a final answer that uses the results. Kinds:
 single calls (all built-in tools, with and without optional arguments), chains (detect -> crop ->
-read_text and others; the later call uses the earlier result), independent pairs (two calls in one
-step), memory store/search, questions answered with no tool, and requests no tool can serve
+read_text and others; the later call uses the earlier result; hand-written per pair, and composed
+from a seen phrasing of the first tool + a follow-up of the second), independent pairs (two calls in
+one step), memory store/search, questions answered with no tool, and requests no tool can serve
 (declined, nothing called). Tool results are simulated from what the generator drew, so they are
 true of the image.
 

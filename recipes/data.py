@@ -334,6 +334,11 @@ CHAINS: dict[tuple[str, str], list[str]] = {
 CHAIN_KIND = {"detect_objects": "shapes", "detect_faces": "faces", "crop_image": "sign", "read_text": "sign", "classify_image": "photo", "resize_image": "document"}
 
 
+def _result_text(r1: dict[str, Any]) -> str:
+    """What a text-producing first step said: OCR/transcript text, or the top class label."""
+    return r1.get("text") or r1["labels"][0]["label"]
+
+
 def _second_args(a: str, b: str, r1: dict[str, Any], first_args: dict[str, Any], s: Slots) -> tuple[dict[str, Any], dict[str, list[Any]]]:
     """Arguments of the second call, derived from the first call's result."""
     img = r1.get("image", first_args.get("image", "image_1"))
@@ -353,13 +358,13 @@ def _second_args(a: str, b: str, r1: dict[str, Any], first_args: dict[str, Any],
         args = {"image": img, "width": s.args["width"], "height": s.args["height"], "keep_aspect": False}
         return args, {"image": [img], "width": [s.args["width"]], "height": [s.args["height"]], "keep_aspect": ["", False]}
     if b == "remember":
-        text = r1.get("text") or r1["labels"][0]["label"]
+        text = _result_text(r1)
         return {"text": text}, {"text": [text], "tags": [""]}
     if b == "search_memory":
-        text = r1.get("text") or r1["labels"][0]["label"]
+        text = _result_text(r1)
         return {"query": text}, {"query": _text_allowed(text), "k": [""]}
     if b == "generate_image":
-        text = r1.get("text") or r1["labels"][0]["label"]
+        text = _result_text(r1)
         return {"prompt": text}, {"prompt": _text_allowed(text), "seed": [""], "steps": [""]}
     raise KeyError(b)
 

@@ -242,6 +242,9 @@ def custom_tools(modules: Iterable[str]) -> list[Tool]:
     return found
 
 
+_FILE_MODULES: dict[tuple[Any, int], Any] = {}  # (resolved path, mtime) -> module run from that file
+
+
 def _import_tools_module(spec: str) -> Any:
     import importlib
     import importlib.util
@@ -252,10 +255,13 @@ def _import_tools_module(spec: str) -> Any:
             path = Path(spec).expanduser().resolve()
             if not path.is_file():
                 raise ToolModuleError(f"tools module {spec!r}: no such file")
-            mspec = importlib.util.spec_from_file_location(f"mmagent_user_tools_{path.stem}", path)
-            mod = importlib.util.module_from_spec(mspec)
-            mspec.loader.exec_module(mod)
-            return mod
+            key = (path, path.stat().st_mtime_ns)
+            if key not in _FILE_MODULES:  # run a file once per process (and again if edited), as `import` would
+                mspec = importlib.util.spec_from_file_location(f"mmagent_user_tools_{path.stem}", path)
+                mod = importlib.util.module_from_spec(mspec)
+                mspec.loader.exec_module(mod)
+                _FILE_MODULES[key] = mod
+            return _FILE_MODULES[key]
         return importlib.import_module(spec)
     except ToolModuleError:
         raise

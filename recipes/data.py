@@ -74,11 +74,15 @@ def heldout_items(name: str, n: int) -> set[int]:
     return set(rng.sample(range(n), max(2, round(n * HOLDOUT_FRACTION))))
 
 
-def pick_phrasing(rng: random.Random, intent: str, unseen: bool) -> tuple[str, str]:
+def pick_phrasing(rng: random.Random, intent: str, unseen: bool, extra: bool = False) -> tuple[str, str]:
+    """A core phrasing and its template id: held-out ones if `unseen`, else seen ones (plus the
+    training-only `EXTRA_PHRASINGS` if `extra`; the unseen-combinations test leaves them out so that
+    its items stay as they were shipped)."""
     held = heldout_phrasings(intent)
-    pool = [i for i in range(len(P.PHRASINGS[intent])) if (i in held) == unseen]
-    i = rng.choice(pool)
-    return P.PHRASINGS[intent][i], f"{intent}/{i}"
+    pool = [(P.PHRASINGS[intent][i], f"{intent}/{i}") for i in range(len(P.PHRASINGS[intent])) if (i in held) == unseen]
+    if extra and not unseen:
+        pool += [(p, f"{intent}/x{j}") for j, p in enumerate(P.EXTRA_PHRASINGS.get(intent, []))]
+    return rng.choice(pool)
 
 
 def wrap(rng: random.Random, core: str) -> str:
@@ -292,7 +296,7 @@ def call_turns(calls: list[ToolCall], results: list[dict[str, Any]]) -> list[Mes
 
 def single(rng: random.Random, intent: str, unseen: bool, idx: str) -> Example:
     tool = intent.split("+")[0]
-    phrase, template = pick_phrasing(rng, intent, unseen)
+    phrase, template = pick_phrasing(rng, intent, unseen, extra=not unseen)
     drawings: list[Drawing] = []
     if tool in KIND_FOR_TOOL:
         n_images = 2 if rng.random() < 0.2 else 1
@@ -399,7 +403,7 @@ def composed_chain(rng: random.Random, pair: tuple[str, str], idx: str) -> Examp
         kind = rng.choice(KIND_FOR_TOOL[a] + KIND_FOR_TOOL.get(b, []))
     else:
         kind = None
-    phrase, template = pick_phrasing(rng, a, unseen=False)
+    phrase, template = pick_phrasing(rng, a, unseen=False, extra=True)
     follow = rng.choice(P.FOLLOW_UPS[b])
     join = rng.choice(P.CHAIN_JOIN)
 
@@ -440,12 +444,12 @@ PAIR_TOOLS = ["read_text", "detect_faces", "classify_image", "detect_objects"]
 PAIR_JOIN = ["{x} and {y}", "{x}, and also {y}", "{x}; then {y}", "first {x}, then {y}", "{x}. Also {y}"]
 
 
-def pair(rng: random.Random, tools: tuple[str, str], unseen: bool, idx: str) -> Example:
+def pair(rng: random.Random, tools: tuple[str, str], unseen: bool, idx: str, extra: bool = False) -> Example:
     drawings = [draw(KIND_FOR_TOOL[t][0], rng) for t in tools]
     made = iter(range(3, 5))  # ids of images the calls produce (crop/resize), after the two attachments
     parts, calls, results, expected = [], [], [], []
     for j, t in enumerate(tools, start=1):
-        phrase, _ = pick_phrasing(rng, t, unseen)
+        phrase, _ = pick_phrasing(rng, t, unseen, extra)
         ref = rng.choice(IMAGE_REFS_TWO[j])
         s = fill(rng, t, drawings, j)
         parts.append(phrase.format(img=ref, **s.text).rstrip("?"))
@@ -470,10 +474,12 @@ def no_tool(rng: random.Random, unseen: bool, idx: str) -> Example:
         kind, template = "no_tool", f"no_tool/{i}"
     else:
         held = heldout_items("unservable", len(P.UNSERVABLE))
-        i = rng.choice([i for i in range(len(P.UNSERVABLE)) if (i in held) == unseen])
-        q, what = P.UNSERVABLE[i]
+        pool = [(*P.UNSERVABLE[i], f"unservable/{i}") for i in range(len(P.UNSERVABLE)) if (i in held) == unseen]
+        if not unseen:
+            pool += [(q, what, f"unservable/x{j}") for j, (q, what) in enumerate(P.EXTRA_UNSERVABLE)]
+        q, what, template = rng.choice(pool)
         a = rng.choice(["Sorry, I can't {w}: none of my tools can do that.", "I'm not able to {w} with the tools I have.", "None of my tools can {w}, so I can't help with that one."]).format(w=what)
-        kind, template = "unservable", f"unservable/{i}"
+        kind = "unservable"
     msgs = [Message(role="user", content=q), Message(role="assistant", content=a)]
     return Example(idx, kind, template, msgs)
 
@@ -500,12 +506,12 @@ def sample(rng: random.Random, split: str, idx: str) -> Example:
     u = rng.random()
     if u < 0.14:
         return no_tool(rng, unseen, idx)
-    if u < 0.20 and not unseen:
+    if u < 0.21 and not unseen:
         return chain(rng, rng.choice(sorted(p for p in CHAINS if p not in HELDOUT_PAIRS)), idx)
-    if u < 0.36 and not unseen:
+    if u < 0.42 and not unseen:
         return composed_chain(rng, rng.choice(COMPOSED_PAIRS), idx)
-    if u < 0.44 and not unseen:
-        return pair(rng, rng.choice(TRAIN_PAIRS), False, idx)
+    if u < 0.52 and not unseen:
+        return pair(rng, rng.choice(TRAIN_PAIRS), False, idx, extra=True)
     return single(rng, rng.choice(SINGLE_INTENTS), unseen, idx)
 
 

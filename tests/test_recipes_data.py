@@ -34,6 +34,17 @@ def test_unseen_phrasings_never_appear_in_train_or_validation():
         assert not (held & seen)
 
 
+def test_training_only_phrasings_are_new_and_leave_the_test_splits_alone():
+    from mmagent.recipes import phrasings as P
+
+    for intent, extra in P.EXTRA_PHRASINGS.items():
+        assert intent in P.PHRASINGS and not (set(extra) & set(P.PHRASINGS[intent])), intent
+    assert not ({q for q, _ in P.EXTRA_UNSERVABLE} & {q for q, _ in P.UNSERVABLE})
+    seen = {e.template for e in generate("train", 600)}
+    assert any("/x" in t for t in seen) and any(t.startswith("unservable/x") for t in seen)
+    assert not any("/x" in e.template for e in generate("test-unseen-phrasings", 150))
+
+
 def test_unseen_combinations_are_tool_pairs_never_combined_in_training():
     def pairs(exs):
         return {tuple(c["name"] for c in e.expected) for e in exs if len(e.expected) >= 2}

@@ -122,6 +122,8 @@ class ToolCallGrammar:
         self.mode = mode
         self.tools = list(tools)
         self._min_tokens: dict[str, int] | None = None
+        self._fragments: dict[str, dict[str, int]] | None = None
+        self._close_tag = 0
         self._classes: dict[str, np.ndarray] | None = None
 
     def matcher(self) -> Any:
@@ -142,6 +144,24 @@ class ToolCallGrammar:
             }
         return self._classes
 
+
+    def missing_tokens(self, name: str, body: str) -> int:
+        """Tokens an open call of `name` (its text so far `body`, after `<tool_call>`) needs at least
+        to finish: each required argument not yet written at its minimal value, one token per open
+        string, array or object, and the closing tag. Far less than a whole call once most is written."""
+        if self._fragments is None:
+            self._fragments = {}
+            for tool in self.tools:
+                fn = function_of(tool)
+                params = fn.get("parameters") or {}
+                props, defs = params.get("properties", {}), params.get("$defs", {})
+                self._fragments[fn["name"]] = {
+                    k: len(self.lltok.tokenize_str(f", {json.dumps(k)}: {json.dumps(minimal_instance(props.get(k, {}), defs))}"))
+                    for k in params.get("required", [])}
+            self._close_tag = len(self.lltok.tokenize_str("}" + CALL_CLOSE))
+        args = body.split('"arguments": ', 1)[-1] if '"arguments": ' in body else ""
+        missing = sum(n for k, n in self._fragments.get(name, {}).items() if f"{json.dumps(k)}: " not in args)
+        return missing + _open_depth(body) + self._close_tag
 
     def min_call_tokens(self) -> dict[str, int]:
         """Tokens of the shortest valid call of each tool (required arguments at minimal values):
@@ -198,7 +218,8 @@ class ToolCallLogitsProcessor(LogitsProcessor):
     matchers the tokens appended since (one per step, or more after a forced prefix).
 
     Given the generation's `max_new_tokens`, the end of the budget is spent closing: once the
-    tokens left are no more than the shortest valid call of the open call's tool (+ `margin`),
+    tokens left are no more than what the open call still needs to finish (its missing required
+    arguments at minimal values, its open brackets and the closing tag, + `margin`),
     tokens that only close (`"`, `]`, `}`) are preferred whenever the grammar allows one (what it
     forces, such as a missing required key, still comes first); outside a call, no new call opens
     when the shortest one would not fit, and in `required` mode the reply ends. Without this a
@@ -246,7 +267,8 @@ class ToolCallLogitsProcessor(LogitsProcessor):
             if inside:
                 body = self._call_text(row)
                 name = _CALL_NAME.match(body)
-                if left > (sizes.get(name.group(1), self._need) if name else max(sizes.values())) + self.margin:
+                need = self.grammar.missing_tokens(name.group(1), body) if name else max(sizes.values())
+                if left > need + self.margin:
                     continue
                 preferred = allowed[row] & classes["quote" if _in_string(body) else "bracket"]
             elif left > min(sizes.values()) + self.margin:
@@ -325,6 +347,21 @@ _CALL_NAME = re.compile(r'\{"name": "([^"]+)"')
 def _in_string(body: str) -> bool:
     """Odd count of unescaped quotes in valid, whitespace-free JSON so far = inside a string."""
     return body.replace("\\\\", "").replace('\\"', "").count('"') % 2 == 1
+
+
+def _open_depth(body: str) -> int:
+    """Open strings, arrays and objects in valid JSON so far (each needs at least one token to close)."""
+    depth, in_str, escaped = 0, False, False
+    for ch in body:
+        if in_str:
+            escaped, in_str = (not escaped and ch == "\\"), in_str and (escaped or ch != '"')
+        elif ch == '"':
+            in_str = True
+        elif ch in "{[":
+            depth += 1
+        elif ch in "}]":
+            depth -= 1
+    return depth + in_str
 
 
 def _pad(mask: torch.Tensor, vocab: int) -> torch.Tensor:

@@ -171,6 +171,33 @@ def test_calls_close_before_the_budget_runs_out(tok, budget, mode):
     assert "cut off" in parse_tool_calls(cut)[1][0]
 
 
+class Box(BaseModel):
+    x0: int
+    y0: int
+    x1: int
+    y1: int
+
+
+class Crop(BaseModel):
+    model_config = ConfigDict(strict=True, extra="forbid")
+    image: str
+    box: Box
+
+
+CROP = [{"type": "function", "function": {"name": "crop", "description": "crop", "parameters": Crop.model_json_schema()}}]
+
+
+def test_a_call_that_fits_the_budget_is_not_closed_early(tok):
+    """Winding down starts from what the open call still needs (missing arguments, open brackets,
+    the closing tag), not from the size of a whole call: a crop whose box was copied from a detector
+    used to come back with `"y1": 13` instead of 135 when the call used most of the budget."""
+    intent = '<tool_call>{"name": "crop", "arguments": {"image": "image_1", "box": {"x0": 67, "y0": 45, "x1": 157, "y1": 135}}}</tool_call>'
+    budget = len(tok(intent)["input_ids"]) + 12  # room to spare, but less than a second whole call
+    text = drive(tok, tool_call_processor(tok, CROP, max_new_tokens=budget), intent, steps=budget)
+    calls, errors, _ = parse_tool_calls(text)
+    assert errors == [] and calls[0].arguments["box"] == {"x0": 67, "y0": 45, "x1": 157, "y1": 135}, text
+
+
 def test_no_call_opens_when_the_shortest_one_cannot_fit(tok):
     proc = tool_call_processor(tok, SAY, max_new_tokens=20)
     assert proc.grammar.min_call_tokens()["say"] > 20  # this tiny tokenizer spends many tokens on a call

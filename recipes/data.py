@@ -74,6 +74,9 @@ def heldout_items(name: str, n: int) -> set[int]:
     return set(rng.sample(range(n), max(2, round(n * HOLDOUT_FRACTION))))
 
 
+BOX_TEXTS = ["[{},{},{},{}]", "({}, {}, {}, {})", "{} {} {} {}", "x0={} y0={} x1={} y1={}"]  # how users write a box
+
+
 def pick_phrasing(rng: random.Random, intent: str, unseen: bool, extra: bool = False) -> tuple[str, str]:
     """A core phrasing and its template id: held-out ones if `unseen`, else seen ones (plus the
     training-only `EXTRA_PHRASINGS` if `extra`; the unseen-combinations test leaves them out so that
@@ -252,7 +255,7 @@ def fill(rng: random.Random, intent: str, drawings: list[Drawing], target: int) 
     elif tool in ("crop_image", "draw_boxes"):
         x0, y0 = rng.randint(0, 100), rng.randint(0, 100)
         box = [x0, y0, x0 + rng.randint(30, 120), y0 + rng.randint(30, 120)]
-        s.text["box"] = rng.choice(["[{},{},{},{}]", "({}, {}, {}, {})", "{} {} {} {}", "x0={} y0={} x1={} y1={}"]).format(*box)
+        s.text["box"] = rng.choice(BOX_TEXTS).format(*box)
         key = "box" if tool == "crop_image" else "boxes"
         s.args[key] = as_box(box) if tool == "crop_image" else [as_box(box)]
         s.allowed[key] = [s.args[key]]
@@ -346,6 +349,8 @@ def _result_text(r1: dict[str, Any]) -> str:
 def _second_args(a: str, b: str, r1: dict[str, Any], first_args: dict[str, Any], s: Slots) -> tuple[dict[str, Any], dict[str, list[Any]]]:
     """Arguments of the second call, derived from the first call's result."""
     img = r1.get("image", first_args.get("image", "image_1"))
+    if b == "crop_image" and "box" in s.args:  # the user gave the box
+        return {"image": img, "box": s.args["box"]}, {"image": [img], "box": [s.args["box"]]}
     if b == "crop_image":
         found = (r1.get("objects") or r1.get("faces"))[0]
         box = box_variants(found)[0]
@@ -387,24 +392,26 @@ def chain(rng: random.Random, pair: tuple[str, str], idx: str) -> Example:
 # output (a new image, the same image, boxes, or text) except the held-out ones, so the model
 # learns "do the first part, read its result, then do the second" rather than a fixed list of pairs.
 IMAGE_MAKERS = ("generate_image", "crop_image", "resize_image")
+DETECTORS = ("detect_faces", "detect_objects")
 ANALYZERS = ("read_text", "classify_image", "detect_faces", "detect_objects")
 COMPOSED_PAIRS: list[tuple[str, str]] = sorted(
     ({(a, b) for a in IMAGE_MAKERS + ANALYZERS for b in ANALYZERS + ("resize_image",) if a != b}
      | {(a, b) for a in ("detect_faces", "detect_objects") for b in ("crop_image", "draw_boxes")}
-     | {(a, b) for a in ("read_text", "transcribe_audio", "classify_image") for b in ("remember", "generate_image", "search_memory")})
+     | {(a, b) for a in ("read_text", "transcribe_audio", "classify_image") for b in ("remember", "generate_image", "search_memory")}
+     | {(a, "crop_image") for a in ("generate_image", "resize_image")})  # crop a made image to a box the user gives
     - HELDOUT_PAIRS - {p[::-1] for p in HELDOUT_PAIRS})  # never combined, in either order
 
 
 def composed_chain(rng: random.Random, pair: tuple[str, str], idx: str) -> Example:
     a, b = pair
-    if b in ("crop_image", "draw_boxes"):
+    if a in DETECTORS and b in ("crop_image", "draw_boxes"):
         kind = CHAIN_KIND[a]  # the detector must find something to crop or outline
     elif a in KIND_FOR_TOOL:
         kind = rng.choice(KIND_FOR_TOOL[a] + KIND_FOR_TOOL.get(b, []))
     else:
         kind = None
     phrase, template = pick_phrasing(rng, a, unseen=False, extra=True)
-    follow = rng.choice(P.FOLLOW_UPS[b])
+    follow = rng.choice(P.FOLLOW_UPS[b + ("+box" if b == "crop_image" and a not in DETECTORS else "")])
     join = rng.choice(P.CHAIN_JOIN)
 
     def text(slots: dict[str, str]) -> str:
@@ -426,6 +433,11 @@ def _chain_example(rng: random.Random, pair: tuple[str, str], kind: str | None, 
         w, h = rng.choice([64, 128, 256]), rng.choice([64, 128, 256])
         s.text.update(w=str(w), h=str(h))
         s_b = Slots(args={"width": w, "height": h})
+    elif b == "crop_image" and a not in DETECTORS:  # a box inside the image the first call made (>= 64 px)
+        x0, y0 = rng.randint(0, 24), rng.randint(0, 24)
+        box = [x0, y0, x0 + rng.randint(16, 40), y0 + rng.randint(16, 40)]
+        s.text["box"] = rng.choice(BOX_TEXTS).format(*box)
+        s_b = Slots(args={"box": as_box(box)})
     message = wrap(rng, text(s.text))
     extra = {"new_image": f"image_{len(drawings) + 1}", "speech": speech, "memory_id": rng.randint(1, 99)}
     r1 = result_for(a, s.args, d, extra)
@@ -509,7 +521,8 @@ def sample(rng: random.Random, split: str, idx: str) -> Example:
     if u < 0.21 and not unseen:
         return chain(rng, rng.choice(sorted(p for p in CHAINS if p not in HELDOUT_PAIRS)), idx)
     if u < 0.42 and not unseen:
-        return composed_chain(rng, rng.choice(COMPOSED_PAIRS), idx)
+        first = rng.choice(sorted({a for a, _ in COMPOSED_PAIRS}))  # by first tool: each one learns to go on
+        return composed_chain(rng, rng.choice([p for p in COMPOSED_PAIRS if p[0] == first]), idx)
     if u < 0.52 and not unseen:
         return pair(rng, rng.choice(TRAIN_PAIRS), False, idx, extra=True)
     return single(rng, rng.choice(SINGLE_INTENTS), unseen, idx)

@@ -183,6 +183,7 @@ FOLLOW_UPS: dict[str, list[str]] = {
     "detect_faces": ["find the faces in it", "count the faces in it", "check it for faces", "look for faces in the result", "detect any faces there"],
     "detect_objects": ["detect the objects in it", "find the objects in the result", "run object detection on it", "list the things in it"],
     "resize_image": ["resize it to {w}x{h}", "scale the result to {w} by {h}", "make it {w}x{h}", "shrink it to {w}x{h}", "give it to me at {w}x{h}"],
+    "crop_image+box": ["crop it to {box}", "cut {box} out of the result", "keep only {box} of it", "crop the result to {box}"],
     "crop_image": ["crop the first one", "cut out the first one", "give me a crop of the first", "crop out the first match"],
     "draw_boxes": ["draw boxes around them", "mark them with rectangles", "outline them on the image", "draw their boxes on it"],
     "remember": ["remember it", "save that to memory", "store it for later", "make a note of it", "keep that in memory",

@@ -46,6 +46,7 @@ class AlignConfig(BaseModel):
     precision: Literal["fp32", "bf16"] = "fp32"
     threads: int = 2
     save_every: int = 50
+    n_val: int = Field(32, ge=0)  # held-out captions (another seed) scored before and after training
 
 
 def captions(n: int, seed: int) -> list[tuple[Any, str, str]]:
@@ -62,6 +63,16 @@ def captions(n: int, seed: int) -> list[tuple[Any, str, str]]:
 
 def conversation(question: str, caption: str) -> list[Message]:
     return [Message(role="user", content=question, images=["image_1"]), Message(role="assistant", content=caption)]
+
+
+def caption_loss(mm: Any, data: list[tuple[Any, str, str]], batch_size: int = 16) -> float:
+    """Mean caption loss of `mm` on (image, question, caption) triples, no grad: what alignment lowers."""
+    losses = []
+    with torch.no_grad():
+        for i in range(0, len(data), batch_size):
+            b = mm.collate([mm.build_inputs(conversation(q, c), artifacts={"image_1": img}) for img, q, c in data[i : i + batch_size]])
+            losses.append(mm(b["input_ids"], b["attention_mask"], b["pixel_values"], labels=b["labels"]).loss.item())
+    return sum(losses) / len(losses)
 
 
 def train(cfg: AlignConfig, mm: Any = None) -> Path:
@@ -82,6 +93,9 @@ def train(cfg: AlignConfig, mm: Any = None) -> Path:
     opt = torch.optim.AdamW(params, lr=cfg.lr)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / cfg.warmup) * 0.5 * (1 + math.cos(math.pi * min(s / cfg.steps, 1.0))))
     metrics = (out / "metrics.jsonl").open("w")
+    val = captions(cfg.n_val, cfg.seed + 1) if cfg.n_val else []
+    if val:
+        metrics.write(json.dumps({"step": 0, "val_loss": caption_loss(mm, val)}) + "\n")
     for step in range(cfg.steps):
         t0 = time.perf_counter()
         batch = [data[(step * cfg.batch_size + i) % len(data)] for i in range(cfg.batch_size)]
@@ -96,6 +110,8 @@ def train(cfg: AlignConfig, mm: Any = None) -> Path:
         log.info("align step %d loss %.4f", step + 1, row["loss"])
         if (step + 1) % cfg.save_every == 0 or step + 1 == cfg.steps:
             export(mm, out / "export")
+    if val:
+        metrics.write(json.dumps({"step": cfg.steps, "val_loss": caption_loss(mm, val)}) + "\n")
     metrics.close()
     from mmagent.recipes.tool_tuning import plot_curves
 

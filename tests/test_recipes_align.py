@@ -3,6 +3,7 @@ the export is an MM-LLM folder that loads."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import torch
@@ -28,8 +29,9 @@ def test_align_trains_only_the_projector_and_exports_a_loadable_folder(tmp_path)
     proj_before = {k: v.clone() for k, v in mm.projector.state_dict().items()}
     cfg = load_config(AlignConfig, CONFIGS / "align-tiny-cpu.yaml", [f"out={tmp_path}", "steps=8", "n_train=4"])
     export = train(cfg, mm=mm)
-    losses = [float(x.split('"loss": ')[1].split(",")[0]) for x in (tmp_path / "metrics.jsonl").read_text().splitlines()]
-    assert losses[-1] < losses[0]
+    rows = [json.loads(x) for x in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    losses, val = [r["loss"] for r in rows if "loss" in r], [r["val_loss"] for r in rows if "val_loss" in r]
+    assert losses[-1] < losses[0] and len(val) == 2 and val[1] < val[0]  # held-out captions, before and after
     assert all(torch.equal(v, mm.llm.state_dict()[k]) for k, v in llm_before.items())
     assert any(not torch.equal(v, mm.projector.state_dict()[k]) for k, v in proj_before.items())
     again = MMLLM.from_pretrained(export, llm=mm.llm, tokenizer=mm.tokenizer, encoder=mm.encoder)

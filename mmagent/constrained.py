@@ -144,7 +144,6 @@ class ToolCallGrammar:
             }
         return self._classes
 
-
     def missing_tokens(self, name: str, body: str) -> int:
         """Tokens an open call of `name` (its text so far `body`, after `<tool_call>`) needs at least
         to finish: each required argument not yet written at its minimal value, one token per open

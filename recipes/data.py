@@ -396,7 +396,7 @@ DETECTORS = ("detect_faces", "detect_objects")
 ANALYZERS = ("read_text", "classify_image", "detect_faces", "detect_objects")
 COMPOSED_PAIRS: list[tuple[str, str]] = sorted(
     ({(a, b) for a in IMAGE_MAKERS + ANALYZERS for b in ANALYZERS + ("resize_image",) if a != b}
-     | {(a, b) for a in ("detect_faces", "detect_objects") for b in ("crop_image", "draw_boxes")}
+     | {(a, b) for a in DETECTORS for b in ("crop_image", "draw_boxes")}
      | {(a, b) for a in ("read_text", "transcribe_audio", "classify_image") for b in ("remember", "generate_image", "search_memory")}
      | {(a, "crop_image") for a in ("generate_image", "resize_image")})  # crop a made image to a box the user gives
     - HELDOUT_PAIRS - {p[::-1] for p in HELDOUT_PAIRS})  # never combined, in either order

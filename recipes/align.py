@@ -65,12 +65,17 @@ def conversation(question: str, caption: str) -> list[Message]:
     return [Message(role="user", content=question, images=["image_1"]), Message(role="assistant", content=caption)]
 
 
+def _batch(mm: Any, triples: list[tuple[Any, str, str]]) -> dict[str, Any]:
+    """(image, question, caption) triples -> one collated MM batch, as serving builds its inputs."""
+    return mm.collate([mm.build_inputs(conversation(q, c), artifacts={"image_1": img}) for img, q, c in triples])
+
+
 def caption_loss(mm: Any, data: list[tuple[Any, str, str]], batch_size: int = 16) -> float:
     """Mean caption loss of `mm` on (image, question, caption) triples, no grad: what alignment lowers."""
     losses = []
     with torch.no_grad():
         for i in range(0, len(data), batch_size):
-            b = mm.collate([mm.build_inputs(conversation(q, c), artifacts={"image_1": img}) for img, q, c in data[i : i + batch_size]])
+            b = _batch(mm, data[i : i + batch_size])
             losses.append(mm(b["input_ids"], b["attention_mask"], b["pixel_values"], labels=b["labels"]).loss.item())
     return sum(losses) / len(losses)
 
@@ -98,9 +103,7 @@ def train(cfg: AlignConfig, mm: Any = None) -> Path:
         metrics.write(json.dumps({"step": 0, "val_loss": caption_loss(mm, val)}) + "\n")
     for step in range(cfg.steps):
         t0 = time.perf_counter()
-        batch = [data[(step * cfg.batch_size + i) % len(data)] for i in range(cfg.batch_size)]
-        inputs = [mm.build_inputs(conversation(q, c), artifacts={"image_1": img}) for img, q, c in batch]
-        b = mm.collate(inputs)
+        b = _batch(mm, [data[(step * cfg.batch_size + i) % len(data)] for i in range(cfg.batch_size)])
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg.precision == "bf16"):
             loss = mm(b["input_ids"], b["attention_mask"], b["pixel_values"], labels=b["labels"]).loss
         loss.backward()

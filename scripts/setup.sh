@@ -1,14 +1,17 @@
 #!/usr/bin/env bash
-# Creates .venv and installs mmagent (editable) with its test extras. Safe to run again.
+# Creates .venv and installs mmagent (editable) from the locked install. Safe to run again.
+# The lock (requirements.lock, requirements-nodeps.lock) is refreshed only on purpose, by
+# scripts/lock.sh; a newer release on the index never changes what this installs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
 [ -x .venv/bin/python ] || "$PY" -m venv .venv
 PIP=(.venv/bin/python -m pip install -q --disable-pip-version-check)
-# torch first and pinned: any other spec pulls the newest CUDA build (several GB).
-"${PIP[@]}" torch==2.13.0
-"${PIP[@]}" -e ".[test]"
-# rapidocr declares the GUI opencv-python, which would shadow opencv-python-headless:
-# install it alone; its real needs (onnxruntime, pyclipper, shapely) come with mmagent.
-"${PIP[@]}" --no-deps rapidocr-onnxruntime==1.4.4
+# Every dependency exactly as locked, checked by hash; --no-deps because the lock is complete.
+"${PIP[@]}" --no-deps --require-hashes -r requirements.lock
+# rapidocr declares the GUI opencv-python, which would shadow opencv-python-headless.
+"${PIP[@]}" --no-deps --require-hashes -r requirements-nodeps.lock
+# torch by its pin (not in the lock): pip takes the local CPU wheel; a range would pull CUDA.
+"${PIP[@]}" --no-deps "$(grep -o '"torch==[^"]*"' pyproject.toml | tr -d '"')"
+"${PIP[@]}" --no-deps --no-build-isolation -e .
 echo "mmagent installed in .venv ($(.venv/bin/python -c 'import mmagent; print(mmagent.__version__)'))"

@@ -13,6 +13,8 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 
 from pydantic import BaseModel, Field
 
+from mmagent.errors import UserError
+
 if TYPE_CHECKING:  # the store lives in mmagent.tools; only its type is needed here
     from mmagent.tools.artifacts import ArtifactStore
 
@@ -68,3 +70,25 @@ class ChatModel(Protocol):
     ) -> ChatResult:
         """`tools` are OpenAI-style function schemas; `constrained` asks for schema-guided decoding."""
         ...
+
+
+class UnsupportedDecodingError(ValueError, UserError):
+    """Constrained decoding was asked of a backend that cannot do it."""
+
+
+def supports_constrained(model: ChatModel) -> bool:
+    """Whether `chat(..., constrained=True)` is honoured: local backends decode under the tool-call
+    grammar; a backend that cannot (a remote endpoint in text mode) sets `constrains_decoding`."""
+    return bool(getattr(model, "constrains_decoding", True))
+
+
+def resolve_constrained(model: ChatModel, requested: bool | None) -> bool:
+    """`None` means schema-guided decoding wherever the backend supports it (the default: the
+    shipped numbers are measured that way); `True` on a backend that cannot is refused."""
+    if requested is None:
+        return supports_constrained(model)
+    if requested and not supports_constrained(model):
+        raise UnsupportedDecodingError(f"{getattr(model, 'name', type(model).__name__)} cannot constrain decoding to the tool schemas; "
+                         "turn constrained decoding off (--free / constrained=False)")
+    return requested
+

@@ -368,3 +368,44 @@ def test_data_uris_round_trip_and_reject_garbage():
         parse_data_uri("http://x/y.png")
     with pytest.raises(MediaError, match="not an image"):
         decode_image(to_data_uri(b"RIFF", "audio/wav"))
+
+
+# --- the agent over a remote endpoint --------------------------------------------------------
+
+
+def test_a_repair_note_goes_to_the_server_as_a_user_turn():
+    """The graph's repair after an unparseable reply answers no call: a `tool` turn without a
+    matching call is refused by OpenAI-compatible servers, so it is sent as the user's correction."""
+    from mmagent.backends.remote import native_messages
+
+    note = format_tool_result("invalid_call", error="Reply with valid <tool_call> blocks")
+    wire = native_messages([*_ask(), Message(role="assistant", content='<tool_call>{"name": '),
+                            Message(role="tool", name="invalid_call", content=note)])
+    assert wire[-1] == {"role": "user", "content": note}
+
+
+def test_an_agent_turn_survives_an_unparseable_reply(server, tmp_path):
+    from mmagent.agent import Agent
+
+    # The agent streams (its events carry the tokens): the fake answers in SSE chunks.
+    server.script = [send_sse([delta('<tool_call>{"name": "read_text", '), delta('"arguments": ')]),
+                     send_sse([delta("It says "), delta("STOP.")])]
+    model = RemoteChatModel.from_spec(f"{server.base_url}#fake", backoff_s=0.01, max_retries=0)
+    with Agent(model=model, tools=["read_text"], log=tmp_path / "log.sqlite", checkpoint=tmp_path / "c.sqlite",
+               artifacts_root=tmp_path / "art") as agent:
+        r = agent.run("What does the sign say?")
+    assert r.status == "ok" and r.answer == "It says STOP.", r.error
+    second = server.requests[1]["messages"]
+    assert second[-1]["role"] == "user" and "invalid_call" in second[-1]["content"]
+
+
+def test_constrained_passes_the_schemas_on_as_strict_where_they_qualify(model, server):
+    strict_ok = {"type": "function", "function": {"name": "f", "parameters": {
+        "type": "object", "properties": {"x": {"type": "integer"}}, "required": ["x"], "additionalProperties": False}}}
+    model.chat(_ask(), tools=[READ_TEXT, strict_ok], constrained=True)
+    model.chat(_ask(), tools=[READ_TEXT, strict_ok])
+    on, off = (r["tools"] for r in server.requests)
+    assert [t["function"].get("strict") for t in on] == [None, True]
+    assert all("strict" not in t["function"] for t in off)
+    assert server.requests[0]["tool_choice"] == "auto"
+    assert model.constrains_decoding and not RemoteChatModel.from_spec(f"{server.base_url}#m", native_tools=False).constrains_decoding

@@ -56,11 +56,22 @@ TextId = Annotated[str, Field(pattern=r"^text_[1-9][0-9]*$", json_schema_extra={
 
 @dataclass
 class ToolContext:
-    """What a running tool may touch: this session's artifacts and (optionally) the memory store."""
+    """What a running tool may touch: this session's artifacts and (optionally) the memory store.
+
+    `open_memory` opens the store on first use (`memory_store()`), so a turn that never touches
+    memory never opens it (its embedder takes seconds to load).
+    """
 
     artifacts: ArtifactStore
     memory: Any = None  # mmagent.memory.store.MemoryStore
     session: str = "default"
+    open_memory: Callable[[], Any] | None = None
+
+    def memory_store(self) -> Any:
+        """The memory store, opened now if only an opener was given; None when there is neither."""
+        if self.memory is None and self.open_memory is not None:
+            self.memory = self.open_memory()
+        return self.memory
 
 
 class StrictInput(BaseModel):

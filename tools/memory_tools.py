@@ -37,9 +37,10 @@ class SearchMemoryOutput(BaseModel):
 
 
 def _store(ctx: ToolContext):
-    if ctx.memory is None:
+    store = ctx.memory_store()
+    if store is None:
         raise RuntimeError("no memory store is attached to this session (ToolContext.memory is None); open one with mmagent.memory.store.MemoryStore")
-    return ctx.memory
+    return store
 
 
 @tool

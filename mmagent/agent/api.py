@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import re
 import sys
+import threading
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
@@ -35,7 +36,7 @@ from pydantic import BaseModel, Field
 from mmagent.agent.events import AgentEvent
 from mmagent.agent.graph import AgentContext, build_graph, normalize_decision, open_checkpointer
 from mmagent.agent.log import InteractionLog
-from mmagent.chat import ChatModel, Message
+from mmagent.chat import ChatModel, Message, resolve_constrained
 
 DEFAULT_SYSTEM_PROMPT = (
     "You are mmagent, a helpful assistant. You see images and hear audio only through tools: "
@@ -84,14 +85,16 @@ class Agent:
         model: a `ChatModel`, or a catalog spec loaded with `mmagent.backends.load_chat_model`.
         tools: built-in tool names, `Tool` objects, `@tool` functions, or a `ToolRegistry`
             (default: every built-in tool).
-        memory: a `MemoryStore` for the remember / search_memory tools.
+        memory: the store of the remember / search_memory tools: a `MemoryStore`, or the folder
+            of one (default `<home>/memory`), opened on the first memory call of the agent's life.
         approval: names of tools that must be approved by the user before they run.
         max_steps: model steps per turn before the turn ends with status `step_limit`.
         max_repairs: invalid outputs or invalid calls sent back to the model before giving up.
         log: an `InteractionLog`, a path for one, or None for `<home>/interactions.sqlite`.
         checkpoint: the SQLite checkpoint file (default `<home>/sessions.sqlite`; ":memory:" for
             a throwaway in-process one).
-        constrained: schema-guided decoding of tool calls (local backends).
+        constrained: schema-guided decoding of tool calls; None (default) = wherever the backend
+            supports it (every local backend; a remote endpoint with native tool calls).
         durable: fsync every log and checkpoint commit (survives power loss, not only crashes).
         adapters: the `AdapterRegistry` whose promoted version a composed model serves to new
             sessions (default `<home>/adapters`; see `mmagent learn`).
@@ -101,7 +104,7 @@ class Agent:
         self,
         model: ChatModel | str = "mmagent-default",
         tools: Sequence[str | Any | Callable[..., Any]] | Any | None = None,
-        memory: Any = None,
+        memory: Any | Path | str | None = None,
         approval: Iterable[str] = (),
         max_steps: int = 6,
         *,
@@ -110,7 +113,7 @@ class Agent:
         checkpoint: Path | str | None = None,
         artifacts_root: Path | str | None = None,
         system_prompt: str = DEFAULT_SYSTEM_PROMPT,
-        constrained: bool = False,
+        constrained: bool | None = None,
         max_new_tokens: int = 256,
         tool_timeout_s: float | None = None,
         max_workers: int = 4,
@@ -125,7 +128,10 @@ class Agent:
         if unknown:
             raise ValueError(f"approval names tools this agent does not have: {unknown}; its tools: {self.registry.names()}")
         self._model = model
-        self.memory = memory
+        self.memory = memory if memory is None or not isinstance(memory, (str, Path)) else None
+        self._memory_path = Path(memory) if isinstance(memory, (str, Path)) else None
+        self._owns_memory = False
+        self._memory_lock = threading.Lock()  # two memory calls of one step run in parallel
         self.approval = frozenset(approval)
         self.settings = _settings()
         self.log = log if isinstance(log, InteractionLog) else InteractionLog(log, durable=durable)
@@ -222,9 +228,21 @@ class Agent:
             self._stores[session] = ArtifactStore(self.artifacts_root, session)
         return self._stores[session]
 
+    def open_memory(self) -> Any:
+        """The memory store, opened now if it was given as a folder or not at all."""
+        with self._memory_lock:
+            if self.memory is None:
+                from mmagent.memory.store import MemoryStore
+
+                self.memory = MemoryStore(self._memory_path or self.settings.home / "memory")
+                self._owns_memory = True
+            return self.memory
+
     def close(self) -> None:
         for store in self._stores.values():
             store.close()
+        if self._owns_memory:
+            self.memory.close()
         self.log.close()
         if hasattr(self._saver, "conn"):
             self._saver.conn.close()
@@ -303,9 +321,10 @@ class Agent:
                              status="interrupted")
 
     def _context(self) -> AgentContext:
+        options = dict(self._options, constrained=resolve_constrained(self.model, self._options["constrained"]))
         return AgentContext(
-            model=self.model, registry=self.registry, artifacts=self.artifacts, log=self.log, memory=self.memory,
-            approval=self.approval, schemas=self._schemas, **self._options,
+            model=self.model, registry=self.registry, artifacts=self.artifacts, log=self.log, memory=self.open_memory,
+            approval=self.approval, schemas=self._schemas, **options,
         )
 
     def _snapshot(self, session: str, must_exist: bool = True):

@@ -35,6 +35,7 @@ class ScriptedChatModel:
         self.adapter = adapter
         self.seen: list[list[Message]] = []  # the messages of every call (for assertions)
         self.seen_tools: list[list[dict[str, Any]] | None] = []
+        self.seen_constrained: list[bool] = []
         self._lock = threading.Lock()
 
     @classmethod
@@ -73,6 +74,7 @@ class ScriptedChatModel:
                 )
             self.seen.append(list(messages))
             self.seen_tools.append(tools)
+            self.seen_constrained.append(constrained)
         out = self.outputs[i]
         text = out(list(messages)) if callable(out) else out
         if on_token is not None:

@@ -55,7 +55,7 @@ class AgentContext:
     registry: Any  # mmagent.tools.registry.ToolRegistry
     artifacts: Callable[[str], Any]  # session -> mmagent.tools.artifacts.ArtifactStore
     log: InteractionLog | None = None
-    memory: Any = None
+    memory: Callable[[], Any] | None = None  # opens the memory store on a memory tool's first call
     approval: frozenset[str] = frozenset()
     system_prompt: str = ""
     max_steps: int = 6
@@ -150,7 +150,7 @@ def approve(state: AgentState, runtime: Runtime[AgentContext]) -> dict[str, Any]
 
 def act(state: AgentState, runtime: Runtime[AgentContext]) -> dict[str, Any]:
     ctx = runtime.context
-    tool_ctx = ToolContext(artifacts=ctx.artifacts(state["session"]), memory=ctx.memory, session=state["session"])
+    tool_ctx = ToolContext(artifacts=ctx.artifacts(state["session"]), open_memory=ctx.memory, session=state["session"])
     approvals = state.get("approvals", {})
     pending = state.get("pending", [])
     records: dict[str, CallRecord] = {}

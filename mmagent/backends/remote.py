@@ -97,6 +97,12 @@ class RemoteChatModel:
             raise ValueError(f"remote model spec {spec!r} names no model; write <base url>#<model>, e.g. http://127.0.0.1:8000/v1#qwen2-vl")
         return cls(RemoteConfig(base_url=base_url, model=model, **overrides))
 
+    @property
+    def constrains_decoding(self) -> bool:
+        """Native tool calling hands the schemas to the server (strict where they qualify); in text
+        mode the server decodes freely, so constrained decoding is not offered."""
+        return self.config.native_tools
+
     def close(self) -> None:
         self._client.close()
 
@@ -120,7 +126,7 @@ class RemoteChatModel:
         as structured JSON); in text mode (`native_tools=False`) it cannot be, and is refused."""
         if constrained and tools and not self.config.native_tools:
             raise ValueError("a remote endpoint in text mode cannot constrain decoding; use native_tools=True or constrained=False")
-        body = self.request_body(messages, tools, artifacts, max_new_tokens, stream=on_token is not None)
+        body = self.request_body(messages, tools, artifacts, max_new_tokens, stream=on_token is not None, constrained=constrained)
         reply = self._send(body, on_token)
         return reply.to_result(self.name)
 
@@ -128,9 +134,10 @@ class RemoteChatModel:
 
     def request_body(
         self, messages: Sequence[Message], tools: list[dict[str, Any]] | None, artifacts: ArtifactStore | None,
-        max_new_tokens: int, *, stream: bool,
+        max_new_tokens: int, *, stream: bool, constrained: bool = False,
     ) -> dict[str, Any]:
-        """The JSON body of one chat-completions request."""
+        """The JSON body of one chat-completions request; `constrained` marks the functions whose
+        schemas qualify as `strict` (OpenAI structured outputs: the server decodes to the schema)."""
         _check_prompt(messages, max_new_tokens)
         native = self.config.native_tools
         wire = native_messages(messages) if native else text_messages(messages, tools)
@@ -141,7 +148,8 @@ class RemoteChatModel:
         if self.config.temperature is not None:
             body["temperature"] = self.config.temperature
         if tools and native:
-            body["tools"] = list(tools)
+            body["tools"] = [_strict(t) for t in tools] if constrained else list(tools)
+            body["tool_choice"] = "auto"
         if stream:
             body["stream"] = True
             body["stream_options"] = {"include_usage": True}
@@ -238,17 +246,30 @@ def native_messages(messages: Sequence[Message]) -> list[dict[str, Any]]:
                               "function": {"name": call.name, "arguments": json.dumps(call.arguments, ensure_ascii=False)}})
             wire = {"role": "assistant", "content": text or None, "tool_calls": calls}
         elif m.role == "tool":
-            wire["tool_call_id"] = m.tool_call_id or _answer(open_calls, m.name)
+            call_id = m.tool_call_id or _answer(open_calls, m.name)
+            # A note that answers no call (the agent's repair after an unparseable reply) would be
+            # refused by the server as a tool turn: it goes as the user's correction instead.
+            wire = {"role": "tool", "content": text, "tool_call_id": call_id} if call_id else {"role": "user", "content": text}
         out.append(wire)
     return out
 
 
-def _answer(open_calls: list[tuple[str, str]], name: str | None) -> str:
+def _strict(tool: dict[str, Any]) -> dict[str, Any]:
+    """A function schema with `strict: true` when OpenAI's strict mode accepts it (every property
+    required, no extra properties); others go as they are, validated by the agent after the call."""
+    params = tool.get("function", {}).get("parameters", {})
+    props = params.get("properties", {})
+    qualifies = params.get("additionalProperties") is False and set(params.get("required", [])) == set(props)
+    return {**tool, "function": {**tool["function"], "strict": True}} if qualifies else tool
+
+
+def _answer(open_calls: list[tuple[str, str]], name: str | None) -> str | None:
+    """The id of the oldest open call of that tool (taken off the list); None when none is open."""
     for k, (call_id, call_name) in enumerate(open_calls):
         if name is None or call_name == name:
             del open_calls[k]
             return call_id
-    raise ValueError(f"tool message for {name!r} has no tool_call_id and answers no earlier assistant call; set tool_call_id")
+    return None
 
 
 def text_messages(messages: Sequence[Message], tools: list[dict[str, Any]] | None) -> list[dict[str, Any]]:

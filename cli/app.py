@@ -18,6 +18,7 @@ from mmagent.cli import run as run_cmd
 from mmagent.cli import chat as chat_cmd
 from mmagent.cli import learn as learn_cli
 from mmagent.cli import train as train_cli
+from mmagent.cli import turns as turns_cli
 from mmagent.cli.common import report
 
 app = typer.Typer(
@@ -32,6 +33,7 @@ app.add_typer(tools_cli.app, name="tools")
 app.add_typer(memory_cli.app, name="memory")
 app.command("run")(run_cmd.run)
 app.command("chat")(chat_cmd.chat)
+app.add_typer(turns_cli.app, name="turns")
 app.command("feedback")(learn_cli.feedback)
 app.command("learn")(learn_cli.learn)
 app.add_typer(learn_cli.adapters_app, name="adapters")
@@ -39,10 +41,29 @@ app.add_typer(train_cli.app, name="train")
 app.command("eval")(train_cli.evaluate)
 
 
+def package_version() -> str:
+    """The installed distribution's version (the source tree's `__version__` when not installed)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("mmagent")
+    except PackageNotFoundError:
+        from mmagent import __version__
+
+        return __version__
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        typer.echo(f"mmagent {package_version()}")
+        raise typer.Exit()
+
+
 @app.callback()
 def _root(
     debug: Annotated[bool, typer.Option("--debug", help="Show full tracebacks and debug logs.")] = False,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show progress logs.")] = False,
+    version: Annotated[bool, typer.Option("--version", is_eager=True, callback=_print_version, help="Print the version and exit.")] = False,
 ) -> None:
     level = logging.DEBUG if debug else logging.INFO if verbose else logging.WARNING
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")

@@ -18,7 +18,8 @@ from typing import Annotated, Any, Optional
 import typer
 from rich.markup import escape
 
-from mmagent.cli.common import console, err_console, fail
+from mmagent.cli.common import CONSTRAINED_HELP, console, err_console, fail
+from mmagent.errors import UserError
 
 HELP = """\
 /image PATH          attach an image to your next message (repeatable)
@@ -37,7 +38,7 @@ def chat(
     tool: Annotated[Optional[list[str]], typer.Option("--tool", "-t", help="Offer only these built-in tools (repeatable); default: all.")] = None,
     approve: Annotated[Optional[list[str]], typer.Option("--approve", help="Ask before running this tool (repeatable).")] = None,
     max_steps: Annotated[int, typer.Option("--max-steps", min=1, help="Model steps per turn.")] = 6,
-    constrained: Annotated[bool, typer.Option("--constrained", help="Schema-guided decoding of tool calls.")] = False,
+    constrained: Annotated[Optional[bool], typer.Option("--constrained/--free", help=CONSTRAINED_HELP, show_default=False)] = None,
     out_dir: Annotated[Optional[Path], typer.Option("--out", help="Where produced images are saved (default <home>/outputs/<session>).")] = None,
 ) -> None:
     """Chats with the agent: attach media, watch tool calls live, approve tools, give feedback.
@@ -51,7 +52,7 @@ def chat(
 
     try:
         agent = Agent(model=resolve_model(model), tools=tool or None, approval=set(approve or ()), max_steps=max_steps, constrained=constrained)
-    except (ValueError, FileNotFoundError) as err:
+    except (UserError, FileNotFoundError) as err:
         fail(str(err))
     session = session or f"s-{uuid.uuid4().hex[:12]}"
     out = out_dir or get_settings().home / "outputs" / session

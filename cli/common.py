@@ -1,13 +1,16 @@
 """What every sub-app shares: JSON output, one-line user errors, exit codes.
 
-Exit codes: 0 ok; 1 the work failed (a model or tool error); 2 the user asked for something
-wrong (bad argument, unknown name, missing file); 130 interrupted.
+Exit codes: 0 ok; 1 the work failed (a model or tool error, or a bug: `--debug` shows its
+traceback); 2 the user asked for something wrong (bad argument, unknown name, missing file: a
+`mmagent.errors.UserError` or a path error such as `FileNotFoundError`); 3 `mmagent run` stopped
+at the step limit before the model answered; 130 interrupted.
 """
 
 from __future__ import annotations
 
 import json
 import sys
+import traceback
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, NoReturn
@@ -15,15 +18,25 @@ from typing import Any, NoReturn
 import typer
 from pydantic import BaseModel
 from rich.console import Console
+from rich.markup import escape
+
+from mmagent.errors import UserError
 
 EXIT_FAILED = 1
 EXIT_USER = 2
+EXIT_STEP_LIMIT = 3
+# One help text for the decoding flag of run, chat and eval (the default is what is measured).
+CONSTRAINED_HELP = ("Schema-guided decoding of tool calls (every call parses and validates); on by default wherever the "
+                    "backend supports it. --free decodes without the grammar.")
 
 console = Console()
 err_console = Console(stderr=True)
 
 # Exceptions that mean "the user asked for something wrong": one line, exit 2, no traceback.
-USER_ERRORS: tuple[type[BaseException], ...] = (FileNotFoundError, KeyError, ValueError, PermissionError)
+# Anything else (a bare ValueError or KeyError from library code included) is a failure or a bug: exit 1.
+USER_ERRORS: tuple[type[BaseException], ...] = (
+    UserError, FileNotFoundError, FileExistsError, IsADirectoryError, NotADirectoryError, PermissionError,
+)
 
 
 def print_json(obj: Any) -> None:
@@ -38,20 +51,27 @@ def _default(o: Any) -> Any:
 
 
 def fail(message: str, code: int = EXIT_USER) -> NoReturn:
-    """Ends the command with one clear line on stderr."""
-    err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    """Ends the command with one clear line on stderr (the message is text, not Rich markup)."""
+    err_console.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
     raise typer.Exit(code)
 
 
 def report(err: BaseException, debug: bool) -> NoReturn:
-    """Turns an exception escaping a command into one line and an exit code (traceback with --debug)."""
-    if debug:
-        raise err
+    """Turns an exception escaping a command into one line and an exit code (traceback with --debug).
+
+    A user error (`USER_ERRORS`) exits 2; anything else exits 1: a bare ValueError or KeyError
+    from library code is a bug or a failure, not something the user typed.
+    """
     if isinstance(err, KeyboardInterrupt):
         fail("interrupted", 130)
     code = EXIT_USER if isinstance(err, USER_ERRORS) else EXIT_FAILED
+    if debug:
+        traceback.print_exception(err, file=sys.stderr)
+        raise typer.Exit(code)
     text = err.args[0] if isinstance(err, KeyError) and err.args else str(err)
-    fail(f"{text}" if text else type(err).__name__, code)
+    if code == EXIT_USER:
+        fail(text or type(err).__name__, code)
+    fail(f"{type(err).__name__}: {text} (`mmagent --debug ...` shows the traceback)", code)
 
 
 def is_debug() -> bool:

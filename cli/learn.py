@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import errno
+from enum import Enum
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -19,9 +20,24 @@ from mmagent.cli.common import EXIT_FAILED, console, fail, print_json, progress
 adapters_app = typer.Typer(help="Adapter versions learnt from feedback: list, promote, roll back.", no_args_is_help=True)
 
 
+class RatingChoice(str, Enum):
+    """`--rating`: was the turn right?"""
+
+    up = "up"
+    down = "down"
+
+
+class Method(str, Enum):
+    """`--method`: how a learning round guards what already works (all mix in the replay buffer)."""
+
+    replay = "replay"
+    ewc = "ewc"
+    olora = "olora"
+
+
 def feedback(
-    turn_id: Annotated[str, typer.Argument(help="The turn to judge (printed by `mmagent run --json` and in chat).")],
-    rating: Annotated[str, typer.Option("--rating", help="up: the turn was right; down: it was wrong.")],
+    turn_id: Annotated[str, typer.Argument(help="The turn to judge (see `mmagent turns list`; printed by `mmagent run` and in chat).")],
+    rating: Annotated[RatingChoice, typer.Option("--rating", help="up: the turn was right; down: it was wrong.")],
     correct_call: Annotated[Optional[str], typer.Option("--correct-call", help='The right call(s) as JSON: {"name": ..., "arguments": {...}} or a list.')] = None,
     correct_answer: Annotated[Optional[str], typer.Option("--correct-answer", help="The right plain-text answer (no tool should have been called).")] = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")] = False,
@@ -34,14 +50,12 @@ def feedback(
     from mmagent.feedback import FeedbackError, FeedbackStore, parse_correct_call, record_feedback
     from mmagent.tools.registry import default_registry
 
-    if rating not in ("up", "down"):
-        fail(f"--rating must be up or down, not {rating!r}")
     if correct_call is not None and correct_answer is not None:
         fail("give --correct-call or --correct-answer, not both")
     log = InteractionLog()
     try:
         calls = parse_correct_call(correct_call) if correct_call is not None else None
-        fb = record_feedback(FeedbackStore(log.path), log, default_registry(), turn_id, rating, calls, correct_answer, source="cli")
+        fb = record_feedback(FeedbackStore(log.path), log, default_registry(), turn_id, rating.value, calls, correct_answer, source="cli")
     except FeedbackError as err:
         fail(str(err))
     if json_out:
@@ -52,7 +66,7 @@ def feedback(
 
 
 def learn(
-    method: Annotated[str, typer.Option("--method", help="replay | ewc | olora (all mix in the replay buffer).")] = "replay",
+    method: Annotated[Method, typer.Option("--method", help="replay (the replay buffer alone), ewc (a Fisher-weighted pull to the serving adapter) or olora (a LoRA orthogonal to the earlier ones); all mix in the replay buffer.")] = Method.replay,
     replay_ratio: Annotated[float, typer.Option("--replay-ratio", help="Base-data conversations per feedback conversation.")] = 2.0,
     steps: Annotated[Optional[int], typer.Option("--steps", help="Training steps of the round (default 40).")] = None,
     min_gain: Annotated[float, typer.Option("--min-gain", help="Least gain on held-out feedback items to promote, in points.")] = 5.0,
@@ -74,11 +88,9 @@ def learn(
 
     if review:
         return _review(json_out)
-    if method not in ("replay", "ewc", "olora"):
-        fail(f"--method must be replay, ewc or olora, not {method!r}")
     try:
         env = default_env(regression_suite=regression_suite)
-        config = default_config(method, replay_ratio, steps, min_learning_gain=min_gain, max_regression_drop=max_drop)
+        config = default_config(method.value, replay_ratio, steps, min_learning_gain=min_gain, max_regression_drop=max_drop)
         total = config.update.recipe_config(Path(".")).steps
         with progress("learn: training", total, enabled=not json_out) as update:
             env.on_step = lambda step: update(step, "then eval + gate" if step == total else "")

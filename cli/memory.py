@@ -7,6 +7,7 @@ otherwise. Commands that do not embed (delete, stats, export) never load a model
 from __future__ import annotations
 
 from datetime import datetime
+from enum import Enum
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -16,10 +17,24 @@ from mmagent.cli.common import console, fail, print_json, progress
 
 app = typer.Typer(help="The multimodal memory: remember text, images and audio; search by text or image.", no_args_is_help=True)
 
+class ModalityChoice(str, Enum):
+    text = "text"
+    image = "image"
+    audio = "audio"
+
+
+def embedder_spec(spec: str) -> str:
+    """Checks --embedder when the command line is parsed (a usage error, exit 2)."""
+    if spec in ("default", "no-ocr") or (spec.startswith("clip:") and spec != "clip:"):
+        return spec
+    raise typer.BadParameter(f"{spec!r} is none of default, no-ocr, clip:FOLDER")
+
+
 PathOpt = Annotated[Optional[Path], typer.Option("--path", help="Memory folder (default: <home>/memory).")]
 EmbedderOpt = Annotated[
     str,
-    typer.Option("--embedder", help="'default' (MiniLM + image bridge with OCR), 'no-ocr' (bridge without OCR), or 'clip:FOLDER' (CLIP/SigLIP weights)."),
+    typer.Option("--embedder", metavar="<default|no-ocr|clip:FOLDER>", callback=embedder_spec,
+                 help="'default' (MiniLM + image bridge with OCR), 'no-ocr' (bridge without OCR), or 'clip:FOLDER' (CLIP/SigLIP weights)."),
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
 
@@ -94,7 +109,7 @@ def search(
     query: Annotated[Optional[str], typer.Argument(help="What to look for, in words.")] = None,
     image: Annotated[Optional[Path], typer.Option("--image", help="Search by this image instead of text.")] = None,
     k: Annotated[int, typer.Option("-k", help="How many results.")] = 5,
-    modality: Annotated[Optional[list[str]], typer.Option("--modality", "-m", help="Only text, image or audio (repeatable).")] = None,
+    modality: Annotated[Optional[list[ModalityChoice]], typer.Option("--modality", "-m", help="Only text, image or audio (repeatable).")] = None,
     tag: Annotated[Optional[list[str]], typer.Option("--tag", "-t", help="Only items with one of these tags (repeatable).")] = None,
     all_tags: Annotated[bool, typer.Option("--all-tags", help="Require every --tag instead of any.")] = False,
     session: Annotated[Optional[str], typer.Option("--session", help="Only this session.")] = None,
@@ -114,7 +129,7 @@ def search(
         fail(f"-k must be a positive integer, got {k}")
     if image is not None and not image.is_file():
         fail(f"no such file: {image}")
-    filters = {"modality": modality, "session": session, "since": since, "until": until, ("tags_all" if all_tags else "tags_any"): tag}
+    filters = {"modality": [m.value for m in modality or []], "session": session, "since": since, "until": until, ("tags_all" if all_tags else "tags_any"): tag}
     filters = {key: v for key, v in filters.items() if v}
     with open_store(path, embedder, readonly=True) as store:
         q = query

@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
+from rich.markup import escape
 
-from mmagent.cli.common import EXIT_FAILED, err_console, fail, print_json
+from mmagent.cli.common import CONSTRAINED_HELP, EXIT_FAILED, EXIT_STEP_LIMIT, err_console, fail, print_json
+from mmagent.errors import UserError
+
+if TYPE_CHECKING:
+    from mmagent.agent import RunResult
 
 SCRIPTED = "scripted:"
 
@@ -27,11 +32,15 @@ def run(
     model: Annotated[str, typer.Option("--model", "-m", help="Model spec (catalog name, path, or scripted:FILE.json for a scripted fake).")] = "mmagent-default",
     tool: Annotated[Optional[list[str]], typer.Option("--tool", "-t", help="Offer only these built-in tools (repeatable); default: all.")] = None,
     max_steps: Annotated[int, typer.Option("--max-steps", min=1, help="Model steps before the turn stops.")] = 6,
-    constrained: Annotated[bool, typer.Option("--constrained", help="Schema-guided decoding: every emitted call parses and validates.")] = False,
+    constrained: Annotated[Optional[bool], typer.Option("--constrained/--free", help=CONSTRAINED_HELP, show_default=False)] = None,
     memory: Annotated[Optional[Path], typer.Option("--memory", help="Memory store for remember/search_memory (default <home>/memory).")] = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print one JSON object (answer, calls, artifacts, trace, status ...).")] = False,
 ) -> None:
     """Runs one agent turn: the model plans, calls tools, and answers.
+
+    The answer goes to stdout; tool traffic and the turn id (for `mmagent feedback`) go to stderr.
+    Exit codes: 0 answered; 1 the turn failed; 2 bad input; 3 the step limit (--max-steps) ended
+    the turn before a final answer.
 
     Example: mmagent run "What does this sign say?" --image examples/sign.png --json
     """
@@ -41,8 +50,8 @@ def run(
         if not p.is_file():
             fail(f"no such file: {p}")
     try:
-        with Agent(model=resolve_model(model), tools=tool or None, max_steps=max_steps, constrained=constrained) as agent:
-            memory_store = attach_memory(agent, memory)
+        with Agent(model=resolve_model(model), tools=tool or None, max_steps=max_steps, constrained=constrained,
+                   memory=memory) as agent:
             if json_out:
                 result = agent.run(prompt, images=image or [], audio=audio or [], session=session)
             else:
@@ -50,29 +59,26 @@ def run(
                 for event in agent.stream(prompt, images=image or [], audio=audio or [], session=session):
                     show(event)
                 result = agent.result(event.session)
-            if memory_store is not None:
-                memory_store.close()
-    except (ValueError, FileNotFoundError) as err:  # bad input: one line, exit 2, nothing started
+    except (UserError, FileNotFoundError) as err:  # bad input: one line, exit 2, nothing started
         fail(str(err))
     if json_out:
         print_json(result.model_dump(mode="json"))
-    elif result.status == "interrupted":
+    else:
+        _after_turn(result)
+    if result.status in ("error", "step_limit"):
+        raise typer.Exit(EXIT_FAILED if result.status == "error" else EXIT_STEP_LIMIT)
+
+
+def _after_turn(result: RunResult) -> None:
+    """Human output after the answer, on stderr: how the turn ended and its id for `mmagent feedback`."""
+    if result.status == "interrupted":
         err_console.print(f"session {result.session} waits for approval; resume it with Agent.resume", highlight=False)
-    if result.status == "error":
-        if not json_out:
-            err_console.print(f"[bold red]error:[/] {result.error}", highlight=False)
-        raise typer.Exit(EXIT_FAILED)
-
-
-def attach_memory(agent, path: Path | None = None):
-    """Opens the memory store when the agent offers the memory tools (the embedder loads lazily)."""
-    if not {"remember", "search_memory"} & set(agent.registry.names()):
-        return None
-    from mmagent.config import get_settings
-    from mmagent.memory.store import MemoryStore
-
-    agent.memory = MemoryStore(path or get_settings().home / "memory")
-    return agent.memory
+    elif result.status in ("error", "step_limit"):
+        label = "error" if result.status == "error" else "stopped"
+        err_console.print(f"[bold red]{label}:[/] {escape(result.error or result.status)}", highlight=False)
+    if result.turn_id:
+        err_console.print(f"turn: {result.turn_id}  (rate it: mmagent feedback {result.turn_id} --rating up|down)",
+                          style="dim", highlight=False, markup=False, soft_wrap=True)
 
 
 class _Printer:

@@ -4,11 +4,11 @@ root app registers): the recipes in recipes/ from the command line."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Optional
 
 import typer
 
-from mmagent.cli.common import console, fail, print_json, progress
+from mmagent.cli.common import CONSTRAINED_HELP, console, fail, print_json, progress
 
 app = typer.Typer(help="Train a recipe: tool-tuning (LoRA tool calling) or align (projector).", no_args_is_help=True)
 
@@ -69,7 +69,7 @@ def _report(result: Path, out: Path, json_: bool) -> None:
 def evaluate(
     suite: Annotated[Path, typer.Argument(help="Suite file (.jsonl): id, prompt, images, expected calls per line.")],
     model: Annotated[str, typer.Option("--model", "-m", help="Chat model spec (catalog name, folder, vlm:..., http(s)://.../v1#model, scripted:FILE.json).")] = "mmagent-default",
-    constrained: Annotated[bool, typer.Option("--constrained", help="Schema-constrained decoding of tool calls.")] = False,
+    constrained: Annotated[Optional[bool], typer.Option("--constrained/--free", help=CONSTRAINED_HELP, show_default=False)] = None,
     limit: Annotated[int | None, typer.Option("--limit", help="Only the first N items.", min=1)] = None,
     max_new_tokens: Annotated[int, typer.Option("--max-new-tokens", help="Generation budget per model step.", min=1)] = 128,
     out: Annotated[Path | None, typer.Option("--out", help="Also write the full report (per-item scores) as JSON here.")] = None,
@@ -88,11 +88,16 @@ def evaluate(
         fail(str(err))
     from mmagent.backends import load_chat_model
 
+    from mmagent.chat import resolve_constrained
     from mmagent.cli.run import resolve_model
 
     chat = resolve_model(model)  # scripted:FILE.json works here as in run and chat
     if isinstance(chat, str):
         chat = load_chat_model(chat)
+    try:
+        constrained = resolve_constrained(chat, constrained)
+    except ValueError as err:
+        fail(str(err))
     total = len(load_suite(suite)[:limit])
     with progress(f"eval {suite.name}", total, enabled=not json_) as update:
         report = run(chat, suite, constrained=constrained, limit=limit, max_new_tokens=max_new_tokens,

@@ -31,7 +31,7 @@ def clean_tags(tags: Sequence[str]) -> list[str]:
     out = []
     for t in tags:
         if not isinstance(t, str) or not t.strip():
-            raise ValueError(f"tags must be non-empty strings, got {t!r}")
+            raise UnsupportedContentError(f"tags must be non-empty strings, got {t!r}")
         out.append(t.strip())
     return out
 

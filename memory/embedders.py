@@ -23,10 +23,12 @@ from typing import Protocol, runtime_checkable
 import numpy as np
 from PIL import Image
 
+from mmagent.errors import UserError
+
 log = logging.getLogger(__name__)
 
 
-class UnsupportedContentError(ValueError):
+class UnsupportedContentError(ValueError, UserError):
     """Content the embedder cannot embed (empty text, a modality it has no side for ...)."""
 
 

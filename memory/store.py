@@ -31,6 +31,7 @@ from PIL import Image
 from pydantic import BaseModel
 
 from mmagent.memory.embedders import Embedder, UnsupportedContentError
+from mmagent.errors import UserError
 from mmagent.memory.index import IndexConfig, VectorIndex, normalize
 from mmagent.memory.metadata import ItemRow, MemoryFilter, MetadataDB, Modality, NewItem
 from mmagent.memory import snapshots
@@ -43,7 +44,7 @@ class MemoryStoreError(RuntimeError):
     """The store cannot do what was asked (locked by another writer, read-only ...)."""
 
 
-class EmbedderMismatchError(ValueError):
+class EmbedderMismatchError(ValueError, UserError):
     """The store's vectors come from another embedding space than the embedder given."""
 
 

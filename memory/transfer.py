@@ -19,12 +19,17 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from mmagent.errors import UserError
 from mmagent.memory.metadata import NewItem
 
 if TYPE_CHECKING:
     from mmagent.memory.store import MemoryStore
 
 FORMAT = 1
+
+
+class ExportError(ValueError, UserError):
+    """A folder that is no readable export for this store (format, JSON, shapes, embedding space)."""
 
 
 def export_store(store: "MemoryStore", folder: Path) -> int:
@@ -54,17 +59,17 @@ def read_export(folder: Path) -> tuple[dict, list[dict], np.ndarray]:
             raise FileNotFoundError(f"{folder} is not a memory export: {name} is missing")
     meta = json.loads((folder / "meta.json").read_text())
     if meta.get("format") != FORMAT:
-        raise ValueError(f"{folder}: export format {meta.get('format')!r} is not supported (expected {FORMAT})")
+        raise ExportError(f"{folder}: export format {meta.get('format')!r} is not supported (expected {FORMAT})")
     records = []
     with open(folder / "items.jsonl", encoding="utf-8") as f:
         for n, line in enumerate(f, 1):
             try:
                 records.append(json.loads(line))
             except json.JSONDecodeError as err:
-                raise ValueError(f"{folder / 'items.jsonl'} line {n} is not JSON ({err})") from None
+                raise ExportError(f"{folder / 'items.jsonl'} line {n} is not JSON ({err})") from None
     vectors = np.load(folder / "vectors.npy", allow_pickle=False)
     if vectors.ndim != 2 or len(vectors) != len(records) or (len(records) and vectors.shape[1] != meta["dim"]):
-        raise ValueError(f"{folder}: {len(records)} items but vectors of shape {list(vectors.shape)} (dim {meta['dim']})")
+        raise ExportError(f"{folder}: {len(records)} items but vectors of shape {list(vectors.shape)} (dim {meta['dim']})")
     return meta, records, vectors.astype(np.float32)
 
 
@@ -76,7 +81,7 @@ def import_store(store: "MemoryStore", folder: Path) -> list[int]:
     if store.space is None:
         store.db.set_meta({"space": meta["space"], "dim": str(meta["dim"])})
     elif (store.space, store.dim) != (meta["space"], meta["dim"]):
-        raise ValueError(
+        raise ExportError(
             f"{folder} holds {meta['dim']}-d vectors of space {meta['space']!r}, the store at {store.path} has "
             f"{store.dim}-d {store.space!r}: import into a new store, then re-embed it (`mmagent memory rebuild --reembed`)"
         )

@@ -20,6 +20,8 @@ from typing import Annotated, Literal, Union
 
 from pydantic import BaseModel, Field
 
+from mmagent.errors import UserError
+
 ModelKind = Literal["llm", "text-embedder", "image-encoder", "ocr", "vlm", "detector", "image-generator", "mmllm"]
 
 
@@ -60,7 +62,7 @@ class ModelEntry(BaseModel):
         return self.source.size_bytes if isinstance(self.source, EmbeddedSource) else None
 
 
-class UnknownModelError(KeyError):
+class UnknownModelError(KeyError, UserError):
     def __str__(self) -> str:  # KeyError quotes its message; this one is read by people
         return self.args[0]
 

@@ -12,8 +12,10 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import Field, ValidationError
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from mmagent.errors import ConfigError
 
 
 def default_config_file() -> Path:
@@ -33,7 +35,7 @@ class _TomlFile(PydanticBaseSettingsSource):
         try:
             return tomllib.loads(path.read_text())
         except tomllib.TOMLDecodeError as err:
-            raise ValueError(f"config file {path} is not valid TOML: {err}") from err
+            raise ConfigError(f"config file {path} is not valid TOML: {err}") from err
 
 
 class Settings(BaseSettings):
@@ -76,7 +78,11 @@ class Settings(BaseSettings):
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
     """The process-wide settings (call `get_settings.cache_clear()` after changing env vars)."""
-    return Settings()
+    try:
+        return Settings()
+    except ValidationError as err:  # a bad MMAGENT_* variable or config value: the user's to fix
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in err.errors())
+        raise ConfigError(f"invalid settings ({default_config_file()} or MMAGENT_* env): {problems}") from None
 
 
 def apply_thread_policy(settings: Settings | None = None) -> int:

@@ -23,6 +23,7 @@ from typing import Any, Literal, Protocol
 from pydantic import BaseModel, Field, ValidationError, model_validator
 
 from mmagent.chat import ToolCall
+from mmagent.errors import UserError
 
 Rating = Literal["up", "down"]
 
@@ -92,7 +93,7 @@ class Feedback(BaseModel):
         return self.correct_calls is not None or self.correct_answer is not None
 
 
-class FeedbackError(ValueError):
+class FeedbackError(ValueError, UserError):
     """Feedback that cannot be stored: unknown turn, invalid correction. Nothing was written."""
 
 
@@ -176,6 +177,15 @@ class FeedbackStore:
         with closing(self._connect()) as con, con:
             con.executemany("INSERT OR REPLACE INTO feedback_use VALUES (?,?,?)", [(i, round_id, r) for i, r in roles.items()])
 
+    def latest_for(self, turn_ids: Sequence[str]) -> dict[str, Feedback]:
+        """The latest feedback of each of these turns, by turn id (turns without feedback are absent)."""
+        if not turn_ids:
+            return {}
+        marks = ",".join("?" * len(turn_ids))
+        sql = f"SELECT * FROM feedback WHERE id IN (SELECT MAX(id) FROM feedback WHERE turn_id IN ({marks}) GROUP BY turn_id)"
+        with closing(self._connect()) as con:
+            return {r["turn_id"]: _row(r) for r in con.execute(sql, tuple(turn_ids))}
+
     def for_turn(self, turn_id: str) -> list[Feedback]:
         with closing(self._connect()) as con:
             return [_row(r) for r in con.execute("SELECT * FROM feedback WHERE turn_id = ? ORDER BY id", (turn_id,))]
@@ -202,7 +212,7 @@ def record_feedback(
     """Checks the turn exists and the correction validates, then stores the feedback."""
     turn = turns.get_turn(turn_id)
     if turn is None:
-        raise FeedbackError(f"no logged turn {turn_id!r}; turn ids are printed by `mmagent run --json` and in chat")
+        raise FeedbackError(f"no logged turn {turn_id!r}; `mmagent turns list` shows the latest turn ids")
     if (correct_calls is not None or correct_answer is not None) and rating == "up":
         raise FeedbackError("a correction says the turn was wrong: use --rating down with --correct-call/--correct-answer")
     if correct_calls is not None:

@@ -10,8 +10,10 @@ packed several to a row behind it.
 LoRA (Hu et al. 2021, arXiv 2106.09685) through peft on the attention and MLP projections; AdamW,
 linear warmup then cosine decay; gradient accumulation; bf16 autocast or fp32; checkpoints with
 optimizer state every `save_every` steps and automatic resume; the loss curve saved as PNG.
-Several GPUs or nodes: the same script under `accelerate launch` / `torchrun` (data split by rank,
-gradients reduced by accelerate).
+Several GPUs or nodes: the same script under `accelerate launch` / `torchrun`: each step's
+conversations are dealt out over the processes (every process gets the same number of
+micro-batches), gradients are reduced by accelerate and the loss is normalised by the step's
+target tokens over all processes, so a step is the same whatever the number of processes.
 
 Output folder (`out`):
     checkpoints/step-NNNNN/   adapter (peft format) + trainer_state.pt; `checkpoints/latest` names the newest
@@ -21,6 +23,7 @@ Output folder (`out`):
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import math
@@ -29,7 +32,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import torch
 from pydantic import BaseModel, ConfigDict, Field
@@ -37,6 +40,9 @@ from torch import nn
 
 from mmagent.chat import Message
 from mmagent.recipes.sequences import IGNORE, Encoded, PackedBatch, collate, encode, pack, system_prefix
+
+if TYPE_CHECKING:
+    from accelerate import Accelerator
 
 log = logging.getLogger(__name__)
 
@@ -85,7 +91,9 @@ class ToolTuningConfig(BaseModel):
     lora: LoraSettings = LoraSettings()
     steps: int = Field(200, ge=1)
     batch_size: int = Field(16, ge=1)  # conversations per optimizer step
-    grad_accum: int = Field(2, ge=1)  # micro-batches per step (batch_size / grad_accum conversations each)
+    # Micro-batches per step on one process (batch_size / grad_accum conversations each); several
+    # processes share a step's conversations, so each runs fewer micro-batches of that size.
+    grad_accum: int = Field(2, ge=1)
     lr: float = 8e-4
     warmup: int = 10
     min_lr_ratio: float = 0.1
@@ -279,17 +287,35 @@ def encode_all(bb: Backbone, convs: list[Conversation], tools: list[dict[str, An
     return out
 
 
-def batches_for_step(data: list[Sample], step: int, cfg: ToolTuningConfig) -> list[list[Sample]]:
-    """The micro-batches of one optimizer step: a seeded shuffle per epoch, so a resumed run sees the same stream."""
-    start = step * cfg.batch_size
+def step_examples(data: list[Sample], step: int, cfg: ToolTuningConfig) -> list[Sample]:
+    """The conversations of one optimizer step: a seeded shuffle per epoch, so a resumed run sees the same stream."""
     picked = []
-    for i in range(start, start + cfg.batch_size):
+    for i in range(step * cfg.batch_size, (step + 1) * cfg.batch_size):
         epoch, j = divmod(i, len(data))
         order = list(range(len(data)))
         random.Random(cfg.seed * 1000 + epoch).shuffle(order)
         picked.append(data[order[j]])
+    return picked
+
+
+def masked(s: Sample) -> Sample:
+    """A copy that is computed but not learned from (no target tokens)."""
+    return Sample(Encoded(s.enc.ids, [IGNORE] * len(s.enc.ids)), s.images)
+
+
+def batches_for_step(data: list[Sample], step: int, cfg: ToolTuningConfig, rank: int = 0, world: int = 1) -> list[list[Sample]]:
+    """Process `rank`'s micro-batches of one step (of at most batch_size / grad_accum conversations).
+
+    DDP all-reduces in every backward, so every process must run as many micro-batches as the
+    others or they wait on it forever: the step's conversations are dealt out round-robin, and a
+    process left short is topped up with masked copies, which leave the step's gradient unchanged.
+    """
+    picked = step_examples(data, step, cfg)
+    share = math.ceil(len(picked) / world)
+    mine = picked[rank::world]
+    mine += [masked(s) for s in picked[: share - len(mine)]]
     per = math.ceil(cfg.batch_size / cfg.grad_accum)
-    return [picked[k : k + per] for k in range(0, len(picked), per)]
+    return [mine[k : k + per] for k in range(0, share, per)]
 
 
 def make_batch(bb: Backbone, prefix: list[int], samples: list[Sample], cfg: ToolTuningConfig) -> tuple[PackedBatch, torch.Tensor | None]:
@@ -437,9 +463,16 @@ def validation_loss(loss_fn: AssistantLoss, bb: Backbone, prefix: list[int], dat
     return tot / max(n, 1)
 
 
+def step_tokens(acc: Accelerator, batches: list[tuple[PackedBatch, torch.Tensor | None]]) -> int:
+    """Target tokens of the step on all processes (at least 1): the loss is a mean over all of them."""
+    n = sum(int((b.labels[:, 1:] != IGNORE).sum()) for b, _ in batches)
+    return max(1, int(acc.reduce(torch.tensor(n, device=acc.device), "sum")))
+
+
 def train(cfg: ToolTuningConfig, on_step: Callable[[dict[str, Any]], None] | None = None) -> Path:
     """Runs (or resumes) the recipe; returns the exported result folder. `on_step` gets each
-    optimizer step's metrics row (the CLI's progress bar)."""
+    optimizer step's metrics row (the CLI's progress bar). Under torchrun the process group ends
+    with the run (one run per launch)."""
     from accelerate import Accelerator
 
     torch.set_num_threads(cfg.threads)
@@ -461,26 +494,33 @@ def train(cfg: ToolTuningConfig, on_step: Callable[[dict[str, Any]], None] | Non
     opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_lambda(cfg))
     start = load_checkpoint(out, bb, cfg, opt, sched) if cfg.resume else 0
-    loss_fn, opt, sched = acc.prepare(AssistantLoss(bb.llm, bb.mm, cfg.share_prefix), opt, sched)
+    # The schedule is not prepared: it counts optimizer steps of the whole batch, while accelerate's
+    # wrapper steps it once per process (for per-process batches), running it N times too fast.
+    loss_fn, opt = acc.prepare(AssistantLoss(bb.llm, bb.mm, cfg.share_prefix), opt)
     metrics = (out / "metrics.jsonl").open("a")
     for step in range(start, cfg.steps):
         t0 = time.perf_counter()
-        micro = batches_for_step(train_data, step, cfg)[acc.process_index :: acc.num_processes]
+        micro = batches_for_step(train_data, step, cfg, acc.process_index, acc.num_processes)
         batches = [make_batch(bb, prefix, m, cfg) for m in micro]
-        n_total = sum(int((b.labels[:, 1:] != IGNORE).sum()) for b, _ in batches)
+        n_total = step_tokens(acc, batches)
         loss_sum, tokens = 0.0, 0
-        for b, px in batches:
-            with acc.autocast():
-                l, _ = loss_fn(b.prefix, b.input_ids, b.labels, b.position_ids, b.attention_mask, px)
-            acc.backward(l / max(n_total, 1))
+        for k, (b, px) in enumerate(batches):
+            # Gradients accumulate locally; only the step's last backward needs DDP's all-reduce.
+            with acc.no_sync(loss_fn) if k + 1 < len(batches) else contextlib.nullcontext():
+                with acc.autocast():
+                    l, _ = loss_fn(b.prefix, b.input_ids, b.labels, b.position_ids, b.attention_mask, px)
+                # DDP averages the processes' gradients: scaling by their number makes the result the
+                # gradient of the step's summed loss over its tokens on all processes, as on one.
+                acc.backward(l * acc.num_processes / n_total)
             loss_sum, tokens = loss_sum + l.item(), tokens + b.n_tokens + b.prefix.numel()
         acc.clip_grad_norm_(params, cfg.grad_clip)
         opt.step(), sched.step(), opt.zero_grad(set_to_none=True)
+        loss_sum, tokens = acc.reduce(torch.tensor([loss_sum, tokens], dtype=torch.float64, device=acc.device), "sum").tolist()
         dt = time.perf_counter() - t0
-        row: dict[str, Any] = {"step": step + 1, "loss": loss_sum / max(n_total, 1), "lr": sched.get_last_lr()[0],
+        row: dict[str, Any] = {"step": step + 1, "loss": loss_sum / n_total, "lr": sched.get_last_lr()[0],
                                "seconds": round(dt, 3), "tokens_per_s": round(tokens / dt, 1), "examples_per_s": round(cfg.batch_size / dt, 2)}
         if cfg.eval_every and (step + 1) % cfg.eval_every == 0 and val_data:
-            row["val_loss"] = validation_loss(loss_fn, bb, prefix, val_data, cfg, acc.autocast)
+            row["val_loss"] = validation_loss(acc.unwrap_model(loss_fn), bb, prefix, val_data, cfg, acc.autocast)
         if acc.is_main_process:
             metrics.write(json.dumps(row) + "\n"), metrics.flush()
             if on_step is not None:
@@ -491,12 +531,17 @@ def train(cfg: ToolTuningConfig, on_step: Callable[[dict[str, Any]], None] | Non
                 save_checkpoint(out, step + 1, bb, cfg, opt, sched)
                 plot_curves(out / "metrics.jsonl", out / "loss.png")
     if val_data and acc.is_main_process and not (cfg.eval_every and cfg.steps % cfg.eval_every == 0):
-        metrics.write(json.dumps({"step": cfg.steps, "val_loss": validation_loss(loss_fn, bb, prefix, val_data, cfg, acc.autocast)}) + "\n")
+        # The bare module: the DDP wrapper's forward syncs buffers with processes that are not here.
+        val = validation_loss(acc.unwrap_model(loss_fn), bb, prefix, val_data, cfg, acc.autocast)
+        metrics.write(json.dumps({"step": cfg.steps, "val_loss": val}) + "\n")
     metrics.close()
     result = out / "export"
     if acc.is_main_process:
         plot_curves(out / "metrics.jsonl", out / "loss.png")
         export(bb, cfg, result)
+    acc.wait_for_everyone()  # the result exists on every rank's return
+    # A process that exits with its gloo group alive can abort (SIGABRT) in interpreter teardown.
+    acc.end_training()
     return result
 
 

@@ -52,10 +52,25 @@ def test_run_reports_failed_turns_and_bad_input(tmp_path):
     assert res.exit_code == 2 and "is not JSON" in res.output
 
 
+def test_run_exits_3_when_the_step_limit_ends_the_turn(tmp_path):
+    img = tmp_path / "photo.png"
+    Image.new("RGB", (40, 20), "blue").save(img)
+    loop = [call("resize_image", image="image_1", width=10)] * 2
+    res = runner.invoke(app, ["run", "resize", "--image", str(img), "--model", script(tmp_path, loop), "--tool", "resize_image",
+                              "--max-steps", "2", "--json"])
+    assert res.exit_code == 3, res.output
+    assert json.loads(res.stdout)["status"] == "step_limit"
+    res = runner.invoke(app, ["run", "resize", "--image", str(img), "--model", script(tmp_path, loop), "--tool", "resize_image", "--max-steps", "2"])
+    assert res.exit_code == 3 and "stopped after 2 steps" in res.stdout and "step limit reached" in res.stderr
+    help_text = " ".join(runner.invoke(app, ["run", "--help"]).stdout.split())
+    assert "3 the step limit (--max-steps) ended the turn" in help_text
+
+
 def test_memory_tools_get_the_memory_store(tmp_path):
-    spec = script(tmp_path, ["Nothing to look up."])  # no search: opening the store loads no embedder
+    """The store at --memory is connected, and opened only by a memory call (see test_agent_defaults)."""
+    spec = script(tmp_path, ["Nothing to look up."])
     res = runner.invoke(app, ["run", "hello", "--model", spec, "--tool", "search_memory", "--memory", str(tmp_path / "mem")])
     assert res.exit_code == 0, res.output
-    assert (tmp_path / "mem" / "memory.sqlite").exists()
+    assert not (tmp_path / "mem").exists()  # no memory call: the store (and its embedder) never opened
     res = runner.invoke(app, ["run", "hello", "--model", script(tmp_path, ["hi"]), "--tool", "crop_image", "--memory", str(tmp_path / "m2")])
     assert res.exit_code == 0 and not (tmp_path / "m2").exists()  # no memory tool, no store

@@ -17,7 +17,7 @@ def test_a_turn_is_logged_completely(tmp_path):
     t = agent.log.turn(r.turn_id)
     assert (t.session, t.prompt, t.images, t.audio, t.status, t.answer) == ("log-s", "1+1 on this image?", ["image_1"], [], "ok", "It is 2.")
     assert t.tools == sorted(["add", "boom", "nap", "wipe", "crash_once"])
-    assert (t.model, t.adapter, t.constrained, t.schema_version) == ("scripted", "v3", False, SCHEMA_VERSION)
+    assert (t.model, t.adapter, t.constrained, t.schema_version) == ("scripted", "v3", True, SCHEMA_VERSION)  # constrained: the default
     assert (t.steps, t.repairs) == (4, 2)  # one unparseable output, one invalid call
     assert t.prompt_tokens > 0 and t.completion_tokens > 0 and t.latency_s >= 0 and t.ended_at >= t.started_at
 

@@ -42,3 +42,23 @@ def test_tools_list_json_in_a_real_process(tmp_path):
     assert proc.returncode == 0, proc.stderr
     names = {t["name"] if "name" in t else t["function"]["name"] for t in json.loads(proc.stdout)}
     assert {"read_text", "detect_faces", "classify_image", "generate_image", "remember", "search_memory"} <= names
+
+
+def test_version_in_a_real_process(tmp_path):
+    from importlib.metadata import version
+
+    proc = _mmagent("--version", home=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == f"mmagent {version('mmagent')}"
+
+
+def test_run_then_turns_list_in_real_processes(tmp_path):
+    script = tmp_path / "s.json"
+    script.write_text(json.dumps(["Hello there."]))
+    run = _mmagent("run", "say hello", "--model", f"scripted:{script}", "--tool", "crop_image", home=tmp_path)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.strip() == "Hello there." and "turn: t-" in run.stderr
+    turn = run.stderr.split("turn: ", 1)[1].split()[0]
+    listed = _mmagent("turns", "list", "--json", home=tmp_path)
+    assert listed.returncode == 0, listed.stderr
+    assert [(r["turn_id"], r["prompt"], r["answer"]) for r in json.loads(listed.stdout)] == [(turn, "say hello", "Hello there.")]

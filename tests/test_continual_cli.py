@@ -42,7 +42,7 @@ def test_feedback_bad_input_is_one_clear_line(tmp_path, monkeypatch):
     _log_turn("t-cli-2")
     cases = [
         (["feedback", "nope", "--rating", "up"], "no logged turn 'nope'"),
-        (["feedback", "t-cli-2", "--rating", "meh"], "--rating must be up or down"),
+        (["feedback", "t-cli-2", "--rating", "meh"], "'meh' is not one of"),  # a typer choice
         (["feedback", "t-cli-2", "--rating", "down", "--correct-call", "{oops"], "not valid JSON"),
         (["feedback", "t-cli-2", "--rating", "down", "--correct-call", '{"name": "read_text", "arguments": {"image": 3}}'], "correction refused"),
         (["feedback", "t-cli-2", "--rating", "down", "--correct-call", '{"name": "fly", "arguments": {}}'], "unknown tool 'fly'"),
@@ -63,7 +63,7 @@ def test_learn_without_new_data_says_so(tmp_path, monkeypatch):
     r = runner.invoke(app, ["learn", "--regression-suite", str(suite)])
     assert r.exit_code == 2 and "no new feedback to learn from" in r.output, r.output
     r = runner.invoke(app, ["learn", "--method", "magic"])
-    assert r.exit_code == 2 and "--method must be" in r.output
+    assert r.exit_code == 2 and "'magic' is not one of" in r.output  # a typer choice
 
 
 def test_adapters_list_promote_rollback(tmp_path, monkeypatch):

@@ -27,13 +27,14 @@ from PIL import Image
 from pydantic import BaseModel, Field
 
 from mmagent.atomic import atomic_write_bytes
+from mmagent.errors import UserError
 from mmagent.tools.images import MIME, DecodedImage, ImageDecodeError, ImageLimits, decode_image, encode_png
 
 Kind = Literal["image", "audio", "text"]
 KINDS: tuple[Kind, ...] = ("image", "audio", "text")
 
 
-class ArtifactError(ValueError):
+class ArtifactError(ValueError, UserError):
     """Unknown id, wrong kind, bytes over a limit or not decodable; the message says which and what to do."""
 
 

@@ -14,8 +14,10 @@ from dataclasses import dataclass, field
 
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from mmagent.errors import UserError
 
-class ImageDecodeError(ValueError):
+
+class ImageDecodeError(ValueError, UserError):
     """The bytes are not an acceptable image; the message says what was wrong."""
 
 

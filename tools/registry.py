@@ -27,6 +27,7 @@ from pydantic import BaseModel, Field, ValidationError
 
 from mmagent.tools.artifacts import ArtifactError
 from mmagent.tools.base import Tool, ToolContext, tool
+from mmagent.errors import UserError
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +56,7 @@ class ToolResult(BaseModel):
         return json.dumps(body, ensure_ascii=False, separators=(",", ":"))
 
 
-class UnknownToolError(KeyError):
+class UnknownToolError(KeyError, UserError):
     def __str__(self) -> str:
         return self.args[0]
 
@@ -226,7 +227,7 @@ def default_registry(settings=None, include: Iterable[str] | None = None) -> Too
     return reg.subset(include) if include is not None else reg
 
 
-class ToolModuleError(ValueError):
+class ToolModuleError(ValueError, UserError):
     """A `tools_modules` entry that cannot be imported or defines no tool."""
 
 

@@ -34,7 +34,7 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from mmagent.agent.events import AgentEvent
-from mmagent.agent.graph import AgentContext, build_graph, normalize_decision, open_checkpointer
+from mmagent.agent.graph import AgentContext, AgentInputError, build_graph, normalize_decision, open_checkpointer
 from mmagent.agent.log import InteractionLog
 from mmagent.chat import ChatModel, Message, resolve_constrained
 
@@ -121,12 +121,12 @@ class Agent:
         adapters: Any = None,
     ) -> None:
         if max_steps < 1 or max_repairs < 0:
-            raise ValueError(f"max_steps must be >= 1 and max_repairs >= 0, got {max_steps} and {max_repairs}")
+            raise AgentInputError(f"max_steps must be >= 1 and max_repairs >= 0, got {max_steps} and {max_repairs}")
         self.registry = _registry(tools)
         self._schemas = self.registry.schemas()  # fixed for the agent's life; rebuilt per turn it cost ~1 ms
         unknown = sorted(set(approval) - set(self.registry.names()))
         if unknown:
-            raise ValueError(f"approval names tools this agent does not have: {unknown}; its tools: {self.registry.names()}")
+            raise AgentInputError(f"approval names tools this agent does not have: {unknown}; its tools: {self.registry.names()}")
         self._model = model
         self.memory = memory if memory is None or not isinstance(memory, (str, Path)) else None
         self._memory_path = Path(memory) if isinstance(memory, (str, Path)) else None
@@ -186,17 +186,17 @@ class Agent:
         self._serve_adapter(session)
         if not snap.next:
             status = snap.values.get("status")
-            raise ValueError(f"session {session!r} has no unfinished turn to resume (its last turn ended: {status})")
+            raise AgentInputError(f"session {session!r} has no unfinished turn to resume (its last turn ended: {status})")
         waiting = _waiting(snap)
         if waiting:
             if decision is None:
                 names = ", ".join(f"{c['id']} {c['name']}" for c in waiting)
-                raise ValueError(f"session {session!r} waits for approval of: {names}; resume with decision 'approve' or 'deny'")
+                raise AgentInputError(f"session {session!r} waits for approval of: {names}; resume with decision 'approve' or 'deny'")
             normalize_decision(decision, waiting)  # a bad decision fails here, before the graph moves
             yield from self._drive(Command(resume=decision), session)
         else:
             if decision is not None:
-                raise ValueError(f"session {session!r} is not waiting for an approval; resume it without a decision")
+                raise AgentInputError(f"session {session!r} is not waiting for an approval; resume it without a decision")
             yield from self._drive(None, session)
 
     def pending(self, session: str) -> list[dict[str, Any]]:
@@ -259,11 +259,11 @@ class Agent:
         from langgraph.types import Overwrite
 
         if not isinstance(prompt, str) or not prompt.strip():
-            raise ValueError("the prompt is empty; say what the agent should do")
+            raise AgentInputError("the prompt is empty; say what the agent should do")
         session = session or f"s-{uuid.uuid4().hex[:12]}"
         snap = self._snapshot(session, must_exist=False)
         if snap.next:
-            raise ValueError(
+            raise AgentInputError(
                 f"session {session!r} has an unfinished turn {snap.values.get('turn_id')!r} "
                 f"({'waiting for approval' if _waiting(snap) else 'stopped at ' + snap.next[0]}); "
                 f"finish it first with resume({session!r}{', decision' if _waiting(snap) else ''})"
@@ -302,7 +302,7 @@ class Agent:
             if isinstance(item, str) and _ARTIFACT_ID.match(item) and not Path(item).exists():
                 art = store.get(item)
                 if art.kind != kind:
-                    raise ValueError(f"{item} is a {art.kind} artifact, passed as {kind}")
+                    raise AgentInputError(f"{item} is a {art.kind} artifact, passed as {kind}")
             elif kind == "image":
                 art = store.add_image(item)
             else:
@@ -330,7 +330,7 @@ class Agent:
     def _snapshot(self, session: str, must_exist: bool = True):
         snap = self.graph.get_state({"configurable": {"thread_id": session}})
         if must_exist and not snap.values:
-            raise ValueError(f"unknown session {session!r}: nothing was checkpointed for it in {self.checkpoint_path}")
+            raise AgentInputError(f"unknown session {session!r}: nothing was checkpointed for it in {self.checkpoint_path}")
         return snap
 
 
@@ -352,12 +352,12 @@ def _registry(tools: Any):
         if isinstance(t, str):
             builtins = builtins or default_registry()
             if t not in builtins:
-                raise ValueError(f"unknown tool {t!r}; built-in tools: {', '.join(builtins.names())}")
+                raise AgentInputError(f"unknown tool {t!r}; built-in tools: {', '.join(builtins.names())}")
             reg.register(builtins.get(t))
         elif isinstance(t, Tool) or callable(t):
             reg.register(t)
         else:
-            raise ValueError(f"tools must be names, Tool objects or @tool functions, got {type(t).__name__}")
+            raise AgentInputError(f"tools must be names, Tool objects or @tool functions, got {type(t).__name__}")
     return reg
 
 

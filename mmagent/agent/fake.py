@@ -21,7 +21,12 @@ from pathlib import Path
 from typing import Any
 
 from mmagent.chat import ChatResult, Message, OnToken
+from mmagent.errors import UserError
 from mmagent.toolcall import parse_tool_calls
+
+
+class ScriptError(ValueError, UserError):
+    """A scripted-outputs file that is not a JSON list of strings."""
 
 Output = str | Callable[[list[Message]], str]
 
@@ -47,9 +52,9 @@ class ScriptedChatModel:
         except FileNotFoundError:
             raise FileNotFoundError(f"no scripted outputs file {path}") from None
         except json.JSONDecodeError as err:
-            raise ValueError(f"{path} is not JSON ({err.msg} at line {err.lineno}); it must hold a list of strings") from None
+            raise ScriptError(f"{path} is not JSON ({err.msg} at line {err.lineno}); it must hold a list of strings") from None
         if not isinstance(outputs, list) or not all(isinstance(o, str) for o in outputs):
-            raise ValueError(f"{path} must hold a JSON list of strings (one model output per step)")
+            raise ScriptError(f"{path} must hold a JSON list of strings (one model output per step)")
         return cls(outputs, name=f"scripted:{path.name}")
 
     @property

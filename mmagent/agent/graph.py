@@ -41,10 +41,15 @@ from langgraph.types import interrupt
 from mmagent.agent.log import InteractionLog
 from mmagent.agent.state import AgentState, CallRecord, StepRecord
 from mmagent.chat import ChatModel, Message, ToolCall
+from mmagent.errors import UserError
 from mmagent.toolcall import format_tool_result, parse_tool_calls
 from mmagent.tools.base import ToolContext
 
 REPAIR_KINDS = ("validation", "unknown_tool")  # the model's mistakes, not the tools'
+
+
+class AgentInputError(ValueError, UserError):
+    """What the caller asked of the agent is wrong (an unknown session or tool, a bad decision ...)."""
 
 
 @dataclass
@@ -286,7 +291,7 @@ def normalize_decision(decision: Any, waiting: list[dict[str, Any]]) -> dict[str
         for c in waiting:
             value = decision.get(c["id"], decision.get(c["name"]))
             if value is None:
-                raise ValueError(f"no decision for call {c['id']} ({c['name']}); give one for every waiting call")
+                raise AgentInputError(f"no decision for call {c['id']} ({c['name']}); give one for every waiting call")
             out[c["id"]] = _one_decision(value)
         return out
     return {c["id"]: _one_decision(decision) for c in waiting}
@@ -297,7 +302,7 @@ def _one_decision(value: Any) -> str:
         return "approved"
     if value is False or (isinstance(value, str) and value.lower() in ("deny", "denied", "no", "n")):
         return "denied"
-    raise ValueError(f"approval decision must be 'approve' or 'deny' (or a dict of them per call id), got {value!r}")
+    raise AgentInputError(f"approval decision must be 'approve' or 'deny' (or a dict of them per call id), got {value!r}")
 
 
 def _model_messages(state: AgentState, ctx: AgentContext) -> list[Message]:

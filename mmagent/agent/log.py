@@ -220,7 +220,7 @@ class InteractionLog:
             calls = self._db.execute("SELECT * FROM tool_calls WHERE turn_id=? ORDER BY step, call_id", (turn_id,)).fetchall()
         out = _turn(row)
         out.steps_log = [StepLog(**{**dict(s), **{k: json.loads(s[k]) for k in ("input_messages", "calls", "parse_errors")}}) for s in steps]
-        out.calls = [CallLog(**{**dict(c), "ok": bool(c["ok"]), **{k: json.loads(c[k]) for k in ("arguments", "output", "artifacts")}}) for c in calls]
+        out.calls = [_call(c) for c in calls]
         return out
 
     def turns(self, session: str | None = None, limit: int = 50) -> list[TurnLog]:
@@ -231,6 +231,18 @@ class InteractionLog:
         with self._lock:
             rows = self._db.execute(sql + " ORDER BY started_at DESC LIMIT ?", (*args, limit)).fetchall()
         return [_turn(r) for r in rows]
+
+    def calls_of(self, turn_ids: Sequence[str]) -> dict[str, list[CallLog]]:
+        """The tool calls of these turns in order, by turn id (a turn without calls is absent)."""
+        if not turn_ids:
+            return {}
+        marks = ",".join("?" * len(turn_ids))
+        with self._lock:
+            rows = self._db.execute(f"SELECT * FROM tool_calls WHERE turn_id IN ({marks}) ORDER BY step, call_id", tuple(turn_ids)).fetchall()
+        out: dict[str, list[CallLog]] = {}
+        for r in rows:
+            out.setdefault(r["turn_id"], []).append(_call(r))
+        return out
 
     def get_turn(self, turn_id: str):  # -> mmagent.feedback.LoggedTurn | None
         """The continual-learning view of a turn (`mmagent.feedback.TurnLookup`)."""
@@ -247,6 +259,10 @@ class InteractionLog:
 
 def _j(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, default=str)
+
+
+def _call(row: sqlite3.Row) -> CallLog:
+    return CallLog(**{**dict(row), "ok": bool(row["ok"]), **{k: json.loads(row[k]) for k in ("arguments", "output", "artifacts")}})
 
 
 def _turn(row: sqlite3.Row) -> TurnLog:

@@ -32,12 +32,13 @@ from mmagent.continual.gate import GateConfig, GateReport, decide
 from mmagent.continual.metrics import ContinualReport, RoundScores, continual_metrics
 from mmagent.continual.registry import AdapterRegistry, Serving, atomic_write
 from mmagent.continual.update import TrainJob, UpdateConfig
+from mmagent.errors import UserError
 from mmagent.feedback import FeedbackStore, LoggedTurn, TurnLookup
 
 log = logging.getLogger(__name__)
 
 
-class NoNewData(ValueError):
+class NoNewData(ValueError, UserError):
     """Nothing to learn from: the user should give feedback first."""
 
 

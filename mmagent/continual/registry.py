@@ -28,6 +28,7 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from mmagent.atomic import atomic_write_text as atomic_write
+from mmagent.errors import UserError
 
 ADAPTER_FILES = ("adapter_config.json",)  # what a complete peft adapter folder must hold
 
@@ -56,7 +57,7 @@ class Serving:
     path: Path  # the peft adapter folder to load
 
 
-class RegistryError(ValueError):
+class RegistryError(ValueError, UserError):
     """A user-facing registry problem (unknown version, nothing to roll back to, ...)."""
 
 

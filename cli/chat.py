@@ -152,13 +152,19 @@ class ChatSession:
         return decision
 
     def _resume_if_waiting(self) -> None:
-        try:
-            waiting = self.agent.pending(self.session)
-        except ValueError:  # a new session: nothing checkpointed yet
-            return
-        if waiting:
+        """A session opened with its last turn unfinished: approve it, or resume / abandon a
+        turn whose process died (nothing new can be sent before)."""
+        where = self.agent.unfinished(self.session)
+        if where == "approve":
             console.print("this session has a turn waiting for approval", highlight=False)
-            self.render(self.agent.resume_stream(self.session, self._ask(waiting)))
+            self.render(self.agent.resume_stream(self.session, self._ask(self.agent.pending(self.session))))
+        elif where:
+            answer = self.read(f"this session's last turn stopped at {where} (its process ended); resume it? [Y/n, n abandons it] ")
+            if answer.strip().lower() in ("n", "no"):
+                self.agent.abandon(self.session)
+                console.print("abandoned; the session takes new messages", highlight=False)
+            else:
+                self.render(self.agent.resume_stream(self.session))
 
     def _save(self, event: Any) -> None:
         art = event.artifact

@@ -61,6 +61,11 @@ def run(
                 result = agent.result(event.session)
     except (UserError, FileNotFoundError) as err:  # bad input: one line, exit 2, nothing started
         fail(str(err))
+    _report(result, json_out)
+
+
+def _report(result: RunResult, json_out: bool) -> None:
+    """The turn's JSON or its human epilogue, and the exit code its status means."""
     if json_out:
         print_json(result.model_dump(mode="json"))
     else:
@@ -72,7 +77,8 @@ def run(
 def _after_turn(result: RunResult) -> None:
     """Human output after the answer, on stderr: how the turn ended and its id for `mmagent feedback`."""
     if result.status == "interrupted":
-        err_console.print(f"session {result.session} waits for approval; resume it with Agent.resume", highlight=False)
+        err_console.print(f"session {result.session} waits for approval: mmagent resume {result.session} --approve|--deny",
+                          highlight=False)
     elif result.status in ("error", "step_limit"):
         label = "error" if result.status == "error" else "stopped"
         err_console.print(f"[bold red]{label}:[/] {escape(result.error or result.status)}", highlight=False)
@@ -99,3 +105,51 @@ class _Printer:
             typer.echo(event.text)
         elif event.type != "error":  # errors are reported once, after the turn
             err_console.print(event.line(), style="dim", highlight=False, soft_wrap=True, markup=False)
+
+
+def resume(
+    session: Annotated[str, typer.Argument(help="The session whose unfinished turn to finish.")],
+    approve: Annotated[Optional[bool], typer.Option("--approve/--deny", help="The decision, when the turn waits for approval.", show_default=False)] = None,
+    model: Annotated[str, typer.Option("--model", "-m", help="Model spec (as for run).")] = "mmagent-default",
+    json_out: Annotated[bool, typer.Option("--json", help="Print one JSON object, as run --json does.")] = False,
+) -> None:
+    """Finishes a session's unfinished turn: one waiting for approval, or one whose process died.
+
+    A call that was running when the process died is not run again (it may have taken effect);
+    the model is told so. Exit codes as for run.
+
+    Example: mmagent resume s-1a2b3c --approve
+    """
+    from mmagent.agent import Agent
+
+    decision = None if approve is None else ("approve" if approve else "deny")
+    try:
+        with Agent(model=resolve_model(model)) as agent:
+            if json_out:
+                result = agent.resume(session, decision)
+            else:
+                show = _Printer()
+                for event in agent.resume_stream(session, decision):
+                    show(event)
+                result = agent.result(session)
+    except (UserError, FileNotFoundError) as err:
+        fail(str(err))
+    _report(result, json_out)
+
+
+def abandon(
+    session: Annotated[str, typer.Argument(help="The session whose unfinished turn to drop.")],
+) -> None:
+    """Drops a session's unfinished turn without running more of it (logged as `abandoned`);
+    the session takes new turns again. Calls that had not run are recorded as not run.
+
+    Example: mmagent abandon s-1a2b3c
+    """
+    from mmagent.agent import Agent
+
+    try:
+        with Agent(tools=[]) as agent:  # the model (a spec) never loads: abandoning runs nothing
+            result = agent.abandon(session)
+    except (UserError, FileNotFoundError) as err:
+        fail(str(err))
+    err_console.print(f"abandoned turn {result.turn_id} of session {session}", highlight=False)

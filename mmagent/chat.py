@@ -8,10 +8,11 @@ a backend that needs pixels asks the artifact store passed to `chat`. A backend 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Annotated, Any, Literal, Protocol, runtime_checkable
 
-from pydantic import BaseModel, Field
+from pydantic import AfterValidator, BaseModel, Field
 
 from mmagent.errors import UserError
 
@@ -19,19 +20,41 @@ if TYPE_CHECKING:  # the store lives in mmagent.tools; only its type is needed h
     from mmagent.tools.artifacts import ArtifactStore
 
 Role = Literal["system", "user", "assistant", "tool"]
+_LONE_SURROGATE = re.compile(r"[\ud800-\udfff]")
+
+
+def clean_text(text: str) -> str:
+    """Text every store and tokenizer can take: a lone surrogate (an undecodable byte of a command
+    line, decoded with surrogateescape, or an escaped `\\ud83d` from a server's JSON) becomes
+    U+FFFD. SQLite, the checkpoint and the tokenizers all refuse such a string outright."""
+    return text if text.isascii() else _LONE_SURROGATE.sub("\ufffd", text)
+
+
+def clean_json(value: Any) -> Any:
+    """`clean_text` over every string of a JSON value (keys included)."""
+    if isinstance(value, str):
+        return clean_text(value)
+    if isinstance(value, dict):
+        return {clean_text(k) if isinstance(k, str) else k: clean_json(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [clean_json(v) for v in value]
+    return value
+
+
+CleanText = Annotated[str, AfterValidator(clean_text)]
 
 
 class ToolCall(BaseModel):
     """One call: a tool name and its JSON arguments (validated later against the tool's schema)."""
 
-    name: str
-    arguments: dict[str, Any] = Field(default_factory=dict)
+    name: CleanText
+    arguments: Annotated[dict[str, Any], AfterValidator(clean_json)] = Field(default_factory=dict)
     id: str | None = None
 
 
 class Message(BaseModel):
     role: Role
-    content: str = ""
+    content: CleanText = ""
     images: list[str] = Field(default_factory=list)  # artifact ids, in order of appearance
     audio: list[str] = Field(default_factory=list)
     tool_calls: list[ToolCall] = Field(default_factory=list)  # assistant messages that called tools
@@ -40,7 +63,7 @@ class Message(BaseModel):
 
 
 class ChatResult(BaseModel):
-    text: str  # raw model output (what the interaction log keeps)
+    text: CleanText  # raw model output (what the interaction log keeps)
     tool_calls: list[ToolCall] = Field(default_factory=list)
     parse_errors: list[str] = Field(default_factory=list)  # fragments that looked like calls but did not parse
     prompt_tokens: int = 0
@@ -70,6 +93,11 @@ class ChatModel(Protocol):
     ) -> ChatResult:
         """`tools` are OpenAI-style function schemas; `constrained` asks for schema-guided decoding."""
         ...
+
+
+class ContextOverflowError(ValueError):
+    """The messages do not fit the model's context (a backend raises it before any generation,
+    so the caller may retry with a shorter history)."""
 
 
 class UnsupportedDecodingError(ValueError, UserError):

@@ -30,7 +30,7 @@ from torch import nn
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from mmagent import lora
-from mmagent.chat import Message
+from mmagent.chat import ContextOverflowError, Message
 from mmagent.encoders.preprocess import MAX_PIXELS, check_image
 from mmagent.generation import Decoder, GenerationResult, HFDecoder, LogitsProcessor, RecomputeDecoder, SamplingConfig, generate
 from mmagent.projectors import ProjectorConfig, build_projector, projected_tokens
@@ -66,7 +66,7 @@ class EmptyPromptError(ValueError):
     pass
 
 
-class PromptTooLongError(ValueError):
+class PromptTooLongError(ContextOverflowError):
     pass
 
 

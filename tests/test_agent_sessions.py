@@ -72,11 +72,15 @@ def test_killed_mid_turn_resumes_from_the_last_checkpoint(tmp_path):
     logged = agent.log.turns(session="s3")[0]
     assert logged.status == "running"  # what the dead process had committed is there
     partial = agent.log.turn(logged.turn_id)
-    assert [s.step for s in partial.steps_log] == [1, 2] and [c.name for c in partial.calls] == ["add"]
+    assert [s.step for s in partial.steps_log] == [1, 2]
+    assert [(c.name, c.error_kind) for c in partial.calls] == [("add", None), ("crash_once", "running")]  # started, never ended
 
     r = agent.resume("s3")
     assert r.status == "ok" and r.answer == "4, and I survived." and agent.model.calls == 1
-    assert [(c.name, c.ok) for c in r.calls] == [("add", True), ("crash_once", True)]
+    # At most once: the call the process died in is not run again (it may have taken effect);
+    # the model is told so instead. The finished call's result is reused, not recomputed.
+    assert [(c.name, c.ok, c.error_kind) for c in r.calls] == [("add", True, None), ("crash_once", False, "interrupted")]
+    assert "not run again" in agent.model.seen[0][-1].content
     done = agent.log.turn(r.turn_id)
     assert done.status == "ok" and [s.step for s in done.steps_log] == [1, 2, 3]
     assert [c.call_id for c in done.calls] == ["s1c1", "s2c1"]  # re-run nodes did not duplicate rows

@@ -36,12 +36,15 @@ from pydantic import BaseModel, Field
 from mmagent.agent.events import AgentEvent
 from mmagent.agent.graph import AgentContext, AgentInputError, build_graph, normalize_decision, open_checkpointer
 from mmagent.agent.log import InteractionLog
-from mmagent.chat import ChatModel, Message, resolve_constrained
+from mmagent.chat import ChatModel, Message, clean_text, resolve_constrained
 
 DEFAULT_SYSTEM_PROMPT = (
     "You are mmagent, a helpful assistant. You see images and hear audio only through tools: "
     "call a tool when it helps, then answer briefly from its results."
 )
+# Longer prompts are refused before they enter the history: at ~4 characters a token, 32k
+# characters is four times the embedded default's 2k-token context (a pasted document, not a request).
+MAX_PROMPT_CHARS = 32_000
 _ARTIFACT_ID = re.compile(r"^(image|audio|text)_[1-9][0-9]*$")
 
 
@@ -62,7 +65,7 @@ class CallResult(BaseModel):
 
 class RunResult(BaseModel):
     answer: str
-    status: str  # ok | error | interrupted | step_limit
+    status: str  # ok | error | interrupted | step_limit | abandoned
     error: str | None = None
     calls: list[CallResult] = Field(default_factory=list)
     artifacts: list[str] = Field(default_factory=list)  # media attached or produced in this turn
@@ -96,6 +99,8 @@ class Agent:
         constrained: schema-guided decoding of tool calls; None (default) = wherever the backend
             supports it (every local backend; a remote endpoint with native tool calls).
         durable: fsync every log and checkpoint commit (survives power loss, not only crashes).
+        max_prompt_chars: longer prompts are refused before they enter the session's history
+            (a history that outgrows the model's context is fitted by leaving out the oldest turns).
         adapters: the `AdapterRegistry` whose promoted version a composed model serves to new
             sessions (default `<home>/adapters`; see `mmagent learn`).
     """
@@ -119,6 +124,7 @@ class Agent:
         max_workers: int = 4,
         durable: bool = False,
         adapters: Any = None,
+        max_prompt_chars: int = MAX_PROMPT_CHARS,
     ) -> None:
         if max_steps < 1 or max_repairs < 0:
             raise AgentInputError(f"max_steps must be >= 1 and max_repairs >= 0, got {max_steps} and {max_repairs}")
@@ -141,6 +147,7 @@ class Agent:
         self.artifacts_root = Path(artifacts_root) if artifacts_root else self.settings.artifacts_dir
         self._stores: dict[str, Any] = {}
         self.adapters = adapters  # an AdapterRegistry; None = <home>/adapters
+        self.max_prompt_chars = max_prompt_chars
         self._session_adapters: dict[str, str | None] = {}
         self._options = dict(system_prompt=system_prompt, max_steps=max_steps, max_repairs=max_repairs,
                              constrained=constrained, max_new_tokens=max_new_tokens, tool_timeout_s=tool_timeout_s,
@@ -163,7 +170,8 @@ class Agent:
         """One turn: returns the answer, the calls with their results, the artifacts and the trace."""
         session, inp = self._start(prompt, images, audio, session)
         self._serve_adapter(session)
-        self.graph.invoke(inp, {"configurable": {"thread_id": session}}, context=self._context(), durability="sync")
+        for _ in self._drive(inp, session):
+            pass
         return self.result(session)
 
     def stream(self, prompt: str, images: Sequence[Any] = (), audio: Sequence[Any] = (), session: str | None = None) -> Iterator[AgentEvent]:
@@ -198,6 +206,22 @@ class Agent:
             if decision is not None:
                 raise AgentInputError(f"session {session!r} is not waiting for an approval; resume it without a decision")
             yield from self._drive(None, session)
+
+    def abandon(self, session: str, reason: str = "abandoned by the user") -> RunResult:
+        """Ends a session's unfinished turn without running more of it (status `abandoned`, in
+        the checkpoint and the log); the session takes new turns again. Calls that had not run
+        are answered in the history as not run, so no model sees a call without its result."""
+        snap = self._snapshot(session)
+        if not snap.next:
+            raise AgentInputError(f"session {session!r} has no unfinished turn to abandon (its last turn ended: {snap.values.get('status')})")
+        self._end_turn(session, "abandoned", reason)
+        return self.result(session)
+
+    def unfinished(self, session: str) -> str | None:
+        """Where the session's last turn stopped ("approve" when it waits for approval, else the
+        node a killed process did not finish), or None when it ended (or the session is new)."""
+        snap = self._snapshot(session, must_exist=False)
+        return ("approve" if _waiting(snap) else snap.next[0]) if snap.next else None
 
     def pending(self, session: str) -> list[dict[str, Any]]:
         """Calls waiting for approval in this session ([] when none)."""
@@ -260,13 +284,19 @@ class Agent:
 
         if not isinstance(prompt, str) or not prompt.strip():
             raise AgentInputError("the prompt is empty; say what the agent should do")
+        if len(prompt) > self.max_prompt_chars:
+            raise AgentInputError(f"the prompt is {len(prompt):,} characters, over the limit of {self.max_prompt_chars:,}; "
+                                  "shorten it, or put long text in memory (remember) and ask about it")
+        prompt = clean_text(prompt)
         session = session or f"s-{uuid.uuid4().hex[:12]}"
         snap = self._snapshot(session, must_exist=False)
         if snap.next:
+            waits = _waiting(snap)
             raise AgentInputError(
                 f"session {session!r} has an unfinished turn {snap.values.get('turn_id')!r} "
-                f"({'waiting for approval' if _waiting(snap) else 'stopped at ' + snap.next[0]}); "
-                f"finish it first with resume({session!r}{', decision' if _waiting(snap) else ''})"
+                f"({'waiting for approval' if waits else 'stopped at ' + snap.next[0]}); finish it with "
+                f"`mmagent resume {session}{' --approve|--deny' if waits else ''}` (Agent.resume) or drop it with "
+                f"`mmagent abandon {session}` (Agent.abandon)"
             )
         media = self._ingest(session, images, "image") + self._ingest(session, audio, "audio")
         inp = {
@@ -312,13 +342,32 @@ class Agent:
 
     def _drive(self, inp: Any, session: str) -> Iterator[AgentEvent]:
         config = {"configurable": {"thread_id": session}}
-        for part in self.graph.stream(inp, config, context=self._context(), stream_mode="custom", durability="sync"):
-            yield AgentEvent.model_validate(part)
+        try:
+            for part in self.graph.stream(inp, config, context=self._context(), stream_mode="custom", durability="sync"):
+                yield AgentEvent.model_validate(part)
+        except Exception as err:
+            # A node that raised (a bug, a full disk) must not leave the session stuck mid-turn.
+            if self.graph.get_state(config).next:
+                self._end_turn(session, "error", f"the turn failed: {type(err).__name__}: {err}")
+            raise
         snap = self.graph.get_state(config)
         waiting = _waiting(snap)
         if waiting:
             yield AgentEvent(type="interrupt", session=session, turn_id=snap.values.get("turn_id", ""), calls=waiting,
                              status="interrupted")
+
+    def _end_turn(self, session: str, status: str, reason: str) -> None:
+        """Closes an unfinished turn as if `finish` had run: state, history and log agree."""
+        from mmagent.agent.graph import INTERRUPTED, not_run_messages
+
+        config = {"configurable": {"thread_id": session}}
+        v = self.graph.get_state(config).values
+        update = {"status": status, "error": reason, "pending": [], "approvals": {},
+                  "messages": not_run_messages(v.get("pending", []), reason)}
+        self.graph.update_state(config, update, as_node="finish")
+        if v.get("turn_id"):
+            self.log.interrupt_running(v["turn_id"], INTERRUPTED)
+            self.log.end_turn(v["turn_id"], status, None, reason, v.get("steps", 0), v.get("repairs", 0))
 
     def _context(self) -> AgentContext:
         options = dict(self._options, constrained=resolve_constrained(self.model, self._options["constrained"]))

@@ -40,7 +40,7 @@ from langgraph.types import interrupt
 
 from mmagent.agent.log import InteractionLog
 from mmagent.agent.state import AgentState, CallRecord, StepRecord
-from mmagent.chat import ChatModel, Message, ToolCall
+from mmagent.chat import ChatModel, ChatResult, ContextOverflowError, Message, ToolCall
 from mmagent.errors import UserError
 from mmagent.toolcall import format_tool_result, parse_tool_calls
 from mmagent.tools.base import ToolContext
@@ -100,13 +100,9 @@ def perceive(state: AgentState, runtime: Runtime[AgentContext]) -> dict[str, Any
 def plan(state: AgentState, runtime: Runtime[AgentContext]) -> dict[str, Any]:
     ctx = runtime.context
     step = state.get("steps", 0) + 1
-    messages = _model_messages(state, ctx)
     t0 = time.perf_counter()
     try:
-        result = ctx.model.chat(
-            messages, ctx.schemas or None, artifacts=ctx.artifacts(state["session"]), max_new_tokens=ctx.max_new_tokens,
-            constrained=ctx.constrained, on_token=lambda piece: _emit(state, "token", step=step, text=piece),
-        )
+        messages, result = _chat_fitted(state, ctx, step)
     except Exception as err:  # noqa: BLE001 - a failing model ends the turn with its message, logged
         return {"steps": step, "status": "error", "error": f"the model failed at step {step}: {type(err).__name__}: {err}"}
     calls = [{"id": f"s{step}c{i}", "name": c.name, "arguments": c.arguments} for i, c in enumerate(result.tool_calls, 1)]
@@ -126,6 +122,23 @@ def plan(state: AgentState, runtime: Runtime[AgentContext]) -> dict[str, Any]:
         return update | _repair(state, ctx, step, result.text, list(result.parse_errors) or ["the reply was empty"])
     said = Message(role="assistant", content=prose or result.text)
     return update | {"messages": [said.model_dump()], "answer": prose or result.text.strip(), "status": "ok"}
+
+
+def _chat_fitted(state: AgentState, ctx: AgentContext, step: int) -> tuple[list[Message], ChatResult]:
+    """The model's reply to the longest window of history that fits its context: the oldest
+    turns are left out first, the current turn never (if it alone does not fit, that is the error)."""
+    skip = 0
+    while True:
+        messages, earlier = _model_messages(state, ctx, skip_turns=skip)
+        try:
+            return messages, ctx.model.chat(
+                messages, ctx.schemas or None, artifacts=ctx.artifacts(state["session"]), max_new_tokens=ctx.max_new_tokens,
+                constrained=ctx.constrained, on_token=lambda piece: _emit(state, "token", step=step, text=piece),
+            )
+        except ContextOverflowError:
+            if not earlier:
+                raise
+            skip += 1
 
 
 def _repair(state: AgentState, ctx: AgentContext, step: int, text: str, problems: list[str]) -> dict[str, Any]:
@@ -164,18 +177,47 @@ def act(state: AgentState, runtime: Runtime[AgentContext]) -> dict[str, Any]:
         if approvals.get(c["id"]) == "denied":
             records[c["id"]] = _record(c, step=state["steps"], ok=False, error=f"the user denied the call to {c['name']}",
                                        error_kind="denied", approval="denied")
+        elif (prior := _logged(ctx, state["turn_id"], c)) is not None:
+            records[c["id"]] = prior  # act re-runs after a crash: a call runs at most once
         else:
             runnable.append(c)
+    _log_calls(ctx, state, [_record(c, step=state["steps"], ok=False, error="started", error_kind="running") for c in runnable])
     for c in runnable:
         _emit(state, "tool_call_start", step=state["steps"], call=_public(c))
     for c, r in zip(runnable, _run_calls(runnable, ctx, tool_ctx)):
         records[c["id"]] = _record(c, step=state["steps"], ok=r.ok, output=r.output, error=r.error, error_kind=r.error_kind,
                                    artifacts=list(r.artifacts), latency_s=r.latency_s, approval=approvals.get(c["id"]))
+        _log_calls(ctx, state, [records[c["id"]]])  # each result commits as soon as it exists
         _emit(state, "tool_call_end", step=state["steps"], call=_public(c), result=dict(records[c["id"]]))
     ordered = [records[c["id"]] for c in pending]
-    if ctx.log:
-        ctx.log.log_calls(state["turn_id"], ordered)
+    _log_calls(ctx, state, ordered)  # denied, reused and interrupted calls too
     return {"turn_calls": ordered, "pending": [], "approvals": {}}
+
+
+INTERRUPTED = ("the process stopped while this call was running, so it may or may not have taken effect; "
+               "it was not run again: check its effect before calling it again")
+
+
+def _logged(ctx: AgentContext, turn_id: str, call: dict[str, Any]) -> CallRecord | None:
+    """The outcome the log already holds for this call: finished, or started and cut off."""
+    prior = ctx.log.call(turn_id, call["id"]) if ctx.log else None
+    if prior is None:
+        return None
+    if prior.error_kind == "running":
+        return _record(call, step=prior.step, ok=False, error=INTERRUPTED, error_kind="interrupted")
+    return _record(call, step=prior.step, ok=prior.ok, output=prior.output, error=prior.error, error_kind=prior.error_kind,
+                   artifacts=prior.artifacts, latency_s=prior.latency_s, approval=prior.approval)
+
+
+def _log_calls(ctx: AgentContext, state: AgentState, records: list[CallRecord]) -> None:
+    if ctx.log and records:
+        ctx.log.log_calls(state["turn_id"], records)
+
+
+def not_run_messages(pending: list[dict[str, Any]], reason: str) -> list[dict[str, Any]]:
+    """Tool messages for calls a turn ended before running (so no call is left without a result)."""
+    return [Message(role="tool", name=c["name"], tool_call_id=c["id"],
+                    content=format_tool_result(c["name"], error=f"not run: {reason}")).model_dump() for c in pending]
 
 
 def _run_calls(calls: list[dict[str, Any]], ctx: AgentContext, tool_ctx: Any) -> Iterator[Any]:
@@ -305,13 +347,16 @@ def _one_decision(value: Any) -> str:
     raise AgentInputError(f"approval decision must be 'approve' or 'deny' (or a dict of them per call id), got {value!r}")
 
 
-def _model_messages(state: AgentState, ctx: AgentContext) -> list[Message]:
+def _model_messages(state: AgentState, ctx: AgentContext, skip_turns: int = 0) -> tuple[list[Message], bool]:
+    """The system prompt + the history window, leaving out its `skip_turns` oldest turns; and
+    whether an earlier turn is still in it (one more could be left out)."""
     history = state.get("messages", [])[-ctx.history :]
     # Start at a user message: a window opening on a tool result without its call misleads.
-    first_user = next((i for i, m in enumerate(history) if m["role"] == "user"), 0)
-    history = history[first_user:]
+    turns = [i for i, m in enumerate(history) if m["role"] == "user"] or [0]
+    kept = min(skip_turns, len(turns) - 1)
+    history = history[turns[kept]:]
     system = [Message(role="system", content=ctx.system_prompt)] if ctx.system_prompt else []
-    return system + [Message.model_validate(m) for m in history]
+    return system + [Message.model_validate(m) for m in history], kept < len(turns) - 1
 
 
 def _prose(text: str) -> str:

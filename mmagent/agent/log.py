@@ -17,7 +17,8 @@ Schema (version 1; stable — add columns, never rename them):
                 prompt included], raw_output, calls JSON [{id, name, arguments}], parse_errors
                 JSON [str], latency_s, prompt_tokens, completion_tokens, model, adapter, created_at
     tool_calls  (turn_id, call_id) PK; step, name, arguments JSON, ok 0/1, output JSON, error,
-                error_kind (validation | unknown_tool | timeout | exception | denied), artifacts
+                error_kind (validation | unknown_tool | timeout | exception | denied | running: started,
+                not finished | interrupted: the process died while it ran), artifacts
                 JSON, latency_s, approval (NULL | approved | denied), created_at
 
 Feedback (rating, corrected calls or answer) lives in the `feedback` table of the same file,
@@ -37,6 +38,7 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from mmagent.agent.state import CallRecord, StepRecord
+from mmagent.chat import clean_text
 
 SCHEMA_VERSION = 1
 
@@ -150,6 +152,7 @@ class InteractionLog:
         self._db.close()
 
     def _write(self, sql: str, rows: Sequence[tuple]) -> None:
+        rows = [tuple(clean_text(v) if isinstance(v, str) else v for v in r) for r in rows]  # SQLite refuses lone surrogates
         with self._lock:  # one transaction per write call: committed when this returns
             self._db.execute("BEGIN IMMEDIATE")
             try:
@@ -186,6 +189,17 @@ class InteractionLog:
               r.get("error"), r.get("error_kind"), _j(r.get("artifacts", [])), r.get("latency_s", 0.0),
               r.get("approval"), now()) for r in records],
         )
+
+    def call(self, turn_id: str, call_id: str) -> CallLog | None:
+        """One logged call (a re-run `act` reuses it instead of running the tool again)."""
+        with self._lock:
+            row = self._db.execute("SELECT * FROM tool_calls WHERE turn_id=? AND call_id=?", (turn_id, call_id)).fetchone()
+        return _call(row) if row is not None else None
+
+    def interrupt_running(self, turn_id: str, error: str) -> None:
+        """Calls logged as started but never finished (the process died) become `interrupted`."""
+        self._write("UPDATE tool_calls SET error_kind='interrupted', error=? WHERE turn_id=? AND error_kind='running'",
+                    [(error, turn_id)])
 
     def set_status(self, turn_id: str, status: str) -> None:
         self._write("UPDATE turns SET status=? WHERE turn_id=?", [(status, turn_id)])

@@ -11,7 +11,7 @@ from __future__ import annotations
 import operator
 from typing import Annotated, Any, Literal, TypedDict
 
-Status = Literal["running", "ok", "error", "interrupted", "step_limit"]
+Status = Literal["running", "ok", "error", "interrupted", "step_limit", "abandoned"]
 ApprovalDecision = Literal["approved", "denied"]
 
 
@@ -25,7 +25,7 @@ class CallRecord(TypedDict, total=False):
     ok: bool
     output: dict[str, Any] | None
     error: str | None
-    error_kind: str | None  # validation | unknown_tool | timeout | exception | denied
+    error_kind: str | None  # validation | unknown_tool | timeout | exception | denied | interrupted
     artifacts: list[str]
     latency_s: float
     approval: ApprovalDecision | None

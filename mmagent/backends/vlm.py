@@ -35,7 +35,7 @@ from PIL import Image
 from transformers import TextStreamer
 
 from mmagent.backends.media import DEFAULT_MAX_PIXELS, MediaError, UnsupportedMediaError, load_message_images
-from mmagent.chat import ChatResult, Message, OnToken
+from mmagent.chat import ChatResult, ContextOverflowError, Message, OnToken
 
 if TYPE_CHECKING:
     from transformers import PreTrainedModel, ProcessorMixin
@@ -46,7 +46,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-class ContextLengthError(ValueError):
+class ContextLengthError(ContextOverflowError):
     """The prompt does not fit the model's context window."""
 
 

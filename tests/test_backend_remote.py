@@ -409,3 +409,21 @@ def test_constrained_passes_the_schemas_on_as_strict_where_they_qualify(model, s
     assert all("strict" not in t["function"] for t in off)
     assert server.requests[0]["tool_choice"] == "auto"
     assert model.constrains_decoding and not RemoteChatModel.from_spec(f"{server.base_url}#m", native_tools=False).constrains_decoding
+
+
+def test_the_api_key_travels_only_over_tls_or_loopback(monkeypatch, server):
+    from mmagent.backends.remote import InsecureKeyError, _private_channel
+
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-secret")
+    far = RemoteChatModel.from_spec("http://10.1.2.3:8000/v1#m", max_retries=0, connect_timeout_s=0.2)
+    with pytest.raises(InsecureKeyError, match="refusing to send \\$OPENAI_API_KEY in clear text"):
+        far.chat(_ask())
+    assert [_private_channel(u) for u in ("https://api.example.com/v1", "http://127.0.0.1:9/v1", "http://localhost/v1",
+                                          "http://[::1]:8000/v1", "http://example.com/v1", "http://127.example.com/v1")] == \
+        [True, True, True, True, False, False]
+    near = RemoteChatModel.from_spec(f"{server.base_url}#m")  # loopback: sent
+    near.chat(_ask())
+    assert server.headers[-1]["Authorization"] == "Bearer sk-secret"
+    monkeypatch.delenv("OPENAI_API_KEY")
+    with pytest.raises(RemoteModelError):  # without a key nothing secret travels: sent (and unreachable here)
+        far.chat(_ask())

@@ -29,6 +29,7 @@ A stream that breaks after tokens were delivered is not retried (the tokens were
 from __future__ import annotations
 
 import base64
+import ipaddress
 import json
 import logging
 import os
@@ -43,6 +44,7 @@ from pydantic import BaseModel, Field
 
 from mmagent.backends.media import audio_payload, image_payload, to_data_uri
 from mmagent.chat import ChatResult, Message, OnToken, ToolCall
+from mmagent.errors import UserError
 
 if TYPE_CHECKING:
     from mmagent.tools.artifacts import ArtifactStore
@@ -54,6 +56,10 @@ RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
 
 class RemoteModelError(RuntimeError):
     """The endpoint could not give an answer; the message names the URL and what went wrong."""
+
+
+class InsecureKeyError(ValueError, UserError):
+    """The API key would travel in clear text to a host that is not this machine."""
 
 
 class RemoteConfig(BaseModel):
@@ -71,6 +77,7 @@ class RemoteConfig(BaseModel):
     temperature: float | None = Field(default=0.0, ge=0, description="None: the server's default")
     max_image_side: int | None = Field(default=None, gt=0, description="Downscale images whose longer side is larger")
     extra_body: dict[str, Any] = Field(default_factory=dict, description="Merged into every request (e.g. top_p, seed)")
+    allow_insecure_key: bool = Field(default=False, description="Send the API key over plain http to a non-loopback host")
 
 
 class RemoteChatModel:
@@ -169,14 +176,19 @@ class RemoteChatModel:
 
     def _headers(self) -> dict[str, str]:
         key = os.environ.get(self.config.api_key_env)
+        if key and not (self.config.allow_insecure_key or _private_channel(self.config.base_url)):
+            raise InsecureKeyError(
+                f"refusing to send ${self.config.api_key_env} in clear text to {self.config.base_url}: use https, a loopback "
+                f"address, or allow_insecure_key=True if this network is yours (or unset ${self.config.api_key_env})")
         return {"Authorization": f"Bearer {key}"} if key else {}
 
     def _send(self, body: dict[str, Any], on_token: OnToken | None) -> _Reply:
         attempts = self.config.max_retries + 1
+        headers = self._headers()  # an unsafe key is refused before any byte is sent
         for attempt in range(attempts):
             reply = _Reply()
             try:
-                with self._client.stream("POST", self.url, json=body, headers=self._headers()) as resp:
+                with self._client.stream("POST", self.url, json=body, headers=headers) as resp:
                     if resp.status_code in RETRY_STATUSES and attempt + 1 < attempts:
                         resp.read()
                         self._wait(attempt, f"HTTP {resp.status_code}", resp.headers.get("retry-after"))
@@ -252,6 +264,18 @@ def native_messages(messages: Sequence[Message]) -> list[dict[str, Any]]:
             wire = {"role": "tool", "content": text, "tool_call_id": call_id} if call_id else {"role": "user", "content": text}
         out.append(wire)
     return out
+
+
+def _private_channel(base_url: str) -> bool:
+    """https anywhere, or plain http to this machine only (a key must not cross a network in clear)."""
+    url = urlparse(base_url)
+    host = (url.hostname or "").lower()
+    if url.scheme == "https" or host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:  # a name other than localhost: it may resolve anywhere
+        return False
 
 
 def _strict(tool: dict[str, Any]) -> dict[str, Any]:

@@ -10,7 +10,12 @@ runs the same math with fewer, larger ops:
 - RoPE tables computed once by the model's own rotary module (any rope scaling it implements);
 - grouped-query attention through `scaled_dot_product_attention(enable_gqa=True)`;
 - optionally int8 matmuls for decode steps (fbgemm dynamic quantization; see `Linear`), with
-  prefill in bf16;
+  prefill in bf16 where the CPU has native bf16 and in fp32 where it would be emulated
+  (`mmagent.cpu`);
+- prefix reuse: the KV of the last generation (prompt + generated tokens) is kept, and the next
+  prefill computes only the positions after the longest common prefix of input embeddings, so
+  the system prompt and tool signatures are prefilled once per (model, adapter, tool set) and a
+  step after a tool call prefills only the tool result (batch 1; exact up to float rounding);
 - an active LoRA adapter merged into the fused weights (W + B A * alpha / r), so adapters cost
   nothing per token. Rebuilt when the adapter or its weights change (see `fingerprint`).
 
@@ -82,8 +87,8 @@ class Linear:
     int8 with one scale per output row, each step's activations quantized per tensor on the fly,
     int32 accumulation with AVX512-VNNI. A decode step reads 1 byte per weight instead of 4 and
     multiplies in int8; measured here it ran all of SmolLM2's matmuls 3.5x faster than fp32
-    (bench/core.py). Prefill (many rows at once) is compute-bound and runs on the bf16 weight
-    (AMX/AVX512-BF16 matmuls), where int8 would not pay.
+    (bench/core.py). Prefill (many rows at once) is compute-bound and runs on the float weight
+    (bf16 on AMX/AVX512-BF16, fp32 elsewhere), where int8 would not pay.
     """
 
     def __init__(self, weight: torch.Tensor, dtype: torch.dtype, quantize: bool) -> None:
@@ -146,16 +151,20 @@ class LlamaDecoder:
     """`mmagent.generation.Decoder` with fused weights and a static KV cache."""
 
     def __init__(self, model: PreTrainedModel, max_len: int | None = None, dtype: torch.dtype | None = None,
-                 quantize: bool = False) -> None:
-        """`dtype`: the matmul weights' dtype (default the model's). `quantize`: int8 matmuls for
-        decode steps, bf16 weights for prefill, and fp32 for everything between (what fbgemm takes)."""
+                 quantize: bool = False, reuse_prefix: bool = True) -> None:
+        """`dtype`: the matmul weights' dtype (default the model's; with `quantize`, the prefill
+        weights' dtype, default by the CPU). `quantize`: int8 matmuls for decode steps, float
+        weights for prefill, and fp32 for everything between (what fbgemm takes)."""
+        from mmagent.cpu import cpu_features
+
         if not supports(model):
             raise ValueError(f"{type(model).__name__} is not a Llama-style model; use generation.HFDecoder")
         if quantize and not int8_kernel_available():
             raise ValueError("this torch build has no fbgemm int8 linear (x86 only); use decode_dtype bfloat16")
         cfg = model.config
         self.quantize = quantize
-        self.dtype = torch.bfloat16 if quantize else (dtype or model.dtype)  # matmul weights
+        self.reuse_prefix = reuse_prefix
+        self.dtype = (dtype or cpu_features().prefill_dtype) if quantize else (dtype or model.dtype)  # matmul weights
         self.act = torch.float32 if quantize else self.dtype  # residual stream, KV cache, attention
         self.heads, self.kv_heads = cfg.num_attention_heads, cfg.num_key_value_heads
         self.head_dim = getattr(cfg, "head_dim", None) or cfg.hidden_size // self.heads
@@ -173,6 +182,8 @@ class LlamaDecoder:
         self.length = 0
         self.capacity = 0
         self.pos: torch.Tensor | None = None  # [B]: next position per row
+        self.seen: torch.Tensor | None = None  # [capacity, D]: input embeddings whose KV is cached (batch 1)
+        self.reused = 0  # positions the last prefill took from the cache (for benchmarks and tests)
 
     def _fuse(self, layer: nn.Module) -> _Layer:
         a, m = layer.self_attn, layer.mlp
@@ -200,28 +211,62 @@ class LlamaDecoder:
     @torch.inference_mode()
     def prefill(self, embeds: torch.Tensor, attention_mask: torch.Tensor, max_new_tokens: int = 256) -> torch.Tensor:
         b, t, _ = embeds.shape
-        self.capacity = t + max_new_tokens
-        if self.capacity > self.max_len:
+        if t + max_new_tokens > self.max_len:
             raise ValueError(f"{t} prompt + {max_new_tokens} new tokens exceed the model's {self.max_len} positions")
-        # [layers, B, H_kv, capacity, d]: sized for this generation only (the full 8k context would be 0.4 GB)
-        shape = (len(self.layers), b, self.kv_heads, self.capacity, self.head_dim)
-        self.k, self.v = torch.empty(shape, dtype=self.act), torch.empty(shape, dtype=self.act)
-        self.valid = torch.zeros(b, self.capacity, dtype=torch.bool)
+        padded = not bool(attention_mask.all())
+        keep = self._common_prefix(embeds) if b == 1 and not padded and self.reuse_prefix else 0
+        self._reserve(b, t + max_new_tokens, keep)
         self.valid[:, :t] = attention_mask.bool()
+        self.valid[:, t:] = False
         pos = (attention_mask.long().cumsum(1) - 1).clamp(min=0)  # [B, T]
         self.pos = pos[:, -1:] + 1  # [B, 1]
-        padded = not bool(attention_mask.all())
-        # [B, 1, T, T]: causal and not a pad key (None: plain causal, the fast SDPA path)
-        mask = (torch.ones(t, t, dtype=torch.bool).tril() & attention_mask.bool()[:, None, None, :]) if padded else None
-        h = self._forward(embeds.to(self.act), pos, 0, mask, causal=not padded)
-        self.length = t
+        if padded:  # [B, 1, T, T]: causal and not a pad key
+            mask = torch.ones(t, t, dtype=torch.bool).tril() & attention_mask.bool()[:, None, None, :]
+        elif keep:  # [T - keep, T]: the new rows see the cached prefix and themselves causally
+            mask = torch.ones(t - keep, t, dtype=torch.bool).tril(diagonal=keep)
+        else:
+            mask = None  # plain causal: the fast SDPA path
+        h = self._forward(embeds[:, keep:].to(self.act), pos[:, keep:], keep, mask, causal=mask is None)
+        if b == 1:
+            self.seen[:t] = embeds[0]
+        self.length, self.reused = t, keep
         return self.lm_head(h[:, -1]).float()  # [B, V]
+
+    def _common_prefix(self, embeds: torch.Tensor) -> int:
+        """Leading positions whose cached KV was computed from exactly these embeddings (at most
+        T - 1: the last position is always run, its logits are the answer)."""
+        if self.seen is None or self.k is None or self.k.shape[1] != 1:
+            return 0
+        n = min(self.length, embeds.shape[1] - 1)
+        if n <= 0 or self.seen.dtype != embeds.dtype:
+            return 0
+        same = (self.seen[:n] == embeds[0, :n]).all(dim=-1)  # [n]
+        return n if bool(same.all()) else int((~same).nonzero()[0])
+
+    def _reserve(self, b: int, need: int, keep: int) -> None:
+        """KV buffers [layers, B, H_kv, capacity, d] for `need` positions, keeping the first `keep`.
+        Capacity grows in 512-token steps (a 2k context is ~90 MB at fp32 for SmolLM2-135M), so a
+        turn of several steps reallocates rarely; never past the model's positions."""
+        if keep and self.k is not None and need <= self.capacity:
+            return
+        cap = min(self.max_len, -(-need // 512) * 512)
+        shape = (len(self.layers), b, self.kv_heads, cap, self.head_dim)
+        k, v = torch.empty(shape, dtype=self.act), torch.empty(shape, dtype=self.act)
+        seen = torch.empty(cap, self.embed.shape[1], dtype=self.embed.dtype) if b == 1 else None
+        if keep:
+            k[:, :, :, :keep], v[:, :, :, :keep] = self.k[:, :, :, :keep], self.v[:, :, :, :keep]
+            seen[:keep] = self.seen[:keep]
+        self.k, self.v, self.seen, self.capacity = k, v, seen, cap
+        self.valid = torch.zeros(b, cap, dtype=torch.bool)
 
     @torch.inference_mode()
     def step(self, tokens: torch.Tensor) -> torch.Tensor:
         if self.length >= self.capacity:
             raise ValueError(f"the KV cache holds {self.capacity} tokens; prefill with a larger max_new_tokens")
-        x = F.embedding(tokens[:, None], self.embed).to(self.act)  # [B, 1, D]
+        e = F.embedding(tokens[:, None], self.embed)  # [B, 1, D]
+        if self.seen is not None:
+            self.seen[self.length] = e[0, 0]
+        x = e.to(self.act)
         self.valid[:, self.length] = True
         mask = None if bool(self.valid[:, : self.length + 1].all()) else self.valid[:, None, None, : self.length + 1]
         h = self._forward(x, self.pos, self.length, mask, causal=False)

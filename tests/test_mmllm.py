@@ -421,3 +421,40 @@ def test_adapter_saves_when_image_token_grew_a_tied_vocab(tmp_path):
     save_file(extra, str(folder / "adapter_model.safetensors"))
     with pytest.raises(ValueError, match="12 LoRA tensors in the file but 8 loaded"):
         lora.load_adapter(m.llm, folder, "c")
+
+
+def test_prefix_reuse_gives_the_same_greedy_tokens(model):
+    """A conversation continued step by step (as the agent does): the reusing decoder prefills
+    only what is new after the longest common prefix, and decodes exactly what a fresh one does."""
+    from mmagent import llama_decoder
+    from mmagent.generation import SamplingConfig, generate
+
+    s = SamplingConfig(max_new_tokens=6)
+    reusing = llama_decoder.LlamaDecoder(model.llm)
+    history = [_user("What is in this picture?", "image_1")]
+    for turn in range(3):
+        batch = model.collate([model.build_inputs(history, artifacts=ART, add_generation_prompt=True)])
+        with torch.no_grad():
+            embeds = model.embed(batch["input_ids"], batch["pixel_values"])
+        args = (embeds, batch["attention_mask"], batch["input_ids"])
+        fresh = generate(llama_decoder.LlamaDecoder(model.llm, reuse_prefix=False), *args, sampling=s).tokens
+        assert generate(reusing, *args, sampling=s).tokens == fresh
+        assert (reusing.reused > 0) == (turn > 0)  # the image and the earlier turns are not recomputed
+        history += [Message(role="assistant", content=model.tokenizer.decode(fresh[0])), _user(f"and then {turn}?")]
+    different = model.collate([model.build_inputs([_user("fox")], add_generation_prompt=True)])
+    with torch.no_grad():
+        e = model.embed(different["input_ids"])
+    generate(reusing, e, different["attention_mask"], different["input_ids"], sampling=s)
+    assert reusing.reused < e.shape[1] - 1  # only the template's opening can be shared
+
+
+def test_prefill_dtype_follows_the_cpu(monkeypatch):
+    from mmagent import cpu, llama_decoder
+
+    if not llama_decoder.int8_kernel_available():
+        pytest.skip("no fbgemm int8 kernel in this torch build")
+    m = tiny_mmllm()
+    for native, dtype in ((True, torch.bfloat16), (False, torch.float32)):
+        feats = cpu.CpuFeatures(capability="AVX512" if native else "AVX2", native_bf16=native, amx=False, vnni=True)
+        monkeypatch.setattr(cpu, "cpu_features", lambda feats=feats: feats)
+        assert llama_decoder.LlamaDecoder(m.llm, quantize=True).dtype == dtype

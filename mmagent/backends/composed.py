@@ -45,12 +45,17 @@ class ComposedChatModel:
     @classmethod
     def from_pretrained(cls, folder: Path | str, name: str | None = None, settings=None,
                         dtype: torch.dtype | None = None) -> ComposedChatModel:
-        """Loads a saved MM-LLM for serving. Unless `dtype` says otherwise, a bf16 or int8 fast
-        decoder gets the LLM itself in bf16: only the fallback paths read its weights, and an fp32
-        copy beside the decoder's would add ~0.4 GB (SmolLM2-135M) for nothing."""
+        """Loads a saved MM-LLM for serving. Unless `dtype` says otherwise, a bf16 fast decoder
+        gets the LLM itself in bf16, and an int8 one in its prefill dtype (bf16 where the CPU has
+        it natively, else fp32: `mmagent.cpu`): the decoder's float weights are then the LLM's own
+        (no second copy, ~0.4 GB for SmolLM2-135M) and no precision is lost on the way."""
+        from mmagent.cpu import cpu_features
+
         config = MMLLM.read_config(folder)
-        if dtype is None and config.fast_decode and config.decode_dtype in ("bfloat16", "int8"):
+        if dtype is None and config.fast_decode and config.decode_dtype == "bfloat16":
             dtype = torch.bfloat16
+        elif dtype is None and config.fast_decode and config.decode_dtype == "int8":
+            dtype = cpu_features().prefill_dtype
         return cls(MMLLM.from_pretrained(folder, settings, dtype=dtype), name or str(folder))
 
     def chat(

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
 
-from mmagent.cli.common import EXIT_FAILED, console, fail, print_json
+from mmagent.cli.common import EXIT_FAILED, EXIT_USER, console, fail, print_json
 
 app = typer.Typer(help="The typed tools the agent can call: list them, show schemas, call one.", no_args_is_help=True)
 
@@ -77,20 +78,34 @@ def call(
     image: Annotated[Optional[list[Path]], typer.Option("--image", help="Attach an image file (repeatable).")] = None,
     audio: Annotated[Optional[list[Path]], typer.Option("--audio", help="Attach a WAV file (repeatable).")] = None,
     session: Annotated[str, typer.Option(help="Artifact session; ids persist across calls in one session.")] = "cli",
-    timeout: Annotated[float, typer.Option(help="Seconds before the call is abandoned.")] = 300.0,
-    json_out: Annotated[bool, typer.Option("--json", help="Print the ToolResult as JSON.")] = False,
+    timeout: Annotated[Optional[float], typer.Option(help="Seconds (> 0) before the call is abandoned (default 300); see --no-timeout.", show_default=False)] = None,
+    no_timeout: Annotated[bool, typer.Option("--no-timeout", help="Wait for the tool however long it takes.")] = False,
+    json_out: Annotated[bool, typer.Option("--json", help="Print the ToolResult as JSON (also when the call fails).")] = False,
 ) -> None:
     """Calls one tool as the agent would: validated, timed out, errors as observations.
 
+    stdout holds only the result: the tool's output, or with --json the ToolResult object (for a
+    failed call too: "ok": false, "error", "error_kind", "details"). A failed call also prints one
+    `error: KIND: message` line on stderr and exits 2 (validation, unknown tool) or 1 (timeout, the
+    tool raised). Errors before any call (bad --args, a missing file, a bad --timeout, a broken
+    tools module) print only that stderr line, exit 2, and leave stdout empty, --json or not.
+
     Example: mmagent tools call read_text --image sign.png --args '{"image": "image_1"}'
     """
+    from mmagent.toolcall import MAX_JSON_DEPTH, loads_json
     from mmagent.tools.artifacts import ArtifactError, ArtifactStore
     from mmagent.tools.base import ToolContext
+    from mmagent.tools.registry import NO_TIMEOUT
 
+    if no_timeout and timeout is not None:
+        fail("give --timeout SECONDS or --no-timeout, not both")
+    if timeout is not None and not (0 < timeout < math.inf):
+        fail(f"--timeout must be a positive number of seconds, got {timeout:g}; pass --no-timeout to wait however long the tool takes")
+    timeout_s = NO_TIMEOUT if no_timeout else 300.0 if timeout is None else timeout
     try:
-        arguments = json.loads(args)
-    except json.JSONDecodeError as err:
-        fail(f"--args is not valid JSON ({err}); pass an object such as '{{\"image\": \"image_1\"}}'")
+        arguments = loads_json(args)
+    except ValueError as err:  # invalid JSON, nested over MAX_JSON_DEPTH, a number too long to read
+        fail(f"--args is not valid JSON ({err}); pass an object (nested at most {MAX_JSON_DEPTH} levels) such as '{{\"image\": \"image_1\"}}'")
     store = ArtifactStore.open(session)
     try:
         attached = [store.add_image(p).id for p in image or []] + [store.add_audio(p).id for p in audio or []]
@@ -100,17 +115,18 @@ def call(
     if name in reg and isinstance(arguments, dict):
         _fill_media(arguments, reg.get(name).schema()["function"]["parameters"], attached)
     memory = _memory() if name in ("remember", "search_memory") else None
-    result = reg.call(name, arguments, ToolContext(artifacts=store, memory=memory, session=session), timeout_s=timeout)
+    result = reg.call(name, arguments, ToolContext(artifacts=store, memory=memory, session=session), timeout_s=timeout_s)
     if json_out:
         print_json({"attached": attached, **result.model_dump(mode="json")})
     else:
         if attached:
-            console.print(f"attached: {', '.join(attached)}", highlight=False)
-        console.print(result.observation() if result.ok else f"[red]{result.error_kind}[/]: {result.error}", highlight=False, soft_wrap=True)
+            console.print(f"attached: {', '.join(attached)}", highlight=False, markup=False)
+        if result.ok:
+            console.print(result.observation(), highlight=False, soft_wrap=True, markup=False)
         for aid in result.artifacts:
-            console.print(f"new artifact {aid}: {store.get(aid).meta}", highlight=False)
-    if not result.ok:
-        raise typer.Exit(EXIT_FAILED if result.error_kind in ("timeout", "exception") else 2)
+            console.print(f"new artifact {aid}: {store.get(aid).meta}", highlight=False, markup=False, soft_wrap=True)
+    if not result.ok:  # the human-readable error goes to stderr in both modes; stdout keeps the result
+        fail(f"{result.error_kind}: {result.error}", EXIT_FAILED if result.error_kind in ("timeout", "exception") else EXIT_USER)
 
 
 def _memory():

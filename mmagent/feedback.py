@@ -121,13 +121,17 @@ def validate_calls(calls: Sequence[ToolCall], registry: Any, allowed: Iterable[s
 
 def parse_correct_call(text: str) -> list[ToolCall]:
     """`--correct-call` JSON: one call object or a list of them -> ToolCalls (clear error otherwise)."""
+    from mmagent.toolcall import loads_json
+
     try:
-        obj = json.loads(text)
+        obj = loads_json(text)
     except json.JSONDecodeError as err:
         raise FeedbackError(
             f'--correct-call is not valid JSON ({err.msg} at char {err.pos}); '
             'expected e.g. {"name": "read_text", "arguments": {"image": "image_1"}}'
         ) from None
+    except ValueError as err:  # nested too deep, or a number too long to read
+        raise FeedbackError(f"--correct-call: {err}") from None
     items = obj if isinstance(obj, list) else [obj]
     try:
         return [ToolCall.model_validate(c) for c in items]

@@ -17,16 +17,21 @@ fits in ~265 tokens, where pretty-printed JSON schemas take 3-4x that.
 The parser is tolerant (prose around calls, code fences around or inside the tags, a missing
 closing tag at the end of a cut-off generation, `"parameters"` for `"arguments"`, arguments given
 as a JSON string) and says what it could not parse, so the agent can send it back for repair.
+It never raises: JSON nested deeper than `MAX_JSON_DEPTH` (the one bound, shared with the tool
+registry and `mmagent tools call --args`) is a parse error, not a RecursionError.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import re
 from collections.abc import Iterable, Sequence
 from typing import Any
 
 from mmagent.chat import Message, ToolCall
+
+log = logging.getLogger(__name__)
 
 CALL_OPEN = "<tool_call>"
 CALL_CLOSE = "</tool_call>"
@@ -39,6 +44,13 @@ _TAGGED = re.compile(
 )
 _FENCE = re.compile(r"```[ \t]*([A-Za-z0-9_+-]*)[ \t]*\n?(.*?)```", re.DOTALL)
 _SNIPPET = 60  # chars of a bad fragment quoted back in an error message
+
+# How deeply JSON may nest (arrays and objects), in model output, in `tools call --args` and in
+# the arguments the registry validates. Real calls nest a handful of levels; without a bound,
+# JSON nested ~1000 deep makes `json` raise RecursionError instead of a parse error.
+MAX_JSON_DEPTH = 64
+# A JSON string (escapes included; an unterminated one runs to the end) or a bracket.
+_JSON_TOKEN = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"?|[\[\]{}]', re.DOTALL)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -186,15 +198,76 @@ def _strip_fence(body: str) -> str:
     return m.group(2).strip() if m else body.strip().strip("`").strip()
 
 
+class JSONTooDeepError(ValueError):
+    """JSON text nested deeper than `MAX_JSON_DEPTH`: refused before `json` recurses into it."""
+
+
+def json_nesting_exceeds(text: str, limit: int = MAX_JSON_DEPTH) -> int | None:
+    """The offset of the bracket that nests the first JSON value of `text` past `limit`, or None.
+
+    A linear scan (strings skipped, escapes honoured) that stops where that value closes, so
+    trailing text after it does not count; nothing is decoded.
+    """
+    depth = 0
+    for m in _JSON_TOKEN.finditer(text):
+        c = m.group()
+        if c == "[" or c == "{":
+            depth += 1
+            if depth > limit:
+                return m.start()
+        elif c == "]" or c == "}":
+            depth -= 1
+            if depth <= 0:
+                return None
+    return None
+
+
+def loads_json(text: str, limit: int = MAX_JSON_DEPTH) -> Any:
+    """`json.loads` that never raises anything but `ValueError` (a JSONDecodeError, a
+    `JSONTooDeepError`, or an integer too long to convert), whatever the text."""
+    pos = json_nesting_exceeds(text, limit)
+    if pos is not None:
+        raise JSONTooDeepError(f"JSON nested more than {limit} levels deep (at char {pos}); flatten it")
+    try:
+        return json.loads(text)
+    except RecursionError:  # unreachable after the scan; kept so that no input ends a turn
+        raise JSONTooDeepError(f"JSON nested too deeply; keep it under {limit} levels") from None
+
+
+def value_nesting_exceeds(value: Any, limit: int = MAX_JSON_DEPTH) -> bool:
+    """Whether dicts / lists / tuples in `value` nest more than `limit` deep (iterative: no
+    recursion; a self-containing value counts as infinitely deep). A part shared by several
+    parents is walked again only from a deeper position, so at most `limit` times."""
+    deepest: dict[int, int] = {}  # id of a container -> the deepest position it was walked from
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > limit:
+            return True
+        if deepest.get(id(node), 0) >= depth:  # walked from as deep already: nothing new below
+            continue
+        deepest[id(node)] = depth
+        children = node.values() if isinstance(node, dict) else node
+        stack.extend((child, depth + 1) for child in children if isinstance(child, (dict, list, tuple)))
+    return False
+
+
 def call_from_json(body: str) -> ToolCall:
     """One call from the JSON text inside a `<tool_call>` block; `ValueError` says what is wrong."""
     text = _strip_fence(body)
     if not text:
         raise ValueError("empty <tool_call> block: put a JSON object with 'name' and 'arguments' inside")
+    pos = json_nesting_exceeds(text)
+    if pos is not None:
+        raise ValueError(f"JSON nested more than {MAX_JSON_DEPTH} levels deep (at char {pos}) in {_snippet(text)!r}; "
+                         "tool arguments never need that: flatten them")
     try:
         obj, _end = json.JSONDecoder().raw_decode(text)
     except json.JSONDecodeError as err:
         raise ValueError(f"invalid JSON ({err.msg} at char {err.pos}) in {_snippet(text)!r}") from None
+    except (ValueError, RecursionError) as err:  # an integer literal over Python's int_max_str_digits
+        what = "a number with too many digits" if "integer string conversion" in str(err) else str(err)
+        raise ValueError(f"invalid JSON ({what}) in {_snippet(text)!r}") from None
     if not isinstance(obj, dict):
         raise ValueError(f"a call must be a JSON object, got {type(obj).__name__}: {_snippet(text)!r}")
     name = obj.get("name")
@@ -203,9 +276,11 @@ def call_from_json(body: str) -> ToolCall:
     args = obj.get("arguments", obj.get("parameters", {}))
     if isinstance(args, str):  # OpenAI wire style: arguments as a JSON string
         try:
-            args = json.loads(args) if args.strip() else {}
+            args = loads_json(args) if args.strip() else {}
         except json.JSONDecodeError as err:
             raise ValueError(f"'arguments' of {name} is a string that is not JSON ({err.msg})") from None
+        except ValueError as err:
+            raise ValueError(f"'arguments' of {name} is a string that is not usable JSON ({err})") from None
     if args is None:
         args = {}
     if not isinstance(args, dict):
@@ -214,32 +289,56 @@ def call_from_json(body: str) -> ToolCall:
     return ToolCall(name=name, arguments=args, id=call_id if isinstance(call_id, str) else None)
 
 
-def _fenced_calls(text: str) -> tuple[list[ToolCall], str]:
-    """Untagged calls in code fences (```json {"name": ..., "arguments": ...}```): a common slip."""
+def _fenced_calls(text: str) -> tuple[list[ToolCall], list[str], str]:
+    """Untagged calls in code fences (```json {"name": ..., "arguments": ...}```): a common slip.
+
+    A fence that is not a call stays prose; one that is a call but unusable (too deep, arguments
+    not an object ...) is an error, like a tagged call's."""
     calls: list[ToolCall] = []
+    errors: list[str] = []
 
     def take(m: re.Match[str]) -> str:
         body = m.group(2).strip()
         if not body.startswith("{") or '"name"' not in body:
             return m.group(0)
         try:
-            obj = json.loads(body)
-        except json.JSONDecodeError:
+            obj = loads_json(body)
+        except JSONTooDeepError as err:
+            errors.append(f"fenced tool call: {err}")
+            return ""
+        except ValueError:
             return m.group(0)
         if not (isinstance(obj, dict) and isinstance(obj.get("name"), str) and ("arguments" in obj or "parameters" in obj)):
             return m.group(0)
-        calls.append(call_from_json(body))
+        try:
+            calls.append(call_from_json(body))
+        except ValueError as err:
+            errors.append(f"fenced tool call: {err}")
         return ""
 
-    return calls, _FENCE.sub(take, text)
+    prose = _FENCE.sub(take, text)
+    return calls, errors, prose
 
 
 def parse_tool_calls(text: str) -> tuple[list[ToolCall], list[str], str]:
-    """Splits model output into (calls, errors, prose).
+    """Splits model output into (calls, errors, prose); never raises, whatever the text.
 
     `errors` has one line per fragment that looked like a call and did not parse (invalid JSON,
-    no name, an unclosed tag...); `prose` is everything that was not a call, stripped.
+    JSON nested over `MAX_JSON_DEPTH`, no name, an unclosed tag...): the agent sends them back to
+    the model as a repair. `prose` is everything that was not a call, stripped.
     """
+    if not isinstance(text, str):
+        text = "" if text is None else str(text)
+    try:
+        return _parse(text)
+    except Exception as err:  # noqa: BLE001 - a parser bug must not end the turn: report it as a repair
+        log.warning("parse_tool_calls failed on %d chars: %s: %s", len(text), type(err).__name__, err, exc_info=True)
+        hint = f'write each call as one {CALL_OPEN}{{"name": ..., "arguments": {{...}}}}{CALL_CLOSE} block'
+        prose = text.replace(CALL_OPEN, "").replace(CALL_CLOSE, "").strip()
+        return [], [f"the reply could not be parsed ({type(err).__name__}); {hint}"], prose
+
+
+def _parse(text: str) -> tuple[list[ToolCall], list[str], str]:
     calls: list[ToolCall] = []
     errors: list[str] = []
     prose_parts: list[str] = []
@@ -259,7 +358,7 @@ def parse_tool_calls(text: str) -> tuple[list[ToolCall], list[str], str]:
         errors.append(f"found {CALL_CLOSE} without a matching {CALL_OPEN}")
         prose = prose.replace(CALL_CLOSE, "")
     if not calls and not errors:
-        calls, prose = _fenced_calls(prose)
+        calls, errors, prose = _fenced_calls(prose)
     # Fences that only wrapped tagged calls are left empty: drop them from the prose.
     prose = _FENCE.sub(lambda m: m.group(0) if m.group(2).strip() else "", prose)
     return calls, errors, prose.strip()

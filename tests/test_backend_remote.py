@@ -427,3 +427,18 @@ def test_the_api_key_travels_only_over_tls_or_loopback(monkeypatch, server):
     monkeypatch.delenv("OPENAI_API_KEY")
     with pytest.raises(RemoteModelError):  # without a key nothing secret travels: sent (and unreachable here)
         far.chat(_ask())
+
+
+def test_native_arguments_nested_too_deep_are_a_parse_error(model, server):
+    deep = "[" * 100_000 + "]" * 100_000
+    server.script = [completion(None, tool_calls=[{"id": "c1", "type": "function",
+                                                   "function": {"name": "read_text", "arguments": deep}}])]
+    result = model.chat(_ask(), tools=[READ_TEXT])
+    assert result.tool_calls == [] and "nested more than" in result.parse_errors[0]
+
+
+def test_a_correction_nested_too_deep_is_a_feedback_error():
+    from mmagent.feedback import FeedbackError, parse_correct_call
+
+    with pytest.raises(FeedbackError, match="nested more than"):
+        parse_correct_call('{"name": "x", "arguments": ' + "[" * 50_000 + "]" * 50_000 + "}")

@@ -39,12 +39,25 @@ from typing import TYPE_CHECKING, Annotated, Any, ClassVar, get_type_hints
 from pydantic import BaseModel, ConfigDict, Field, create_model
 from pydantic.fields import FieldInfo
 
+from mmagent.errors import UserError
+
 if TYPE_CHECKING:
     from mmagent.tools.artifacts import ArtifactStore
 
 
 class ToolDefinitionError(TypeError):
     """A tool is declared wrongly (signature and docstring disagree, a type is missing ...)."""
+
+
+class ToolInputError(ValueError, UserError):
+    """Raised by a running tool for arguments that passed the schema but do not fit the inputs
+    (a crop box outside the image ...). The registry reports it as a `validation` error, which the
+    agent sends back to the model to repair; say what the inputs are (the image size ...).
+    `field` names the argument at fault."""
+
+    def __init__(self, message: str, field: str = "") -> None:
+        super().__init__(message)
+        self.field = field
 
 
 # Artifact ids in schemas: the pattern lets constrained decoding and validation reject paths;
@@ -299,5 +312,5 @@ def _camel(name: str) -> str:
 
 __all__ = [
     "AudioId", "FunctionTool", "ImageId", "StrictInput", "TextId", "Tool", "ToolContext", "ToolDefinitionError",
-    "artifact_fields", "clean_schema", "parse_docstring", "tool",
+    "ToolInputError", "artifact_fields", "clean_schema", "parse_docstring", "tool",
 ]

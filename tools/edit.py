@@ -8,7 +8,7 @@ from typing import Literal
 from PIL import Image, ImageDraw
 from pydantic import BaseModel, Field
 
-from mmagent.tools.base import ImageId, ToolContext, tool
+from mmagent.tools.base import ImageId, ToolContext, ToolInputError, tool
 from mmagent.tools.boxes import Box, LabeledBox
 
 MAX_SIDE = 4096  # resize_image refuses to make images larger than this on either side
@@ -36,10 +36,12 @@ def crop_image(image: ImageId, box: Box, ctx: ToolContext) -> ImageResult:
         box: Pixel box to keep (as returned by detect_faces, detect_objects or read_text).
     """
     im = ctx.artifacts.load_image(image)
+    # A box partly outside is clipped; one wholly outside is a validation error giving the size.
     x0, y0 = min(box.x0, im.width), min(box.y0, im.height)
     x1, y1 = min(box.x1, im.width), min(box.y1, im.height)
     if x1 <= x0 or y1 <= y0:
-        raise ValueError(f"box {box.as_tuple()} lies outside {image} ({im.width}x{im.height}); pass a box inside the image")
+        raise ToolInputError(f"box {box.as_tuple()} lies outside {image}, which is {im.width}x{im.height} pixels (width x height); "
+                             f"pass a box with 0 <= x0 < x1 <= {im.width} and 0 <= y0 < y1 <= {im.height}", field="box")
     return _store(ctx, im.crop((x0, y0, x1, y1)), source=image, op="crop", box=[x0, y0, x1, y1])
 
 
@@ -54,7 +56,7 @@ def resize_image(image: ImageId, ctx: ToolContext, width: int | None = Field(Non
         keep_aspect: If both sides are given, fit inside them keeping the aspect ratio.
     """
     if width is None and height is None:
-        raise ValueError("give width, height or both")
+        raise ToolInputError("give width, height or both", field="width")
     im = ctx.artifacts.load_image(image)
     w, h = _target_size(im.width, im.height, width, height, keep_aspect)
     return _store(ctx, im.resize((w, h), Image.Resampling.LANCZOS), source=image, op="resize")
@@ -66,7 +68,7 @@ def _target_size(w: int, h: int, width: int | None, height: int | None, keep_asp
     scale = min(s for s in (width and width / w, height and height / h) if s)
     tw, th = max(1, round(w * scale)), max(1, round(h * scale))
     if max(tw, th) > MAX_SIDE:
-        raise ValueError(f"resized image would be {tw}x{th}, over {MAX_SIDE} pixels on a side")
+        raise ToolInputError(f"resized image would be {tw}x{th}, over {MAX_SIDE} pixels on a side (the image is {w}x{h})")
     return tw, th
 
 

@@ -3,14 +3,18 @@
 `ToolRegistry.call` is the agent's one way to act. Whatever goes wrong comes back as a
 `ToolResult` the model can read and repair:
 
-    validation    arguments not an object, a field missing / of the wrong type / unknown, an
-                  artifact id that does not exist or is of the wrong kind (details + the schema)
+    validation    arguments not an object, nested over MAX_JSON_DEPTH, a field missing / of the
+                  wrong type / unknown, an artifact id that does not exist or is of the wrong kind
+                  (details + the schema; the size of each image named), or a `ToolInputError`
+                  the tool raised (a crop box outside the image ...)
     unknown_tool  a name not registered (with the list of known names)
     timeout       the tool ran past its time; its worker thread is abandoned (daemon)
     exception     the tool raised; the message is kept, the traceback goes to the log
 
 A timed-out tool may still finish in the background; artifacts it adds later are complete files
-(the store writes temp + rename) but are not reported in any result.
+(the store writes temp + rename) but are not reported in any result. A timeout is a positive
+number of seconds, or `NO_TIMEOUT` (`math.inf`; `None` for `default_timeout_s`): zero or a
+negative number is refused, never taken to mean "no timeout".
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from __future__ import annotations
 import copy
 import json
 import logging
+import math
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -26,12 +31,14 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field, ValidationError
 
 from mmagent.tools.artifacts import ArtifactError
-from mmagent.tools.base import Tool, ToolContext, tool
 from mmagent.errors import UserError
+from mmagent.toolcall import MAX_JSON_DEPTH, value_nesting_exceeds
+from mmagent.tools.base import Tool, ToolContext, ToolInputError, tool
 
 log = logging.getLogger(__name__)
 
 ErrorKind = Literal["validation", "unknown_tool", "timeout", "exception"]
+NO_TIMEOUT = math.inf  # wait for the tool however long it takes (say so explicitly: 0 is refused)
 
 
 class ToolResult(BaseModel):
@@ -61,12 +68,26 @@ class UnknownToolError(KeyError, UserError):
         return self.args[0]
 
 
+class TimeoutSettingError(ValueError, UserError):
+    """A tool timeout that is not a positive number of seconds (or `NO_TIMEOUT`)."""
+
+
+def check_timeout(timeout_s: float | None, what: str = "timeout_s") -> float | None:
+    """`timeout_s` itself when it is None, positive, or `NO_TIMEOUT`; else `TimeoutSettingError`."""
+    if timeout_s is None or timeout_s == NO_TIMEOUT:
+        return timeout_s
+    if isinstance(timeout_s, bool) or not isinstance(timeout_s, (int, float)) or not (0 < timeout_s < math.inf):
+        raise TimeoutSettingError(f"{what} must be a positive number of seconds, got {timeout_s!r}; "
+                                  "use mmagent.tools.registry.NO_TIMEOUT (math.inf) for no timeout")
+    return timeout_s
+
+
 class ToolRegistry:
     """Named tools; `subset` picks the tools one agent may use; user tools register the same way."""
 
     def __init__(self, tools: Iterable[Tool | Callable[..., Any]] = (), default_timeout_s: float | None = 120.0) -> None:
         self._tools: dict[str, Tool] = {}
-        self.default_timeout_s = default_timeout_s
+        self.default_timeout_s = check_timeout(default_timeout_s, "default_timeout_s")  # None: no timeout
         for t in tools:
             self.register(t)
 
@@ -113,7 +134,7 @@ class ToolRegistry:
         if isinstance(args_or_err, ToolResult):
             args_or_err.latency_s = time.perf_counter() - start
             return args_or_err
-        timeout = self.default_timeout_s if timeout_s is None else timeout_s
+        timeout = self.default_timeout_s if timeout_s is None else check_timeout(timeout_s)
         status, value = _run_with_timeout(lambda: t.invoke(args_or_err, ctx), timeout)
         if status == "timeout":
             return _fail(name, "timeout", f"{name} did not finish within {timeout:g} s and was abandoned; try smaller inputs or fewer steps", start)
@@ -121,6 +142,10 @@ class ToolRegistry:
             err = value
             log.info("tool %s raised %s: %s", name, type(err).__name__, err)
             log.debug("traceback of %s", name, exc_info=err)
+            if isinstance(err, ToolInputError):  # arguments the schema allows that the inputs do not fit
+                bad = _invalid(name, [{"field": err.field, "message": str(err)}], t.parameters)
+                bad.latency_s = time.perf_counter() - start
+                return bad
             kind = "validation" if isinstance(err, ArtifactError) else "exception"
             return _fail(name, kind, f"{name} failed: {type(err).__name__}: {err}", start)
         try:
@@ -142,10 +167,14 @@ def _validate(t: Tool, arguments: Any, ctx: ToolContext) -> BaseModel | ToolResu
     schema = t.parameters
     if not isinstance(arguments, dict):
         return _invalid(t.name, [{"field": "", "message": f"arguments must be a JSON object, got {type(arguments).__name__}"}], schema)
+    if value_nesting_exceeds(arguments, MAX_JSON_DEPTH):  # before pydantic or json.dumps recurse into it
+        return _invalid(t.name, [{"field": "", "message": f"arguments nest more than {MAX_JSON_DEPTH} levels deep; flatten them"}], schema)
     try:
         args = t.input_model.model_validate(arguments)
-    except ValidationError as err:
-        return _invalid(t.name, [_describe(e, schema) for e in err.errors()], schema)
+    except (ValidationError, RecursionError) as err:
+        problems = [_describe(e, schema) for e in err.errors()] if isinstance(err, ValidationError) else [
+            {"field": "", "message": "arguments are nested too deeply to validate; flatten them"}]
+        return _invalid(t.name, problems, schema, _image_sizes(t, arguments, ctx))
     problems = []
     for field, kind in t.artifact_args.items():
         value = getattr(args, field)
@@ -162,13 +191,37 @@ def _validate(t: Tool, arguments: Any, ctx: ToolContext) -> BaseModel | ToolResu
     return _invalid(t.name, problems, schema) if problems else args
 
 
-def _invalid(name: str, errors: list[dict[str, Any]], schema: dict[str, Any]) -> ToolResult:
+def _invalid(name: str, errors: list[dict[str, Any]], schema: dict[str, Any], sizes: dict[str, list[int]] | None = None) -> ToolResult:
     lines = "; ".join(f"{e['field'] or 'arguments'}: {e['message']}" for e in errors)
+    seen = "".join(f" {aid} is {w}x{h} pixels (width x height)." for aid, (w, h) in (sizes or {}).items())
+    details: dict[str, Any] = {"errors": errors, "schema": copy.deepcopy(schema)}
+    if sizes:
+        details["image_sizes"] = sizes
     return ToolResult(
         name=name, ok=False, error_kind="validation",
-        error=f"invalid arguments for {name}: {lines}. Call it again with arguments matching the schema.",
-        details={"errors": errors, "schema": copy.deepcopy(schema)},
+        error=f"invalid arguments for {name}: {lines}.{seen} Call it again with arguments matching the schema.",
+        details=details,
     )
+
+
+def _image_sizes(t: Tool, arguments: dict[str, Any], ctx: ToolContext) -> dict[str, list[int]]:
+    """{image id: [width, height]} for the image arguments that name stored images, so that a
+    model whose box (or size) was refused learns the image's size (from the store's metadata)."""
+    sizes: dict[str, list[int]] = {}
+    for field, kind in t.artifact_args.items():
+        if kind != "image":
+            continue
+        value = arguments.get(field)
+        for aid in value if isinstance(value, list) else [value]:
+            if not isinstance(aid, str) or aid in sizes:
+                continue
+            try:
+                meta = ctx.artifacts.get(aid).meta
+            except Exception:  # noqa: BLE001 - unknown / unreadable ids are reported by validation itself
+                continue
+            if isinstance(meta.get("width"), int) and isinstance(meta.get("height"), int):
+                sizes[aid] = [meta["width"], meta["height"]]
+    return sizes
 
 
 def _describe(e: dict[str, Any], schema: dict[str, Any]) -> dict[str, Any]:
@@ -190,8 +243,17 @@ def _as_list(value: Any) -> list[Any]:
 
 
 def _short(value: Any, limit: int = 200) -> Any:
-    text = json.dumps(value, default=str)
-    return value if len(text) <= limit else text[:limit] + "..."
+    """`value` itself if its JSON is short, else the start of that JSON (encoded lazily, so a huge
+    or self-containing input costs no more than `limit` characters)."""
+    text = ""
+    try:
+        for chunk in json.JSONEncoder(default=str).iterencode(value):
+            text += chunk
+            if len(text) > limit:
+                return text[:limit] + "..."
+    except (ValueError, TypeError, RecursionError):  # a circular reference, a key JSON cannot hold
+        return (text or type(value).__name__)[:limit] + "..."
+    return value
 
 
 def _run_with_timeout(fn: Callable[[], Any], timeout_s: float | None) -> tuple[str, Any]:
@@ -206,7 +268,7 @@ def _run_with_timeout(fn: Callable[[], Any], timeout_s: float | None) -> tuple[s
 
     worker = threading.Thread(target=target, name="mmagent-tool", daemon=True)
     worker.start()
-    worker.join(timeout_s if timeout_s and timeout_s > 0 else None)
+    worker.join(None if timeout_s is None or timeout_s == NO_TIMEOUT else timeout_s)
     if worker.is_alive():
         return "timeout", None
     if "error" in box:
@@ -222,24 +284,41 @@ def default_registry(settings=None, include: Iterable[str] | None = None) -> Too
 
     settings = settings or get_settings()
     reg = ToolRegistry(builtin_tools(settings))
-    for t in custom_tools(settings.tools_modules):
+    for spec, t in _module_tools(settings.tools_modules):
+        if t.name in reg:
+            if reg.get(t.name) is t:  # a built-in tool the module imported: already there
+                continue
+            raise ToolModuleError(f"tools module {spec!r} defines a tool named {t.name!r}, which is a built-in tool's name; rename it")
         reg.register(t)
     return reg.subset(include) if include is not None else reg
 
 
 class ToolModuleError(ValueError, UserError):
-    """A `tools_modules` entry that cannot be imported or defines no tool."""
+    """A `tools_modules` entry that cannot be imported (it raised, even SystemExit), defines no
+    tool, or reuses a tool name."""
 
 
 def custom_tools(modules: Iterable[str]) -> list[Tool]:
     """Every module-level `Tool` of each module (a dotted name, or a path to a .py file), in order."""
-    found: list[Tool] = []
+    return [t for _spec, t in _module_tools(modules)]
+
+
+def _module_tools(modules: Iterable[str]) -> list[tuple[str, Tool]]:
+    """(module spec, tool) for each distinct module-level `Tool`; a name used twice is an error."""
+    found: list[tuple[str, Tool]] = []
+    owner: dict[str, tuple[str, Tool]] = {}
     for spec in modules:
         mod = _import_tools_module(spec)
-        tools = [v for v in vars(mod).values() if isinstance(v, Tool)]
+        tools = list({id(v): v for v in vars(mod).values() if isinstance(v, Tool)}.values())  # one per object
         if not tools:
             raise ToolModuleError(f"tools module {spec!r} defines no tool: decorate functions with `@mmagent.tools.tool` at module level")
-        found += tools
+        for t in tools:
+            if t.name in owner:
+                if owner[t.name][1] is t:  # the same tool imported by two modules
+                    continue
+                raise ToolModuleError(f"tools modules {owner[t.name][0]!r} and {spec!r} both define a tool named {t.name!r}; tool names must be unique")
+            owner[t.name] = (spec, t)
+            found.append((spec, t))
     return found
 
 
@@ -264,10 +343,16 @@ def _import_tools_module(spec: str) -> Any:
                 _FILE_MODULES[key] = mod
             return _FILE_MODULES[key]
         return importlib.import_module(spec)
-    except ToolModuleError:
+    except (ToolModuleError, KeyboardInterrupt):
         raise
-    except Exception as err:  # an import error or any failure inside the user's module
-        raise ToolModuleError(f"tools module {spec!r} failed to import: {type(err).__name__}: {err}") from err
+    except SystemExit as err:  # sys.exit() / exit() at import would end the command silently (exit 0)
+        raise ToolModuleError(f"tools module {spec!r} failed to import: it raised SystemExit({err.code!r}) (sys.exit() "
+                              "at import time); a tools module must only define tools, so move that code under "
+                              "`if __name__ == '__main__':`") from err
+    except BaseException as err:  # an import error, a syntax error or any failure inside the user's module
+        text = " ".join(str(err).split())  # one line, whatever the message held
+        raise ToolModuleError(f"tools module {spec!r} failed to import: {type(err).__name__}: {text}") from err
 
 
-__all__ = ["ErrorKind", "ToolModuleError", "ToolRegistry", "ToolResult", "UnknownToolError", "custom_tools", "default_registry"]
+__all__ = ["NO_TIMEOUT", "ErrorKind", "TimeoutSettingError", "ToolModuleError", "ToolRegistry", "ToolResult", "UnknownToolError",
+           "check_timeout", "custom_tools", "default_registry"]

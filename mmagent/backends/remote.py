@@ -351,12 +351,12 @@ class _Reply:
             self.completion_tokens = int(usage.get("completion_tokens") or 0)
 
     def to_result(self, model: str) -> ChatResult:
-        from mmagent.toolcall import format_calls, parse_tool_calls
+        from mmagent.toolcall import format_calls, loads_json, parse_tool_calls
 
         calls, errors = [], []
         for n, part in enumerate(self.calls[k] for k in sorted(self.calls)):
             try:
-                args = json.loads(part.arguments) if part.arguments.strip() else {}
+                args = loads_json(part.arguments) if part.arguments.strip() else {}  # depth-bounded
                 if not isinstance(args, dict):
                     raise ValueError(f"arguments must be a JSON object, got {type(args).__name__}")
                 calls.append(ToolCall(name=part.name, arguments=args, id=part.id))

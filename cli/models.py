@@ -39,6 +39,36 @@ def list_models(json_out: Annotated[bool, typer.Option("--json", help="Print JSO
     console.print(table)
 
 
+@app.command("doctor")
+def doctor(json_out: Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")] = False) -> None:
+    """Shows what this CPU does natively and the kernels the embedded default runs on it
+    (chosen by capability: bf16 prefill only where bf16 is native, int8 decode via fbgemm).
+
+    Example: mmagent models doctor
+    """
+    import torch
+
+    from mmagent import llama_decoder
+    from mmagent.catalog import CATALOG
+    from mmagent.config import get_settings
+    from mmagent.cpu import cpu_features
+    from mmagent.mmllm import MMLLM
+
+    feats = cpu_features()
+    config = MMLLM.read_config(CATALOG.get("mmagent-default").source.path)
+    prefill = config.prefill_dtype if config.prefill_dtype != "auto" else str(feats.prefill_dtype).removeprefix("torch.")
+    path = f"int8 decode + {prefill} prefill" if config.decode_dtype == "int8" else f"{config.decode_dtype} prefill + decode"
+    report = {"cpu": feats.describe(), "torch_capability": feats.capability, "native_bf16": feats.native_bf16,
+              "amx": feats.amx, "vnni": feats.vnni, "int8_kernel": llama_decoder.int8_kernel_available(),
+              "threads": get_settings().threads or torch.get_num_threads(), "mmagent_default_path": path,
+              "chosen_by": "config" if config.prefill_dtype != "auto" else "cpu capability"}
+    if json_out:
+        print_json(report)
+        return
+    for key, value in report.items():
+        console.print(f"{key:22} {value}", highlight=False)
+
+
 @app.command("pull")
 def pull(
     name: Annotated[Optional[str], typer.Argument(help="Catalog name (see `mmagent models list`).")] = None,

@@ -232,6 +232,15 @@ class LlamaDecoder:
         self.length, self.reused = t, keep
         return self.lm_head(h[:, -1]).float()  # [B, V]
 
+    def forget(self) -> None:
+        """Drops the cached prefix: the next prefill computes every position (cold)."""
+        self.length = 0
+
+    def path(self) -> str:
+        """This decoder's kernels, as `mmagent models list` and the benchmarks name them."""
+        prefill = str(self.dtype).removeprefix("torch.")
+        return f"int8 decode + {prefill} prefill" if self.quantize else f"{prefill} prefill + decode"
+
     def _common_prefix(self, embeds: torch.Tensor) -> int:
         """Leading positions whose cached KV was computed from exactly these embeddings (at most
         T - 1: the last position is always run, its logits are the answer)."""

@@ -53,7 +53,9 @@ class MMLLMConfig(BaseModel):
     seed: int = Field(default=0, description="initializes the projector reproducibly until it is trained")
     fast_decode: bool = Field(default=True, description="decode Llama-style LLMs with mmagent.llama_decoder (fused weights, static cache)")
     decode_dtype: Literal["auto", "float32", "bfloat16", "int8"] = Field(
-        default="auto", description="fast decoder's matmuls: auto = the LLM's dtype (exact); int8 = fbgemm int8 decode steps + bf16 prefill")
+        default="auto", description="fast decoder's matmuls: auto = the LLM's dtype (exact); int8 = fbgemm int8 decode steps + float prefill")
+    prefill_dtype: Literal["auto", "float32", "bfloat16"] = Field(
+        default="auto", description="int8 decoder's prefill matmuls: auto = bf16 where the CPU has it natively, else fp32 (mmagent.cpu)")
     adapters: list[str] = Field(default_factory=list, description="saved adapter names (filled by save_pretrained)")
     active_adapter: str | None = None
 
@@ -288,11 +290,14 @@ class MMLLM(nn.Module):
             return RecomputeDecoder(self.llm)
         if not (self.config.fast_decode and llama_decoder.supports(self.llm)):
             return HFDecoder(self.llm)
-        mode = self.config.decode_dtype
-        key = (llama_decoder.fingerprint(self.llm), mode)
+        mode, prefill = self.config.decode_dtype, self.config.prefill_dtype
+        key = (llama_decoder.fingerprint(self.llm), mode, prefill)
         if self._fast is None or self._fast[0] != key:  # built once per adapter state: fusing copies weights
             self._fast = None  # free the old copy before making the new one
-            dtype = None if mode in ("auto", "int8") else getattr(torch, mode)
+            if mode == "int8":
+                dtype = None if prefill == "auto" else getattr(torch, prefill)
+            else:
+                dtype = None if mode == "auto" else getattr(torch, mode)
             self._fast = (key, llama_decoder.LlamaDecoder(self.llm, dtype=dtype, quantize=mode == "int8"))
         return self._fast[1]
 

@@ -25,6 +25,7 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field
 
 from mmagent.chat import Message
+from mmagent.cpu import training_precision
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +44,7 @@ class AlignConfig(BaseModel):
     batch_size: int = Field(16, ge=1)
     lr: float = 1e-3
     warmup: int = 5
-    precision: Literal["fp32", "bf16"] = "fp32"
+    precision: Literal["auto", "fp32", "bf16"] = "fp32"  # auto: bf16 where native (mmagent.cpu)
     threads: int = 2
     save_every: int = 50
     n_val: int = Field(32, ge=0)  # held-out captions (another seed) scored before and after training
@@ -104,7 +105,7 @@ def train(cfg: AlignConfig, mm: Any = None) -> Path:
     for step in range(cfg.steps):
         t0 = time.perf_counter()
         b = _batch(mm, [data[(step * cfg.batch_size + i) % len(data)] for i in range(cfg.batch_size)])
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg.precision == "bf16"):
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=training_precision(cfg.precision) == "bf16"):
             loss = mm(b["input_ids"], b["attention_mask"], b["pixel_values"], labels=b["labels"]).loss
         loss.backward()
         opt.step(), sched.step(), opt.zero_grad(set_to_none=True)

@@ -39,6 +39,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
 
 from mmagent.chat import Message
+from mmagent.cpu import training_precision
 from mmagent.recipes.sequences import IGNORE, Encoded, PackedBatch, collate, encode, pack, system_prefix
 
 if TYPE_CHECKING:
@@ -102,7 +103,7 @@ class ToolTuningConfig(BaseModel):
     pack: bool = True
     max_len: int = 384  # suffix tokens per packed row
     share_prefix: bool = True
-    precision: Literal["fp32", "bf16"] = "fp32"
+    precision: Literal["auto", "fp32", "bf16"] = "fp32"  # auto: bf16 where native (mmagent.cpu)
     threads: int = 2
     save_every: int = 50
     eval_every: int = 0  # 0: validation loss only at the end
@@ -476,7 +477,8 @@ def train(cfg: ToolTuningConfig, on_step: Callable[[dict[str, Any]], None] | Non
     from accelerate import Accelerator
 
     torch.set_num_threads(cfg.threads)
-    acc = Accelerator(mixed_precision="bf16" if cfg.precision == "bf16" else "no", cpu=not torch.cuda.is_available())
+    precision = training_precision(cfg.precision)
+    acc = Accelerator(mixed_precision="bf16" if precision == "bf16" else "no", cpu=not torch.cuda.is_available())
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "recipe.yaml").write_text(_dump_yaml(cfg))

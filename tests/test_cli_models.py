@@ -37,3 +37,20 @@ def test_unknown_model_is_one_line_and_exit_2():
     )
     assert proc.returncode == 2
     assert "known names" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_doctor_names_the_cpu_and_the_path_chosen_for_it(monkeypatch):
+    import json
+
+    from typer.testing import CliRunner
+
+    from mmagent import cpu
+    from mmagent.cli.app import app
+
+    avx2 = cpu.CpuFeatures(capability="AVX2", native_bf16=False, amx=False, vnni=False)
+    monkeypatch.setattr(cpu, "cpu_features", lambda: avx2)
+    res = CliRunner().invoke(app, ["models", "doctor", "--json"])
+    assert res.exit_code == 0, res.output
+    report = json.loads(res.stdout)
+    assert report["cpu"] == "avx2" and report["mmagent_default_path"] == "int8 decode + float32 prefill"
+    assert cpu.training_precision("auto") == ("bf16" if __import__("torch").cuda.is_available() else "fp32")

@@ -16,8 +16,10 @@ encoder by catalog name), the projector, and the LoRA adapters, all as safetenso
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
+from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,6 +39,7 @@ from mmagent.projectors import ProjectorConfig, build_projector, projected_token
 from mmagent.token_reduction import ReductionConfig, TokenReducer
 
 log = logging.getLogger(__name__)
+FEATURE_CACHE = 32  # image feature sets kept (49 x 576 floats each: ~110 KB)
 IGNORE = -100  # label value the loss skips (torch's CrossEntropyLoss default)
 CONFIG_FILE, PROJECTOR_FILE, ADAPTERS_DIR = "mmllm_config.json", "projector.safetensors", "adapters"
 
@@ -100,6 +103,7 @@ class MMLLM(nn.Module):
         self.projector.to(llm.dtype)
         self.image_token_id = self._ensure_image_token()
         self._fast: tuple[tuple, Decoder] | None = None  # (adapter fingerprint, dtype) -> fused decoder
+        self._features: OrderedDict[tuple, torch.Tensor] = OrderedDict()  # inference-time image features, LRU
         for p in [*self.llm.parameters(), *self.encoder.parameters()]:
             p.requires_grad_(False)  # the base stays frozen; projector and adapters train
 
@@ -149,6 +153,22 @@ class MMLLM(nn.Module):
             feats = self.reducer(self.encoder(pixel_values.to(dev)))  # [I, N', D_enc]
         return self.projector(feats.to(self.llm.dtype))  # [I, M, D_lm]
 
+    def _cached_features(self, pixel_values: torch.Tensor) -> torch.Tensor:
+        """`encode_images`, remembered at inference: an agent's every step shows the model the
+        same images again (and the decoder reuses their KV only if the features are identical).
+        Keyed by the pixels' bytes and the projector's weight versions (a training step changes them)."""
+        if torch.is_grad_enabled():
+            return self.encode_images(pixel_values)
+        raw = pixel_values.detach().cpu().contiguous().view(torch.uint8).numpy()  # any dtype, any device
+        digest = hashlib.blake2b(raw.tobytes(), digest_size=16).hexdigest()
+        key = (digest, tuple(p._version for p in self.projector.parameters()), self.config.reduction.model_dump_json())
+        if key not in self._features:
+            self._features[key] = self.encode_images(pixel_values)
+            while len(self._features) > FEATURE_CACHE:
+                self._features.popitem(last=False)
+        self._features.move_to_end(key)
+        return self._features[key]
+
     def embed(self, input_ids: torch.Tensor, pixel_values: torch.Tensor | None = None) -> torch.Tensor:
         """Token embeddings [B, T, D] with the image features spliced in at the placeholders."""
         embeds = self.llm.get_input_embeddings()(input_ids)  # [B, T, D]
@@ -158,7 +178,7 @@ class MMLLM(nn.Module):
             if slots:
                 raise ImageTokenMismatchError(f"the input has {slots} image placeholder tokens but no images were given")
             return embeds
-        feats = self.encode_images(pixel_values)  # [I, M, D]
+        feats = self._cached_features(pixel_values)  # [I, M, D]
         if slots != feats.shape[0] * feats.shape[1]:
             raise ImageTokenMismatchError(
                 f"the input has {slots} image placeholder tokens but {feats.shape[0]} image(s) x {feats.shape[1]} "

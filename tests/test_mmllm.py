@@ -458,3 +458,18 @@ def test_prefill_dtype_follows_the_cpu(monkeypatch):
         feats = cpu.CpuFeatures(capability="AVX512" if native else "AVX2", native_bf16=native, amx=False, vnni=True)
         monkeypatch.setattr(cpu, "cpu_features", lambda feats=feats: feats)
         assert llama_decoder.LlamaDecoder(m.llm, quantize=True).dtype == dtype
+
+
+def test_image_features_are_computed_once_per_image_at_inference(model, monkeypatch):
+    calls = []
+    model._features.clear()  # the fixture is shared: start from an empty cache
+    encode = model.encode_images
+    monkeypatch.setattr(model, "encode_images", lambda px: calls.append(len(px)) or encode(px))
+    batch = model.collate([model.build_inputs([_user("What is in this picture?", "image_1")], artifacts=ART)])
+    with torch.no_grad():
+        first = model.embed(batch["input_ids"], batch["pixel_values"])
+        again = model.embed(batch["input_ids"], batch["pixel_values"].clone())
+    assert calls == [1] and torch.equal(first, again)
+    with torch.enable_grad():  # training: always recomputed (the projector learns)
+        model.embed(batch["input_ids"], batch["pixel_values"])
+    assert calls == [1, 1]

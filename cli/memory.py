@@ -37,6 +37,7 @@ EmbedderOpt = Annotated[
                  help="'default' (MiniLM + image bridge with OCR), 'no-ocr' (bridge without OCR), or 'clip:FOLDER' (CLIP/SigLIP weights)."),
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
+NamespaceOpt = Annotated[Optional[str], typer.Option("--namespace", help="The namespace (a user's or an agent session's memories); add: default 'default', search: default all.")]
 
 
 def store_path(path: Path | None) -> Path:
@@ -58,13 +59,25 @@ def make_embedder(spec: str):
     fail(f"unknown --embedder {spec!r}: use 'default', 'no-ocr' or 'clip:FOLDER'")
 
 
-def open_store(path: Path | None, embedder: str | None = None, readonly: bool = False, reembed: bool = False, create: bool = False, on_reembed=None):
+def open_store(path: Path | None, embedder: str | None = None, readonly: bool = False, reembed: bool = False, create: bool = False,
+               on_reembed=None, namespace: str | None = None):
     from mmagent.memory.store import MemoryStore
 
     folder = store_path(path)
     if not create and not (folder / "memory.sqlite").is_file():
         fail(f"no memory at {folder} yet: add something first (mmagent memory add \"...\")")
-    return MemoryStore(folder, make_embedder(embedder) if embedder else None, readonly=readonly, reembed=reembed, on_reembed=on_reembed)
+    return MemoryStore(folder, make_embedder(embedder) if embedder else None, readonly=readonly, reembed=reembed, on_reembed=on_reembed,
+                       namespace=namespace)
+
+
+def check_image_file(image: Path):
+    """The image a command was given, opened and checked (size from stat, pixels from the header,
+    a full decode) before any model loads: a bad file is a one-line exit 2 at once."""
+    from mmagent.memory.content import open_image
+
+    if not image.is_file():
+        fail(f"no such file: {image}")
+    return open_image(image)  # UnsupportedContentError (a UserError): exit 2
 
 
 @app.command("add")
@@ -75,6 +88,7 @@ def add(
     tag: Annotated[Optional[list[str]], typer.Option("--tag", "-t", help="A tag (repeatable).")] = None,
     session: Annotated[Optional[str], typer.Option("--session", help="Session name to file it under.")] = None,
     source: Annotated[str, typer.Option("--source", help="Where it came from.")] = "cli",
+    namespace: NamespaceOpt = None,
     path: PathOpt = None,
     embedder: EmbedderOpt = "default",
     json_out: JsonOpt = False,
@@ -90,10 +104,11 @@ def add(
     for f in (image, audio):
         if f is not None and not f.is_file():
             fail(f"no such file: {f}")
-    kw = {"tags": tag or [], "session": session, "source": source}
+    picture = check_image_file(image) if image else None  # before the model loads
+    kw = {"tags": tag or [], "session": session, "source": source, "namespace": namespace}
     with open_store(path, embedder, create=True) as store:
-        if image:
-            item = store.add_image(image, caption=text, **kw)
+        if picture is not None:
+            item = store.add_image(picture, caption=text, **kw)
         elif audio:
             item = store.add_audio(audio, transcript=text, **kw)
         else:
@@ -115,6 +130,7 @@ def search(
     session: Annotated[Optional[str], typer.Option("--session", help="Only this session.")] = None,
     since: Annotated[Optional[datetime], typer.Option("--since", help="Only items created at or after (ISO date/time).")] = None,
     until: Annotated[Optional[datetime], typer.Option("--until", help="Only items created before (ISO date/time).")] = None,
+    namespace: NamespaceOpt = None,
     path: PathOpt = None,
     embedder: EmbedderOpt = "default",
     json_out: JsonOpt = False,
@@ -127,16 +143,10 @@ def search(
         fail("give exactly one of QUERY or --image FILE")
     if k <= 0:
         fail(f"-k must be a positive integer, got {k}")
-    if image is not None and not image.is_file():
-        fail(f"no such file: {image}")
+    q = query if image is None else check_image_file(image)  # a bad image fails here, before any model loads
     filters = {"modality": [m.value for m in modality or []], "session": session, "since": since, "until": until, ("tags_all" if all_tags else "tags_any"): tag}
     filters = {key: v for key, v in filters.items() if v}
-    with open_store(path, embedder, readonly=True) as store:
-        q = query
-        if image is not None:
-            from PIL import Image
-
-            q = Image.open(image).convert("RGB")
+    with open_store(path, embedder, readonly=True, namespace=namespace) as store:
         hits = store.search(q, k=k, filters=filters or None)
     if json_out:
         print_json(hits)
@@ -233,8 +243,14 @@ def export(folder: Annotated[Path, typer.Argument(help="A new folder to write it
 def import_(folder: Annotated[Path, typer.Argument(help="A folder written by `mmagent memory export`.")], path: PathOpt = None) -> None:
     """Imports an export into this memory (same embedding space; ids are assigned anew).
 
+    The bundle is checked whole before anything is written: a path leading outside it or the
+    store, a media file that is no image within limits, or a malformed record refuses it (exit 2).
+
     Example: mmagent memory import ./memory-backup
     """
+    from mmagent.memory.transfer import check_bundle, import_store
+
+    bundle = check_bundle(folder, store_path(path) / "media")  # before the store is created or opened
     with open_store(path, create=True) as store:
-        ids = store.import_(folder)
+        ids = import_store(store, folder, bundle)
     console.print(f"imported {len(ids)} items")

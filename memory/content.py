@@ -1,4 +1,4 @@
-"""Content coming into the memory: tags, images (opened, checked, stored by hash), speech to text."""
+"""Content coming into the memory: tags, images (opened, checked within limits, stored by hash), speech to text."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from PIL import Image
 
 from mmagent.atomic import atomic_write_bytes
 from mmagent.memory.embedders import UnsupportedContentError
+from mmagent.tools.images import ImageDecodeError, ImageLimits, ImageTooLargeError, check_image_size, decode_image_file
 
 
 def save_media(img: Image.Image, folder: Path) -> str:
@@ -36,21 +37,36 @@ def clean_tags(tags: Sequence[str]) -> list[str]:
     return out
 
 
-def open_image(image: Image.Image | Path | str) -> Image.Image:
+def open_image(image: Image.Image | Path | str, limits: ImageLimits = ImageLimits()) -> Image.Image:
+    """An upright RGB image from a PIL image or a file, within the project's image limits.
+
+    The limits come before the expensive work: a file's size from `os.stat` before it is read,
+    its pixel count from the header (a PIL image's `.size`) before anything is decoded or
+    converted. A file goes through the one decoder of untrusted bytes (`mmagent.tools.images`)."""
     if isinstance(image, Image.Image):
+        check_image(image, limits)
         img = image
     else:
-        p = Path(image)
+        p = Path(image).expanduser()
         if not p.is_file():
             raise FileNotFoundError(f"no image file at {p}")
         try:
-            img = Image.open(p)
-            img.load()
-        except (OSError, Image.DecompressionBombError) as err:
-            raise UnsupportedContentError(f"{p} is not a readable image ({err})") from err
+            img = decode_image_file(p, limits).image
+        except ImageTooLargeError as err:
+            raise UnsupportedContentError(str(err)) from err
+        except ImageDecodeError as err:
+            raise UnsupportedContentError(f"{p} is not a readable image ({str(err).removeprefix(f'{p}: ')})") from err
     if img.width < 1 or img.height < 1:
         raise UnsupportedContentError(f"image is empty ({img.width}x{img.height})")
-    return img.convert("RGB")
+    return img if img.mode == "RGB" else img.convert("RGB")
+
+
+def check_image(image: Image.Image, limits: ImageLimits = ImageLimits(), what: str = "image") -> Image.Image:
+    """Refuses a PIL image over the pixel limit (from `.size`: nothing is decoded) as UnsupportedContentError."""
+    try:
+        return check_image_size(image, limits, what)
+    except ImageDecodeError as err:
+        raise UnsupportedContentError(str(err)) from err
 
 
 def transcribe(audio: Path) -> str:

@@ -24,6 +24,7 @@ import numpy as np
 from PIL import Image
 
 from mmagent.errors import UserError
+from mmagent.tools.images import MAX_PIXELS
 
 log = logging.getLogger(__name__)
 
@@ -181,6 +182,10 @@ def check_images(images: Sequence[Image.Image]) -> list[Image.Image]:
             raise UnsupportedContentError(f"image #{i} is a {type(im).__name__}, not a PIL image")
         if im.width < 1 or im.height < 1:
             raise UnsupportedContentError(f"image #{i} is empty ({im.width}x{im.height})")
+        if im.width * im.height > MAX_PIXELS:  # from .size: refused before convert() decodes it
+            raise UnsupportedContentError(
+                f"image #{i} is {im.width}x{im.height} = {im.width * im.height:,} pixels, over the limit of {MAX_PIXELS:,}; downscale it first"
+            )
     return [im.convert("RGB") for im in images]
 
 

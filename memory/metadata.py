@@ -8,6 +8,11 @@ reflects, and reopening replays the log past it (see `store.py`). Ids come from
 
 WAL mode: readers in other processes never block the writer and see only committed
 transactions; a process killed at any point leaves the last committed state.
+
+Every item belongs to one `namespace` (a user, a tenant, an agent session: whoever must not see
+another's memories; `"default"` unless said otherwise). Stores made before namespaces existed get
+the column on their first writable open (`ALTER TABLE ... DEFAULT 'default'`, one transaction);
+opened read-only they stay readable, every item in `"default"`.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator, model_validator
 
 Modality = Literal["text", "image", "audio"]
+DEFAULT_NAMESPACE = "default"
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -37,7 +43,8 @@ CREATE TABLE IF NOT EXISTS items(
     session TEXT,
     created_at REAL NOT NULL,
     media TEXT,
-    caption TEXT
+    caption TEXT,
+    namespace TEXT NOT NULL DEFAULT 'default'
 );
 -- Vectors apart from the metadata: filters and counts scan small rows, not 1.5 KB blobs.
 CREATE TABLE IF NOT EXISTS vectors(
@@ -76,6 +83,7 @@ class MemoryFilter(BaseModel):
     source: str | None = None
     since: datetime | float | None = None
     until: datetime | float | None = None
+    namespace: str | None = None
 
     @field_validator("modality", mode="before")
     @classmethod
@@ -126,6 +134,7 @@ class NewItem:
     media: str | None = None  # file name under the store's media/ folder (images, for re-embedding)
     caption: str | None = None  # the user's caption of an image (re-embedding needs it apart from OCR/labels)
     created_at: float | None = None
+    namespace: str = DEFAULT_NAMESPACE
 
 
 @dataclass
@@ -140,6 +149,7 @@ class ItemRow:
     media: str | None
     caption: str | None
     tags: list[str]
+    namespace: str = DEFAULT_NAMESPACE
 
 
 def to_blob(vec: np.ndarray) -> bytes:
@@ -167,6 +177,29 @@ class MetadataDB:
             self.conn.execute("PRAGMA journal_mode=WAL")
             self.conn.execute("PRAGMA synchronous=NORMAL")
             self.conn.executescript(SCHEMA)
+            self._migrate()
+
+    def _migrate(self) -> None:
+        """Brings a store made by an older version up to this schema (idempotent, one transaction)."""
+        if not self.has_namespace:
+            with self._write():
+                if not self._columns_have("namespace"):  # another process may have migrated meanwhile
+                    self.conn.execute(f"ALTER TABLE items ADD COLUMN namespace TEXT NOT NULL DEFAULT '{DEFAULT_NAMESPACE}'")
+        self.conn.execute("CREATE INDEX IF NOT EXISTS items_by_namespace ON items(namespace)")
+
+    @property
+    def has_namespace(self) -> bool:
+        """False only for a store of an older version opened read-only (then every item is "default")."""
+        if not getattr(self, "_has_namespace", False):
+            self._has_namespace = self._columns_have("namespace")
+        return self._has_namespace
+
+    def _columns_have(self, name: str) -> bool:
+        return any(r[1] == name for r in self.conn.execute("PRAGMA table_info(items)"))
+
+    def _cols(self, prefix: str = "") -> str:
+        ns = f"{prefix}namespace" if self.has_namespace else f"'{DEFAULT_NAMESPACE}'"
+        return f"{prefix}id, modality, text, artifact_id, source, session, created_at, media, caption, {ns}"
 
     def close(self) -> None:
         self.conn.close()
@@ -192,9 +225,9 @@ class MetadataDB:
             row = self.conn.execute("SELECT seq FROM sqlite_sequence WHERE name='items'").fetchone()
             start = (row[0] if row else 0) + 1
             self.conn.executemany(
-                "INSERT INTO items(id, modality, artifact_id, text, source, session, created_at, media, caption) VALUES (?,?,?,?,?,?,?,?,?)",
-                [(start + j, it.modality, it.artifact_id, it.text, it.source, it.session, it.created_at or now, it.media, it.caption)
-                 for j, it in enumerate(items)],
+                "INSERT INTO items(id, modality, artifact_id, text, source, session, created_at, media, caption, namespace) VALUES (?,?,?,?,?,?,?,?,?,?)",
+                [(start + j, it.modality, it.artifact_id, it.text, it.source, it.session, it.created_at or now, it.media, it.caption,
+                  it.namespace) for j, it in enumerate(items)],
             )
             ids = list(range(start, start + len(items)))
             self.conn.executemany("INSERT INTO vectors(id, vector) VALUES (?, ?)", [(i, to_blob(v)) for i, v in zip(ids, vectors)])
@@ -259,10 +292,10 @@ class MetadataDB:
             return []
         rows = {}
         for chunk in _chunks(list(ids), 900):
-            q = f"SELECT id, modality, text, artifact_id, source, session, created_at, media, caption FROM items WHERE id IN ({','.join('?' * len(chunk))})"
+            q = f"SELECT {self._cols()} FROM items WHERE id IN ({','.join('?' * len(chunk))})"
             rows.update({r[0]: r for r in self.conn.execute(q, chunk)})
         tags = self.tags_of(list(rows))
-        return [ItemRow(*rows[i], tags=tags[i]) for i in ids if i in rows]
+        return [ItemRow(*rows[i][:9], tags=tags[i], namespace=rows[i][9]) for i in ids if i in rows]
 
     def tags_of(self, ids: Sequence[int]) -> dict[int, list[str]]:
         out: dict[int, list[str]] = {i: [] for i in ids}
@@ -296,8 +329,7 @@ class MetadataDB:
         last = -1
         while True:
             rows = self.conn.execute(
-                "SELECT i.id, modality, text, artifact_id, source, session, created_at, media, caption, vector "
-                "FROM items i JOIN vectors v ON v.id = i.id WHERE i.id > ? ORDER BY i.id LIMIT ?",
+                f"SELECT {self._cols('i.')}, vector FROM items i JOIN vectors v ON v.id = i.id WHERE i.id > ? ORDER BY i.id LIMIT ?",
                 (last, batch),
             ).fetchall()
             if not rows:
@@ -305,11 +337,11 @@ class MetadataDB:
             last = rows[-1][0]
             tags = self.tags_of([r[0] for r in rows])
             for r in rows:
-                yield ItemRow(*r[:9], tags=tags[r[0]]), r[9]
+                yield ItemRow(*r[:9], tags=tags[r[0]], namespace=r[9]), r[10]
 
     def filter_ids(self, f: MemoryFilter) -> np.ndarray:
         """Ids of items matching every condition of `f` (int64, sorted)."""
-        where, params = filter_sql(f)
+        where, params = filter_sql(f, self.has_namespace)
         q = f"SELECT id FROM items WHERE {where} ORDER BY id"
         return np.fromiter((r[0] for r in self.conn.execute(q, params)), np.int64)
 
@@ -317,8 +349,10 @@ class MetadataDB:
         by_modality = dict(self.conn.execute("SELECT modality, count(*) FROM items GROUP BY modality").fetchall())
         n_tags = self.conn.execute("SELECT count(DISTINCT tag) FROM tags").fetchone()[0]
         sessions = self.conn.execute("SELECT count(DISTINCT session) FROM items").fetchone()[0]
+        namespaces = self.conn.execute("SELECT count(DISTINCT namespace) FROM items").fetchone()[0] if self.has_namespace else int(bool(by_modality))
         span = self.conn.execute("SELECT min(created_at), max(created_at) FROM items").fetchone()
-        return {"items": sum(by_modality.values()), "by_modality": by_modality, "tags": n_tags, "sessions": sessions, "oldest": span[0], "newest": span[1]}
+        return {"items": sum(by_modality.values()), "by_modality": by_modality, "tags": n_tags, "sessions": sessions,
+                "namespaces": namespaces, "oldest": span[0], "newest": span[1]}
 
     # --- helpers ----------------------------------------------------------------------------
     def _existing(self, ids: Sequence[int]) -> list[int]:
@@ -354,9 +388,13 @@ class _Transaction:
         self.conn.execute("ROLLBACK" if exc_type else "COMMIT")
 
 
-def filter_sql(f: MemoryFilter) -> tuple[str, list]:
+def filter_sql(f: MemoryFilter, has_namespace: bool = True) -> tuple[str, list]:
     """A WHERE clause (and its parameters) for one filter; conditions are ANDed."""
     where, params = ["1=1"], []
+    if f.namespace is not None:
+        # A store from before namespaces (opened read-only) has every item in the default one.
+        where.append("namespace = ?" if has_namespace else f"? = '{DEFAULT_NAMESPACE}'")
+        params.append(f.namespace)
     if f.modality:
         where.append(f"modality IN ({','.join('?' * len(f.modality))})")
         params += f.modality

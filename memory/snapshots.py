@@ -56,3 +56,22 @@ def remove_older(folder: Path, keep_seq: int) -> None:
     for tmp in folder.glob(".index-*.faiss.tmp-*"):
         tmp.unlink(missing_ok=True)
 
+
+
+def readable(path: Path, dim: int, config: IndexConfig) -> bool:
+    try:
+        VectorIndex.load(path, dim, config)
+    except (ValueError, FileNotFoundError):
+        return False
+    return True
+
+
+def remove_unreadable(folder: Path, dim: int, config: IndexConfig, keep: Path | None = None) -> list[Path]:
+    """Deletes snapshots that cannot be loaded (corrupt, another dimension); call under the writer
+    lock, after a good snapshot is in place. Returns what was deleted."""
+    gone = []
+    for _, path in list_snapshots(folder):
+        if path != keep and not readable(path, dim, config):
+            path.unlink(missing_ok=True)
+            gone.append(path)
+    return gone

@@ -10,9 +10,15 @@ Write path (under the file lock): catch up on others' changes -> one SQLite tran
 (rows + vectors + log entries) -> apply to the in-memory index -> snapshot every
 `checkpoint_every` changes. Read path: before each search, replay log entries past what this
 process has applied (one cheap query when nothing changed). Reopen: newest readable snapshot +
-replay; no snapshot, a corrupt one, or a count that disagrees with SQLite -> rebuild from SQLite.
+replay; no snapshot, a corrupt one, or a count that disagrees with SQLite -> rebuild from SQLite,
+and the rebuilt index is snapshotted at once (read-only opens too, when no writer holds the lock:
+the snapshot is a cache, SQLite is untouched), so the next open does not rebuild again.
 So a kill -9 at any point leaves a store that reopens consistent: SQLite commits atomically and
 the index is always derivable from it.
+
+Namespaces: every item belongs to one (`"default"` unless said). `MemoryStore(path, namespace=N)`
+is a scoped handle: it writes into N and sees only N (search, get, delete, retag, export); the
+default `namespace=None` is the unscoped handle of the owner (the CLI), which sees every item.
 """
 
 from __future__ import annotations
@@ -33,9 +39,9 @@ from pydantic import BaseModel
 from mmagent.memory.embedders import Embedder, UnsupportedContentError
 from mmagent.errors import UserError
 from mmagent.memory.index import IndexConfig, VectorIndex, normalize
-from mmagent.memory.metadata import ItemRow, MemoryFilter, MetadataDB, Modality, NewItem
+from mmagent.memory.metadata import DEFAULT_NAMESPACE, ItemRow, MemoryFilter, MetadataDB, Modality, NewItem
 from mmagent.memory import snapshots
-from mmagent.memory.content import clean_tags, open_image, save_media, transcribe
+from mmagent.memory.content import check_image, clean_tags, open_image, save_media, transcribe
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +54,16 @@ class EmbedderMismatchError(ValueError, UserError):
     """The store's vectors come from another embedding space than the embedder given."""
 
 
+class NamespaceError(ValueError, UserError):
+    """A scoped handle asked to read or write another namespace, or a namespace name that is not valid."""
+
+
+def check_namespace(name: str) -> str:
+    if not isinstance(name, str) or not name.strip() or len(name) > 200:
+        raise NamespaceError(f"namespace must be a non-empty name of at most 200 characters, got {name!r}")
+    return name
+
+
 class MemoryItem(BaseModel):
     id: int
     modality: Modality
@@ -55,6 +71,7 @@ class MemoryItem(BaseModel):
     artifact_id: str | None = None
     source: str | None = None
     session: str | None = None
+    namespace: str = DEFAULT_NAMESPACE
     created_at: datetime
     tags: list[str] = []
 
@@ -63,7 +80,8 @@ class MemoryItem(BaseModel):
         """The item (or hit: `score=` in `extra`) for a metadata row, validated once."""
         return cls(
             id=row.id, modality=row.modality, text=row.text, artifact_id=row.artifact_id, source=row.source,
-            session=row.session, created_at=datetime.fromtimestamp(row.created_at, timezone.utc), tags=row.tags, **extra,
+            session=row.session, namespace=row.namespace, created_at=datetime.fromtimestamp(row.created_at, timezone.utc),
+            tags=row.tags, **extra,
         )
 
 
@@ -75,7 +93,8 @@ class MemoryStore:
     """Add, search, get, delete, retag, rebuild, export and import multimodal memories.
 
     `embedder=None` loads the embedded default (MiniLM + image bridge) on first need, so opening
-    a store to read stats or delete never loads a model.
+    a store to read stats or delete never loads a model. `namespace=N` scopes this handle to the
+    items of namespace N (see the module docstring); `None` sees every namespace.
     """
 
     def __init__(
@@ -91,8 +110,10 @@ class MemoryStore:
         lock_timeout_s: float = 30.0,
         reembed: bool = False,
         on_reembed: Callable[[int, int], None] | None = None,
+        namespace: str | None = None,
     ):
         self.path = Path(path).expanduser()
+        self.namespace = None if namespace is None else check_namespace(namespace)
         self.reembedded = False  # True once this object re-embedded the store (reembed=True and a new space)
         self._on_reembed = on_reembed  # (done, total) after each re-embedded item
         self.readonly = readonly
@@ -159,30 +180,38 @@ class MemoryStore:
 
     # --- add --------------------------------------------------------------------------------
     def add_text(self, text: str, *, tags: Sequence[str] = (), source: str | None = None, session: str | None = None,
-                 artifact_id: str | None = None) -> MemoryItem:
+                 artifact_id: str | None = None, namespace: str | None = None) -> MemoryItem:
         """Remembers one piece of text."""
-        return self.add_texts([text], tags=tags, source=source, session=session, artifact_ids=[artifact_id])[0]
+        return self.add_texts([text], tags=tags, source=source, session=session, artifact_ids=[artifact_id], namespace=namespace)[0]
 
     def add_texts(self, texts: Sequence[str], *, tags: Sequence[str] = (), source: str | None = None, session: str | None = None,
-                  artifact_ids: Sequence[str | None] | None = None) -> list[MemoryItem]:
+                  artifact_ids: Sequence[str | None] | None = None, namespace: str | None = None) -> list[MemoryItem]:
         """Remembers several texts in one transaction (all or none)."""
+        ns = self._write_namespace(namespace)
         vectors = self.embedder.embed_texts(texts)
         ids = artifact_ids or [None] * len(texts)
-        items = [NewItem("text", t, a, source, session, clean_tags(tags)) for t, a in zip(texts, ids, strict=True)]
+        items = [NewItem("text", t, a, source, session, clean_tags(tags), namespace=ns) for t, a in zip(texts, ids, strict=True)]
         return self._items(self._insert(items, vectors))
 
     def add_image(self, image: Image.Image | Path | str, *, caption: str | None = None, tags: Sequence[str] = (),
-                  source: str | None = None, session: str | None = None, artifact_id: str | None = None) -> MemoryItem:
-        """Remembers an image (and an optional caption); its pixels are kept under media/ for re-embedding."""
+                  source: str | None = None, session: str | None = None, artifact_id: str | None = None,
+                  namespace: str | None = None) -> MemoryItem:
+        """Remembers an image (and an optional caption); its pixels are kept under media/ for re-embedding.
+
+        A file over the byte limit (from `os.stat`) or an image over the pixel limit (from its header)
+        is refused before it is read or decoded (`mmagent.tools.images.MAX_PIXELS`)."""
+        ns = self._write_namespace(namespace)
         img = open_image(image)
         emb = self.embedder.embed_images([img], [caption])
         media = save_media(img, self.path / "media")
-        item = NewItem("image", emb.texts[0], artifact_id, source, session, clean_tags(tags), media=media, caption=caption)
+        item = NewItem("image", emb.texts[0], artifact_id, source, session, clean_tags(tags), media=media, caption=caption, namespace=ns)
         return self._items(self._insert([item], emb.vectors))[0]
 
     def add_audio(self, audio: Path | str | None = None, *, transcript: str | None = None, tags: Sequence[str] = (),
-                  source: str | None = None, session: str | None = None, artifact_id: str | None = None) -> MemoryItem:
+                  source: str | None = None, session: str | None = None, artifact_id: str | None = None,
+                  namespace: str | None = None) -> MemoryItem:
         """Remembers audio through its transcript (recognized from `audio` when not given)."""
+        ns = self._write_namespace(namespace)
         if transcript is None:
             if audio is None:
                 raise UnsupportedContentError("add_audio needs an audio file or a transcript")
@@ -190,18 +219,21 @@ class MemoryStore:
         if not transcript or not transcript.strip():
             raise UnsupportedContentError("no speech was recognized in the audio: pass transcript=... to remember it with your own words")
         vectors = self.embedder.embed_texts([transcript])
-        return self._items(self._insert([NewItem("audio", transcript.strip(), artifact_id, source, session, clean_tags(tags))], vectors))[0]
+        item = NewItem("audio", transcript.strip(), artifact_id, source, session, clean_tags(tags), namespace=ns)
+        return self._items(self._insert([item], vectors))[0]
 
     def add_vectors(self, vectors: np.ndarray, texts: Sequence[str] | None = None, *, modality: Modality = "text",
-                    tags: Sequence[str] = (), source: str | None = None, session: str | None = None) -> list[int]:
+                    tags: Sequence[str] = (), source: str | None = None, session: str | None = None,
+                    namespace: str | None = None) -> list[int]:
         """Adds precomputed vectors of this store's space ([N, D]; normalized here). Returns ids."""
+        ns = self._write_namespace(namespace)
         vectors = np.asarray(vectors, dtype=np.float32)
         if vectors.ndim != 2 or (self.dim is not None and vectors.shape[1] != self.dim):
             raise ValueError(f"vectors must be [N, {self.dim}], got shape {list(vectors.shape)}")
         if self.dim is None:
             raise MemoryStoreError("this store has no embedding space yet: open it with an embedder first")
         texts = texts or [""] * len(vectors)
-        items = [NewItem(modality, t, None, source, session, clean_tags(tags)) for t in texts]
+        items = [NewItem(modality, t, None, source, session, clean_tags(tags), namespace=ns) for t in texts]
         return self._insert(items, normalize(vectors))
 
     def _insert(self, items: list[NewItem], vectors: np.ndarray) -> list[int]:
@@ -217,10 +249,11 @@ class MemoryStore:
 
     # --- search -----------------------------------------------------------------------------
     def search(self, query: str | Image.Image | np.ndarray, k: int = 5, filters: MemoryFilter | dict | None = None) -> list[MemoryHit]:
-        """The k most similar items to a text, an image or a vector, among those matching `filters`."""
+        """The k most similar items to a text, an image or a vector, among those matching `filters`
+        (a scoped store: only among its namespace's items)."""
         if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k <= 0:
             raise ValueError(f"k must be a positive integer, got {k!r}")
-        f = MemoryFilter.parse(filters)
+        f = self._scope(MemoryFilter.parse(filters))
         q = self._embed_query(query)  # [1, D]
         with self._mutex:
             self._sync()
@@ -248,7 +281,7 @@ class MemoryStore:
         if isinstance(query, str):
             return self.embedder.embed_texts([query])
         if isinstance(query, Image.Image):
-            return self.embedder.embed_images([query]).vectors
+            return self.embedder.embed_images([check_image(query, what="query image")]).vectors  # pixel limit before any work
         if isinstance(query, np.ndarray):
             q = query.reshape(1, -1).astype(np.float32)
             if q.shape[1] != self.dim:
@@ -258,7 +291,7 @@ class MemoryStore:
 
     # --- get / delete / update / retag ------------------------------------------------------
     def get(self, item_id: int) -> MemoryItem:
-        rows = self.db.get([int(item_id)])
+        rows = self._visible(self.db.get([int(item_id)]))
         if not rows:
             raise KeyError(f"no memory item with id {item_id} (see `mmagent memory search` for ids)")
         return MemoryItem.from_row(rows[0])
@@ -267,6 +300,8 @@ class MemoryStore:
         """Forgets items; returns the ids that existed (unknown ids are not an error)."""
         ids = [int(ids)] if isinstance(ids, (int, np.integer)) else [int(i) for i in ids]
         with self._writing():
+            if self.namespace is not None:  # a scoped handle forgets only its own items
+                ids = [r.id for r in self._visible(self.db.get(ids))]
             gone = self.db.delete(ids)
             self.index.remove(gone)
             self.seq = self.db.last_seq()
@@ -292,6 +327,7 @@ class MemoryStore:
     def retag(self, item_id: int, add: Sequence[str] = (), remove: Sequence[str] = (), replace: Sequence[str] | None = None) -> list[str]:
         """Adds/removes tags (or replaces them all); returns the item's tags."""
         self._require_writable()
+        self.get(item_id)  # KeyError for an unknown id or another namespace's
         with self._lock_file():
             return self.db.retag(int(item_id), clean_tags(add), clean_tags(remove), None if replace is None else clean_tags(replace))
 
@@ -367,9 +403,30 @@ class MemoryStore:
             return export_store(self, Path(folder))
 
     def import_(self, folder: Path | str) -> list[int]:
+        """Adds the items of an export folder (refused whole, nothing written, if any path in it
+        leads outside the bundle or the store, or anything else in it is malformed)."""
         from mmagent.memory.transfer import import_store
 
         return import_store(self, Path(folder))
+
+    # --- internals: namespaces --------------------------------------------------------------
+    def _write_namespace(self, namespace: str | None) -> str:
+        if namespace is None:
+            return self.namespace or DEFAULT_NAMESPACE
+        check_namespace(namespace)
+        if self.namespace is not None and namespace != self.namespace:
+            raise NamespaceError(f"this store handle is scoped to namespace {self.namespace!r}: it cannot write into {namespace!r}")
+        return namespace
+
+    def _scope(self, f: MemoryFilter | None) -> MemoryFilter | None:
+        if self.namespace is None:
+            return f
+        if f is not None and f.namespace is not None and f.namespace != self.namespace:
+            raise NamespaceError(f"this store handle is scoped to namespace {self.namespace!r}: it cannot search {f.namespace!r}")
+        return (f or MemoryFilter()).model_copy(update={"namespace": self.namespace})
+
+    def _visible(self, rows: list[ItemRow]) -> list[ItemRow]:
+        return rows if self.namespace is None else [r for r in rows if r.namespace == self.namespace]
 
     # --- internals: index lifecycle ---------------------------------------------------------
     def _open_index(self) -> None:
@@ -378,7 +435,10 @@ class MemoryStore:
             if found is None:
                 if snapshots.list_snapshots(self.path) or self.db.count():
                     log.warning("memory at %s: no usable index snapshot; rebuilding from SQLite", self.path)
-                self._rebuild_index()
+                    self._rebuild_index()
+                    self._persist_rebuilt()
+                else:
+                    self._rebuild_index()  # a new, empty store: nothing to snapshot
                 return
             self.index, self.seq = found
             self.saved_seq = self.seq
@@ -386,6 +446,31 @@ class MemoryStore:
             if self.index.ntotal != self.db.count():
                 log.warning("memory at %s: index has %d vectors, SQLite %d items; rebuilding", self.path, self.index.ntotal, self.db.count())
                 self._rebuild_index()
+                self._persist_rebuilt()
+
+    def _persist_rebuilt(self) -> None:
+        """Snapshots an index just rebuilt from SQLite, so that the next open loads it instead of
+        rebuilding again (a read-only open included: the snapshot is a cache of SQLite, which is
+        not written). Only when the writer lock is free at once: a busy writer snapshots on its own.
+        Unreadable snapshots are deleted, so they are not tried (and warned about) at every open."""
+        try:
+            with self._lock.acquire(timeout=0):
+                if self.seq < self.db.changes_floor():
+                    return  # a writer checkpointed meanwhile: its snapshot is newer than this rebuild
+                self._replay()  # commits since the rebuild, so the snapshot's name tells the truth
+                if self.readonly:
+                    path = snapshots.snapshot_path(self.path, self.seq)
+                    if not path.exists() or not snapshots.readable(path, self.dim, self.config):
+                        self.index.save(path)
+                    self.saved_seq = self.seq
+                else:
+                    path = self._checkpoint()
+                snapshots.remove_unreadable(self.path, self.dim, self.config, keep=path)
+                log.info("memory at %s: rebuilt index snapshotted as %s", self.path, path.name)
+        except Timeout:
+            log.info("memory at %s: a writer holds the lock; it will snapshot the index", self.path)
+        except OSError as err:  # a read-only disk or folder: rebuild again next time
+            log.warning("memory at %s: the rebuilt index could not be snapshotted (%s); the next open rebuilds it again", self.path, err)
 
     def _rebuild_index(self) -> None:
         """The index from SQLite alone (flat, or IVF trained on a sample when large)."""
@@ -493,8 +578,7 @@ class MemoryStore:
         a text item's text, an image's caption or an audio's transcript."""
         if row.modality == "image" and row.media:
             caption = row.caption if text is None else text
-            with Image.open(self.path / "media" / row.media) as im:
-                emb = self.embedder.embed_images([im.convert("RGB")], [caption])
+            emb = self.embedder.embed_images([open_image(self.path / "media" / row.media)], [caption])
             return emb.vectors, emb.texts[0], caption
         text = row.text if text is None else text
         if not text.strip():

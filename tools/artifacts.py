@@ -28,7 +28,9 @@ from pydantic import BaseModel, Field
 
 from mmagent.atomic import atomic_write_bytes
 from mmagent.errors import UserError
-from mmagent.tools.images import MIME, DecodedImage, ImageDecodeError, ImageLimits, decode_image, encode_png
+from mmagent.tools.images import (
+    MIME, DecodedImage, ImageDecodeError, ImageLimits, check_image_size, decode_image, encode_png, read_image_file,
+)
 
 Kind = Literal["image", "audio", "text"]
 KINDS: tuple[Kind, ...] = ("image", "audio", "text")
@@ -92,12 +94,22 @@ class ArtifactStore:
     # -- adding -----------------------------------------------------------------------------
 
     def add_image(self, src: Path | str | bytes | Image.Image, meta: dict[str, Any] | None = None) -> Artifact:
-        """Stores an image (file, bytes, or PIL image) after checking limits, format and decodability."""
-        if isinstance(src, Image.Image):
-            data = encode_png(src)  # images made in memory (by tools) are stored losslessly
-        else:
-            data = self._read_source(src)
+        """Stores an image (file, bytes, or PIL image) after checking limits, format and decodability.
+
+        The limits are checked before the expensive work: a file's size from `os.stat` before it is
+        read, the pixel count from the header (or a PIL image's `.size`) before anything is decoded
+        or encoded."""
         try:
+            if isinstance(src, Image.Image):
+                check_image_size(src, self.limits.image)
+                data = encode_png(src)  # images made in memory (by tools) are stored losslessly
+            elif isinstance(src, (bytes, bytearray, memoryview)):
+                data = bytes(src)
+            else:
+                path = Path(src).expanduser()
+                if not path.is_file():
+                    raise ArtifactError(f"no such file: {path}")
+                data = read_image_file(path, self.limits.image)
             decoded = decode_image(data, self.limits.image)
         except ImageDecodeError as err:
             raise ArtifactError(f"cannot add image: {err}") from err
@@ -106,7 +118,7 @@ class ArtifactStore:
 
     def add_audio(self, src: Path | str | bytes, meta: dict[str, Any] | None = None) -> Artifact:
         """Stores audio (WAV, FLAC, OGG, MP3 by magic bytes); WAV headers are checked and described."""
-        data = self._read_source(src)
+        data = self._read_source(src, self.limits.max_audio_bytes, "audio")
         if len(data) > self.limits.max_audio_bytes:
             raise ArtifactError(f"cannot add audio: {len(data):,} bytes is over the limit of {self.limits.max_audio_bytes:,}")
         mime = next((m for magic, m in _AUDIO_MAGIC if data.startswith(magic)), None)
@@ -149,7 +161,7 @@ class ArtifactStore:
     def decode_image(self, artifact_id: str) -> DecodedImage:
         art = self._expect(artifact_id, "image")
         try:
-            return decode_image(self._blob_path(art.sha256).read_bytes(), self.limits.image)
+            return decode_image(read_image_file(self._blob_path(art.sha256), self.limits.image, artifact_id), self.limits.image)
         except ImageDecodeError as err:
             raise ArtifactError(f"{artifact_id} could not be decoded: {err}") from err
 
@@ -219,13 +231,19 @@ class ArtifactStore:
         atomic_write_bytes(path, data)
 
     @staticmethod
-    def _read_source(src: Path | str | bytes) -> bytes:
+    def _read_source(src: Path | str | bytes, max_bytes: int, kind: str) -> bytes:
+        """Bytes as given, or a file's bytes: its size from `os.stat` is checked before it is read,
+        and at most `max_bytes` + 1 are read (a file that grows meanwhile is still refused)."""
         if isinstance(src, (bytes, bytearray, memoryview)):
             return bytes(src)
         path = Path(src).expanduser()
         if not path.is_file():
             raise ArtifactError(f"no such file: {path}")
-        return path.read_bytes()
+        size = path.stat().st_size
+        if size > max_bytes:
+            raise ArtifactError(f"cannot add {kind}: {path} is {size:,} bytes, over the limit of {max_bytes:,} bytes; shorten or recompress it")
+        with open(path, "rb") as f:
+            return f.read(max_bytes + 1)
 
 
 def _row_to_artifact(row: tuple) -> Artifact:

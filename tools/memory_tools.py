@@ -3,6 +3,12 @@
 The store comes from `ToolContext.memory` (a `mmagent.memory.store.MemoryStore`); media come in
 as artifact ids and are loaded through `ctx.artifacts`. Audio is remembered by its transcript
 (the `transcribe_audio` tool), images through the store's embedder (the image bridge by default).
+
+Scope: both tools read and write one namespace, never another's: the store's own when it was
+opened scoped (`MemoryStore(path, namespace="alice")`: every session given that store shares
+alice's memories; `namespace="default"` shares what `mmagent memory add` stored), otherwise the
+session's (`ToolContext.session`). Widening is the operator's choice when opening the store, not
+an argument the model can set.
 """
 
 from __future__ import annotations
@@ -43,6 +49,11 @@ def _store(ctx: ToolContext):
     return store
 
 
+def namespace_of(ctx: ToolContext, store) -> str:
+    """The one namespace these tools touch: a scoped store's, else the session's."""
+    return getattr(store, "namespace", None) or ctx.session
+
+
 @tool
 def remember(
     ctx: ToolContext,
@@ -62,7 +73,7 @@ def remember(
     store = _store(ctx)
     if image and audio:
         raise ValueError("remember one thing at a time: give either image or audio, not both")
-    kw = {"tags": tags or [], "session": ctx.session, "source": "agent"}
+    kw = {"tags": tags or [], "session": ctx.session, "source": "agent", "namespace": namespace_of(ctx, store)}
     if image:
         item = store.add_image(ctx.artifacts.load_image(image), caption=text, artifact_id=image, **kw)
     elif audio:
@@ -97,8 +108,9 @@ def search_memory(
     if (query is None or not query.strip()) == (image is None):
         raise ValueError("give exactly one of query (text) or image (an image id) to search by")
     filters = {k_: v for k_, v in (("modality", modality), ("tags_any", tags)) if v}
+    filters["namespace"] = namespace_of(ctx, store)  # never another session's (or user's) memories
     q = ctx.artifacts.load_image(image) if image else query
-    hits = store.search(q, k=k, filters=filters or None)
+    hits = store.search(q, k=k, filters=filters)
     return SearchMemoryOutput(hits=[
         MemoryHitOut(id=h.id, score=round(h.score, 4), modality=h.modality, text=h.text, artifact_id=h.artifact_id,
                      tags=h.tags, session=h.session, created_at=h.created_at.isoformat(timespec="seconds"))

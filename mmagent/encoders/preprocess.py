@@ -14,9 +14,8 @@ import numpy as np
 import torch
 from PIL import Image
 
-# 40 MP, as `mmagent.backends.media.DEFAULT_MAX_PIXELS`: far above a chat photo, far below what
-# exhausts memory when decoded.
-MAX_PIXELS = 40_000_000
+# MAX_PIXELS: the project's one pixel limit (40 MP), defined with the decoder of untrusted images.
+from mmagent.tools.images import MAX_PIXELS
 
 
 class ImageInputError(ValueError):

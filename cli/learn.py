@@ -15,7 +15,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from mmagent.cli.common import EXIT_FAILED, console, fail, print_json, progress
+from mmagent.cli.common import EXIT_FAILED, console, err_console, fail, print_json, progress
 
 adapters_app = typer.Typer(help="Adapter versions learnt from feedback: list, promote, roll back.", no_args_is_help=True)
 
@@ -144,11 +144,13 @@ def list_adapters(json_out: Annotated[bool, typer.Option("--json", help="Print J
     from mmagent.continual.registry import default_registry
 
     reg = default_registry()
-    serving = reg.serving()
+    read = reg.read_pointer()  # a corrupt pointer is reported, never a crash
+    serving = read.pointer
     rows = [{**r.model_dump(), "serving": bool(serving and serving.version == r.version)} for r in reg.list()]
     if json_out:
-        print_json({"serving": serving.version if serving else None, "versions": rows})
+        print_json({"serving": serving.version if serving else None, "pointer_problem": read.problem, "versions": rows})
         return
+    _warn_pointer(read.problem)
     if not rows:
         console.print("no adapter versions yet: give feedback (`mmagent feedback`) and run `mmagent learn`")
         return
@@ -176,8 +178,10 @@ def promote(
 
     from mmagent.continual.registry import RegistryError
 
+    reg = default_registry()
+    _warn_pointer(reg.read_pointer().problem)
     try:
-        ptr = default_registry().promote(version)
+        ptr = reg.promote(version)
     except RegistryError as err:
         fail(str(err))
     if json_out:
@@ -196,8 +200,10 @@ def rollback(json_out: Annotated[bool, typer.Option("--json", help="Print JSON f
 
     from mmagent.continual.registry import RegistryError
 
+    reg = default_registry()
+    _warn_pointer(reg.read_pointer().problem)
     try:
-        ptr = default_registry().rollback()
+        ptr = reg.rollback()
     except RegistryError as err:
         fail(str(err))
     if json_out:
@@ -206,3 +212,8 @@ def rollback(json_out: Annotated[bool, typer.Option("--json", help="Print JSON f
         console.print(f"[green]ok[/] now serving {ptr.version if ptr else 'the base model (no adapter version)'}")
 
 
+def _warn_pointer(problem: str | None) -> None:
+    if problem:
+        from rich.markup import escape
+
+        err_console.print(f"[yellow]warning:[/] {escape(problem)}", highlight=False, soft_wrap=True)

@@ -95,6 +95,41 @@ class ChatModel(Protocol):
         ...
 
 
+class AdapterHost(Protocol):
+    """What holds named LoRA adapters and switches between them (an `MMLLM`)."""
+
+    @property
+    def adapters(self) -> list[str]: ...
+
+    @property
+    def active_adapter(self) -> str | None: ...
+
+    def load_adapter(self, folder: Any, name: str) -> None: ...
+
+    def set_adapter(self, name: str | None) -> None: ...
+
+
+AdapterHook = Callable[[AdapterHost], "str | None"]
+"""Picks the adapter a NEW session runs with: loads and activates it on the host and returns its
+name, or returns None to keep the model's own default. The learning loop's hook
+(`mmagent.continual.serving.PromotedAdapter`) serves the version `mmagent learn` promoted."""
+
+
+@runtime_checkable
+class ServesSessions(Protocol):
+    """Optional on a `ChatModel`: which adapter each session runs with (a composed MM-LLM has it).
+
+    The agent calls `serve_session(session)` before every turn; at a session's first turn the model
+    asks its `adapter_hook`, later turns of that session keep the answer. The hook is injected by
+    the entry point (the agent installs the learning loop's when the model has none)."""
+
+    adapter_hook: AdapterHook | None
+
+    def serve_session(self, session: str) -> str | None:
+        """Activates the adapter `session` runs with and returns its name (None: no adapter)."""
+        ...
+
+
 class ContextOverflowError(ValueError):
     """The messages do not fit the model's context (a backend raises it before any generation,
     so the caller may retry with a shorter history)."""

@@ -94,13 +94,16 @@ def save_adapter(llm: PreTrainedModel, name: str, folder: Path) -> Path:
 
 
 def load_adapter(llm: PreTrainedModel, folder: Path, name: str) -> None:
-    """Loads a saved adapter under `name` (inactive until `set_adapter`)."""
+    """Loads a saved adapter under `name` (inactive until `set_adapter`). A load that fails (a
+    truncated file, another base model's adapter) leaves no half-loaded `name` behind and the
+    active adapter as it was."""
     if not (folder / "adapter_model.safetensors").is_file():
         raise FileNotFoundError(f"{folder} has no adapter_model.safetensors: not a saved adapter")
     from safetensors import safe_open
     from transformers.utils import logging as hf_logging
 
     current = active_adapter(llm)
+    existed = name in adapter_names(llm)
     # transformers prints a "LOAD REPORT" listing the *other* adapters' weights as missing from
     # this checkpoint (they never are in it); we check completeness ourselves below instead.
     verbosity = hf_logging.get_verbosity()
@@ -109,11 +112,18 @@ def load_adapter(llm: PreTrainedModel, folder: Path, name: str) -> None:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)
             llm.load_adapter(str(folder), adapter_name=name)
+        with safe_open(str(folder / "adapter_model.safetensors"), "pt") as f:
+            expected = sum(1 for k in f.keys() if "lora_" in k)
+        loaded = sum(1 for n, _ in llm.named_parameters() if f".{name}." in n and "lora_" in n)
+        if loaded != expected:
+            raise ValueError(f"adapter {folder}: {expected} LoRA tensors in the file but {loaded} loaded as {name!r}: saved for another base model?")
+    except BaseException:
+        if not existed and name in adapter_names(llm):  # peft injects the layers before it reads the weights
+            with warnings.catch_warnings():  # "adapter was active, now deleted": the active one is restored next
+                warnings.simplefilter("ignore", UserWarning)
+                llm.delete_adapter(name)
+        set_adapter(llm, current)
+        raise
     finally:
         hf_logging.set_verbosity(verbosity)
-    with safe_open(str(folder / "adapter_model.safetensors"), "pt") as f:
-        expected = sum(1 for k in f.keys() if "lora_" in k)
-    loaded = sum(1 for n, _ in llm.named_parameters() if f".{name}." in n and "lora_" in n)
-    if loaded != expected:
-        raise ValueError(f"adapter {folder}: {expected} LoRA tensors in the file but {loaded} loaded as {name!r}: saved for another base model?")
     set_adapter(llm, current)

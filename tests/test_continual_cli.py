@@ -70,12 +70,11 @@ def test_adapters_list_promote_rollback(tmp_path, monkeypatch):
     monkeypatch.setenv("MMAGENT_HOME", str(tmp_path))
     from mmagent.continual.registry import AdapterRegistry
 
+    from continual_fakes import lora_folder
+
     reg = AdapterRegistry(tmp_path / "adapters")
     for tag in ("a", "b"):
-        d = tmp_path / tag
-        d.mkdir()
-        (d / "adapter_config.json").write_text("{}")
-        reg.add(d, method="replay", data_hash=tag * 64)
+        reg.add(lora_folder(tmp_path / tag, tag), method="replay", data_hash=tag * 64)
     empty = runner.invoke(app, ["adapters", "list", "--json"])
     assert json.loads(empty.output)["serving"] is None
     assert runner.invoke(app, ["adapters", "promote", "v0001"]).exit_code == 0

@@ -8,16 +8,15 @@ from pathlib import Path
 
 import pytest
 
+from continual_fakes import lora_folder
+
 from mmagent.continual.gate import GateConfig, decide, run_gate
 from mmagent.continual.metrics import RoundScores, continual_metrics
 from mmagent.continual.registry import AdapterRegistry, RegistryError
 
 
 def _fake_adapter(d: Path, tag: str) -> Path:
-    d.mkdir(parents=True)
-    (d / "adapter_config.json").write_text(json.dumps({"r": 4, "lora_alpha": 8, "tag": tag}))
-    (d / "adapter_model.safetensors").write_bytes(tag.encode())
-    return d
+    return lora_folder(d, tag)  # promote loads a version before it serves: a fake must load
 
 
 def test_add_promote_rollback_lineage(tmp_path):
@@ -31,7 +30,7 @@ def test_add_promote_rollback_lineage(tmp_path):
     reg.promote("v0001")
     reg.promote("v0002")
     s = reg.serving()
-    assert s.version == "v0002" and (s.path / "adapter_model.safetensors").read_bytes() == b"two"
+    assert s.version == "v0002" and json.loads((s.path / "adapter_config.json").read_text())["tag"] == "two"
     assert reg.rollback().version == "v0001"
     assert reg.serving().version == "v0001"
     assert reg.rollback() is None and reg.serving() is None

@@ -24,7 +24,6 @@ A session (LangGraph thread) keeps its history and artifacts across turns and pr
 from __future__ import annotations
 
 import re
-import sys
 import threading
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -86,8 +85,12 @@ class Agent:
 
     Args:
         model: a `ChatModel`, or a catalog spec loaded with `mmagent.backends.load_chat_model`.
-        tools: built-in tool names, `Tool` objects, `@tool` functions, or a `ToolRegistry`
-            (default: every built-in tool).
+        tools: built-in tool names, `Tool` objects, `@tool` functions, JSON tool schemas (OpenAI
+            or MCP style, or `SchemaTool(schema, handler)`), or a `ToolRegistry` (default: every
+            built-in tool). A call to a schema without a handler is not run: once validated, it
+            ends the turn as `interrupted` with the call in `result.pending` (`"external": True`,
+            arguments validated with defaults filled in); `resume(session, {call_id: result})`
+            feeds the results back and the turn goes on.
         memory: the store of the remember / search_memory tools: a `MemoryStore`, or the folder
             of one (default `<home>/memory`), opened on the first memory call of the agent's life.
         approval: names of tools that must be approved by the user before they run.
@@ -148,7 +151,6 @@ class Agent:
         self._stores: dict[str, Any] = {}
         self.adapters = adapters  # an AdapterRegistry; None = <home>/adapters
         self.max_prompt_chars = max_prompt_chars
-        self._session_adapters: dict[str, str | None] = {}
         self._options = dict(system_prompt=system_prompt, max_steps=max_steps, max_repairs=max_repairs,
                              constrained=constrained, max_new_tokens=max_new_tokens, tool_timeout_s=tool_timeout_s,
                              max_workers=max_workers)
@@ -307,19 +309,20 @@ class Agent:
         return session, inp
 
     def _serve_adapter(self, session: str) -> None:
-        """A composed MM-LLM serves the adapter version `mmagent learn` promoted: read when the
-        session first runs in this process (no restart needed), then kept for that session even
-        if a newer version is promoted meanwhile."""
-        composed = sys.modules.get("mmagent.backends.composed")  # not imported -> not a composed model
-        if composed is None or not isinstance(self.model, composed.ComposedChatModel):
-            return
-        mmllm = self.model.model
-        if session not in self._session_adapters:
-            from mmagent.continual.serving import activate_serving
+        """The adapter a session runs with is the model's business (`mmagent.chat.ServesSessions`):
+        a composed MM-LLM serves the version `mmagent learn` promoted, read when the session first
+        runs in this process (no restart needed) and kept for that session. The model is resolved
+        first, so one given by name is served like one passed in."""
+        from mmagent.chat import ServesSessions
 
-            self._session_adapters[session] = activate_serving(mmllm, self.adapters) or mmllm.active_adapter
-        elif mmllm.active_adapter != self._session_adapters[session]:
-            mmllm.set_adapter(self._session_adapters[session])
+        model = self.model  # loads a spec now, before the turn
+        if not isinstance(model, ServesSessions):
+            return
+        if model.adapter_hook is None:  # the entry point injects the learning loop's hook
+            from mmagent.backends import serve_promoted
+
+            serve_promoted(model, self.adapters)
+        model.serve_session(session)
 
     def _ingest(self, session: str, items: Sequence[Any], kind: str) -> list[dict[str, str]]:
         """Paths, bytes, PIL images or existing artifact ids -> artifact ids (bad media fail here,
@@ -403,10 +406,10 @@ def _registry(tools: Any):
             if t not in builtins:
                 raise AgentInputError(f"unknown tool {t!r}; built-in tools: {', '.join(builtins.names())}")
             reg.register(builtins.get(t))
-        elif isinstance(t, Tool) or callable(t):
+        elif isinstance(t, (Tool, dict)) or callable(t):  # a dict is a JSON schema: a handler-less SchemaTool
             reg.register(t)
         else:
-            raise AgentInputError(f"tools must be names, Tool objects or @tool functions, got {type(t).__name__}")
+            raise AgentInputError(f"tools must be names, Tool objects, @tool functions or JSON tool schemas, got {type(t).__name__}")
     return reg
 
 

@@ -13,7 +13,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from mmagent.chat import ChatModel
+from typing import Any
+
+from mmagent.chat import ChatModel, ServesSessions
 
 DEFAULT = "mmagent-default"
 
@@ -46,6 +48,18 @@ def load_chat_model(spec: str = DEFAULT, settings=None) -> ChatModel:
     )
 
 
+def serve_promoted(model: ChatModel, registry: Any = None) -> ChatModel:
+    """Makes a model that serves sessions (`ServesSessions`: a composed MM-LLM) give each new
+    session the adapter version promoted in `registry` (an `AdapterRegistry`; default
+    `<home>/adapters`), falling back to the previous good version when one does not load. A hook
+    the model already has is kept; other models are returned as they are."""
+    if isinstance(model, ServesSessions) and model.adapter_hook is None:
+        from mmagent.continual.serving import PromotedAdapter
+
+        model.adapter_hook = PromotedAdapter(registry)
+    return model
+
+
 def _chat_names() -> list[str]:
     from mmagent.catalog import CATALOG
 
@@ -67,4 +81,4 @@ def _vlm(spec: str, settings) -> ChatModel:
     return VLMChatModel.from_pretrained(spec, settings=settings)
 
 
-__all__ = ["DEFAULT", "load_chat_model"]
+__all__ = ["DEFAULT", "load_chat_model", "serve_promoted"]

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from mmagent.chat import ChatResult, Message, OnToken
+from mmagent.chat import AdapterHook, ChatResult, Message, OnToken
 from mmagent.generation import SamplingConfig, TextStream
 from mmagent.mmllm import MMLLM
 
@@ -32,15 +32,31 @@ log = logging.getLogger(__name__)
 class ComposedChatModel:
     """`ChatModel` over an `MMLLM` (encoder -> projector -> LLM)."""
 
-    def __init__(self, model: MMLLM, name: str = "mmllm", sampling: SamplingConfig | None = None) -> None:
+    def __init__(self, model: MMLLM, name: str = "mmllm", sampling: SamplingConfig | None = None,
+                 adapter_hook: AdapterHook | None = None) -> None:
         self.model = model
         self.name = name
         self.sampling = sampling or SamplingConfig()
+        self.adapter_hook = adapter_hook  # picks a new session's adapter (`mmagent.chat.ServesSessions`)
+        self._default_adapter = model.active_adapter  # the model's own (shipped) one
+        self._sessions: dict[str, str | None] = {}
 
     @property
     def adapter(self) -> str | None:
         """The active adapter (version) name, as the interaction log records it."""
         return self.model.active_adapter
+
+    def serve_session(self, session: str) -> str | None:
+        """Activates the adapter `session` runs with: at its first turn in this process the one
+        `adapter_hook` picks (the promoted version: no restart needed), else the model's own; later
+        turns keep it, even if a newer version is promoted meanwhile."""
+        if session not in self._sessions:
+            picked = self.adapter_hook(self.model) if self.adapter_hook else None
+            self._sessions[session] = self._default_adapter if picked is None else picked
+        name = self._sessions[session]
+        if self.model.active_adapter != name:
+            self.model.set_adapter(name)
+        return name
 
     @classmethod
     def from_pretrained(cls, folder: Path | str, name: str | None = None, settings=None,

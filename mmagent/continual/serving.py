@@ -7,26 +7,76 @@ session without a restart, and a session already running keeps the version it st
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from mmagent.chat import AdapterHost
 from mmagent.continual.registry import AdapterRegistry, default_registry
 
+log = logging.getLogger(__name__)
 
-def activate_serving(mmllm: Any, registry: AdapterRegistry | None = None) -> str | None:
+
+def activate_serving(mmllm: AdapterHost, registry: AdapterRegistry | None = None,
+                     failed: dict[str, str] | None = None) -> str | None:
     """Loads the promoted version into an `MMLLM` (once per version) and makes it active.
 
     Returns the version name, or None when nothing is promoted (the model keeps its own default
-    adapter). Call it when a session starts.
+    adapter). Call it when a session starts. A version that fails to load is skipped for the
+    previous good one (the pointer's `previous`, newest first; at worst the model's own adapter),
+    with a warning; `failed` (version -> why) remembers such versions so that they are tried and
+    reported once (versions are never changed in place).
     """
-    serving = (registry or default_registry()).serving()
-    if serving is None:
+    failed = {} if failed is None else failed
+    registry = registry or default_registry()
+    read = registry.read_pointer()
+    if read.problem and failed.get(_POINTER) != read.problem:
+        failed[_POINTER] = read.problem
+        log.warning("%s", read.problem)
+    if read.pointer is None:
         return None
-    if serving.version not in mmllm.adapters:
-        mmllm.load_adapter(serving.path, serving.version)
-    mmllm.set_adapter(serving.version)
-    return serving.version
+    chain = [read.pointer.version, *read.pointer.previous]
+    new: list[str] = []  # failed in this call (reported below, once: later calls skip them)
+    for version in chain:
+        if version in failed:
+            continue
+        try:
+            if version not in mmllm.adapters:
+                mmllm.load_adapter(registry.adapter_path(version), version)
+            mmllm.set_adapter(version)
+        except Exception as err:  # noqa: BLE001 - any load failure: the session runs on an older version
+            failed[version] = f"{type(err).__name__}: {str(err).strip()[:200]}"
+            new.append(version)
+            continue
+        _say_fallback(new, failed, f"{version} (the previous good version)")
+        return version
+    _say_fallback(new, failed, "the model's own adapter (no promoted version loads)")
+    return None
+
+
+_POINTER = "(pointer)"
+
+
+def _say_fallback(bad: list[str], failed: dict[str, str], instead: str) -> None:
+    if bad:
+        why = "; ".join(f"{v}: {failed[v]}" for v in bad)
+        log.warning("adapter version%s %s failed to load (%s); serving %s instead. Promote a good version "
+                    "(`mmagent adapters promote VERSION`) or roll back (`mmagent adapters rollback`)",
+                    "s" if len(bad) > 1 else "", ", ".join(bad), why, instead)
+
+
+class PromotedAdapter:
+    """The learning loop's `AdapterHook` for a composed model (see `mmagent.chat.ServesSessions`):
+    a new session runs with the version promoted in `registry` (default `<home>/adapters`, read
+    at each new session: a promotion needs no restart), or the previous good one if it fails to load."""
+
+    def __init__(self, registry: AdapterRegistry | None = None) -> None:
+        self.registry = registry
+        self.failed: dict[str, str] = {}  # version -> why it did not load in this process
+
+    def __call__(self, mmllm: AdapterHost) -> str | None:
+        return activate_serving(mmllm, self.registry, self.failed)
 
 
 class AdapterChatModels:

@@ -109,3 +109,22 @@ def test_cli_chat_connects_the_memory_tools(tmp_path, monkeypatch):
                              input="remember: milk is in the fridge\n/quit\n")
     assert res.exit_code == 0, res.output
     assert "Noted." in res.output and "no memory store" not in res.output
+
+
+def test_what_one_run_remembers_the_next_run_finds(tmp_path, monkeypatch):
+    """Two `mmagent run`s are two sessions of the same local user: the default namespace is shared."""
+    from typer.testing import CliRunner
+
+    from mmagent.cli.app import app
+
+    monkeypatch.setattr("mmagent.memory.embedders.default_embedder", lambda: FakeEmbedder())
+    told = _script(tmp_path, [_call("remember", text="the spare key is under the blue pot"), "Noted."])
+    assert CliRunner().invoke(app, ["run", "remember the key", "--model", told]).exit_code == 0
+    asked = tmp_path / "asked.json"
+    asked.write_text(json.dumps([_call("search_memory", query="spare key blue pot"), "Under the blue pot."]))
+    res = CliRunner().invoke(app, ["run", "where is the key?", "--model", f"scripted:{asked}", "--json"])
+    hits = json.loads(res.stdout)["calls"][0]["result"]["hits"]
+    assert hits and "blue pot" in hits[0]["text"]
+    other = CliRunner().invoke(app, ["run", "where is the key?", "--model", f"scripted:{asked}", "--json",
+                                     "--memory-namespace", "bob"])
+    assert json.loads(other.stdout)["calls"][0]["result"]["hits"] == []  # another user sees none of it

@@ -93,6 +93,9 @@ class Agent:
             feeds the results back and the turn goes on.
         memory: the store of the remember / search_memory tools: a `MemoryStore`, or the folder
             of one (default `<home>/memory`), opened on the first memory call of the agent's life.
+        memory_namespace: whose memories the tools read and write when the agent opens the store:
+            "default" (the local user: every session, and `mmagent memory add`, share it), a
+            user's name (a server gives each user their own), or None (each session its own).
         approval: names of tools that must be approved by the user before they run.
         max_steps: model steps per turn before the turn ends with status `step_limit`.
         max_repairs: invalid outputs or invalid calls sent back to the model before giving up.
@@ -128,6 +131,7 @@ class Agent:
         durable: bool = False,
         adapters: Any = None,
         max_prompt_chars: int = MAX_PROMPT_CHARS,
+        memory_namespace: str | None = "default",
     ) -> None:
         if max_steps < 1 or max_repairs < 0:
             raise AgentInputError(f"max_steps must be >= 1 and max_repairs >= 0, got {max_steps} and {max_repairs}")
@@ -140,6 +144,7 @@ class Agent:
         self.memory = memory if memory is None or not isinstance(memory, (str, Path)) else None
         self._memory_path = Path(memory) if isinstance(memory, (str, Path)) else None
         self._owns_memory = False
+        self.memory_namespace = memory_namespace
         self._memory_lock = threading.Lock()  # two memory calls of one step run in parallel
         self.approval = frozenset(approval)
         self.settings = _settings()
@@ -260,7 +265,7 @@ class Agent:
             if self.memory is None:
                 from mmagent.memory.store import MemoryStore
 
-                self.memory = MemoryStore(self._memory_path or self.settings.home / "memory")
+                self.memory = MemoryStore(self._memory_path or self.settings.home / "memory", namespace=self.memory_namespace)
                 self._owns_memory = True
             return self.memory
 

@@ -21,13 +21,12 @@ from typing import TYPE_CHECKING
 
 from PIL import Image
 
+from mmagent.tools.images import MAX_PIXELS as DEFAULT_MAX_PIXELS  # the one pixel limit (see there)
+
 if TYPE_CHECKING:
     from mmagent.chat import Message
     from mmagent.tools.artifacts import ArtifactStore
 
-# 40 MP: above any camera photo a chat turn needs, far below what would exhaust memory
-# (40e6 px * 3 bytes = 120 MB decoded). PIL's own bomb limit is ~179 MP, too late for a laptop.
-DEFAULT_MAX_PIXELS = 40_000_000
 
 AUDIO_MIMES: dict[str, str] = {"audio/wav": "wav", "audio/x-wav": "wav", "audio/wave": "wav", "audio/mpeg": "mp3"}
 
@@ -50,17 +49,18 @@ def decode_image(src: bytes | Path | str, *, max_pixels: int = DEFAULT_MAX_PIXEL
     The checks themselves (format from the header, pixel count before decoding, full decode) are
     `mmagent.tools.images.decode_image`, the project's one decoder of untrusted image bytes.
     """
-    from mmagent.tools.images import ImageDecodeError, ImageLimits
+    from mmagent.tools.images import ImageDecodeError, ImageLimits, read_image_file
     from mmagent.tools.images import decode_image as _decode
 
-    if isinstance(src, str) and src.startswith("data:"):
-        mime, data = parse_data_uri(src)
-        if not mime.startswith("image/"):
-            raise UnsupportedMediaError(f"{what} is a data URI of {mime}, not an image")
-    else:
-        data = Path(src).expanduser().read_bytes() if isinstance(src, (str, Path)) else src
+    limits = ImageLimits(max_pixels=max_pixels)
     try:
-        return _decode(data, ImageLimits(max_pixels=max_pixels)).image
+        if isinstance(src, str) and src.startswith("data:"):
+            mime, data = parse_data_uri(src)
+            if not mime.startswith("image/"):
+                raise UnsupportedMediaError(f"{what} is a data URI of {mime}, not an image")
+        else:  # a file is checked by its size and header before it is read
+            data = read_image_file(src, limits, what) if isinstance(src, (str, Path)) else src
+        return _decode(data, limits).image
     except ImageDecodeError as err:
         raise MediaError(f"{what}: {err}") from err
 

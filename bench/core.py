@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/core.py                      # 1 and 2 threads, 64 new tokens, 3 reps
     .venv/bin/python bench/core.py --threads 1 --new-tokens 32 --reps 2 --json
+    .venv/bin/python bench/core.py --threads 1 --isa native avx2 --turns   # + an AVX2-only CPU, + agent turns
 
 One image (skimage's chelsea) + a ~100-token user prompt, greedy decoding with EOS ignored so
 every run makes exactly --new-tokens tokens. Per thread count, in the same process:
@@ -10,9 +11,16 @@ every run makes exactly --new-tokens tokens. Per thread count, in the same proce
 - decode tokens/s after the first token, and CPU ms per decode token (process time: what a
   token costs when other processes share the cores; wall time is what a user waits);
 - the baseline, transformers' `generate` on the same spliced embeddings, beside our decode loop
-  in fp32 (fused weights, static cache), bf16, and int8 (the default: fbgemm int8 decode steps,
-  bf16 prefill), with how many leading tokens each agrees with the baseline's greedy output
+  in fp32 (fused weights, static cache), bf16, and int8 decode with fp32 or bf16 prefill; the path
+  `mmagent.cpu` chooses for this CPU is marked "(chosen)". Per path: TTFT cold (nothing cached)
+  and with a cached prefix (the same conversation plus a short new user turn, as an agent's next
+  step sees it), decode tok/s, how many leading tokens agree with the baseline's greedy output
   ("greedy=") and, fed the baseline's tokens, how many of its next-token choices match ("top-1=");
+- `--isa avx2` runs the same path table in a child process limited to AVX2
+  (`ATEN_CPU_CAPABILITY=avx2 ONEDNN_MAX_CPU_ISA=AVX2`: what an AVX2-only EPYC runs natively);
+- `--turns`: the README's sign question and a greeting as one-shot `mmagent run` processes and
+  as warm turns of one running `Agent`;
+- the llama.cpp peer on the same GGUF when `llama_cpp` is importable (it is not a dependency);
 - visual token reduction (49 -> --budget tokens, merge and attention top-k): prefill speedup
   and its effect on the output (leading tokens equal to the unreduced run's).
 
@@ -42,18 +50,40 @@ def main() -> None:
     p.add_argument("--reps", type=int, default=3)
     p.add_argument("--budget", type=int, default=16, help="visual tokens kept per image by token reduction")
     p.add_argument("--json", action="store_true", help="print one JSON document instead of tables")
+    p.add_argument("--isa", nargs="+", default=["native"], choices=["native", "avx2"],
+                   help="also run the path table limited to AVX2 (a child process), side by side")
+    p.add_argument("--turns", action="store_true", help="also time agent turns: one-shot processes and warm")
     p.add_argument("--rss-probe", action="store_true", help=argparse.SUPPRESS)
+    p.add_argument("--paths-only", action="store_true", help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.rss_probe:
         return rss_probe(args.new_tokens)
-    report = {"load_average": os.getloadavg(), "new_tokens": args.new_tokens, "reps": args.reps, "runs": []}
+    from mmagent.cpu import cpu_features
+
+    report = {"load_average": os.getloadavg(), "new_tokens": args.new_tokens, "reps": args.reps,
+              "cpu": cpu_features().describe(), "runs": []}
     bench = Bench(args.new_tokens)
     if not args.json:
         print_header(report)
     for n in args.threads:
-        report["runs"].append(bench.run(n, args.reps, args.budget))
+        report["runs"].append(bench.run(n, args.reps, args.budget, reduction=not args.paths_only))
         if not args.json:
             print_run(report["runs"][-1])  # as soon as it is measured: a full run takes minutes
+    if args.paths_only:
+        return print(json.dumps(report))
+    if "avx2" in args.isa and not report["cpu"].startswith("avx2"):
+        report["avx2"] = avx2_child(args)
+        if not args.json:
+            print(f"\n== the same, limited to AVX2 (ATEN_CPU_CAPABILITY=avx2 ONEDNN_MAX_CPU_ISA=AVX2): cpu {report['avx2']['cpu']} ==")
+            for run in report["avx2"]["runs"]:
+                print_run(run)
+    report["llama_cpp"] = llama_cpp_peer(args.new_tokens, args.reps)
+    chosen = next(r for r in report["runs"][0]["rows"] if r.get("chosen"))
+    report["decode_tok_s"] = {r["path"]: r["decode_tok_s"] for r in report["runs"][0]["rows"]}
+    peer = report["llama_cpp"]
+    report["llama_cpp_ratio"] = chosen["decode_tok_s"] / peer["decode_tok_s"] if peer else None
+    if args.turns:
+        report["turns"] = time_turns(args.reps)
     report["peak_rss_mb"] = measure_rss(args.new_tokens)
     report["load_average_end"] = os.getloadavg()
     print(json.dumps(report, indent=2)) if args.json else print_footer(report)
@@ -89,21 +119,28 @@ class Bench:
         x = self.mm.build_inputs([msg], artifacts={"image_1": self.image}, add_generation_prompt=True)
         return self.mm.collate([x])
 
-    def run(self, threads: int, reps: int, budget: int) -> dict:
+    def run(self, threads: int, reps: int, budget: int, reduction: bool = True) -> dict:
+        from mmagent.cpu import cpu_features
+
         self.torch.set_num_threads(threads)
         batch = self.batch()
         rows = [self.time_hf(batch, reps)]
-        for mode in ("float32", "bfloat16", "int8"):
-            rows.append(self.time_ours(batch, reps, mode))
+        chosen = ("int8", str(cpu_features().prefill_dtype).removeprefix("torch."))
+        for path in PATHS:
+            rows.append(self.time_ours(batch, reps, path))
+            rows[-1]["chosen"] = path == chosen
         base = rows[0]["tokens"]
         for r in rows:
             r["agree_with_baseline"] = agree(base, r.pop("tokens"))
         rows[0]["top1_match"] = "-"
-        for r, mode in zip(rows[1:], ("float32", "bfloat16", "int8")):
-            r["top1_match"] = self.top1_match(batch, mode, base)
-        self.mm.config.decode_dtype = "int8"
+        for r, path in zip(rows[1:], PATHS):
+            r["top1_match"] = self.top1_match(batch, path, base)
+        self._use(chosen)
         return {"threads": threads, "prompt_tokens": int(batch["input_ids"].shape[1]), "rows": rows,
-                "reduction": self.reduction(reps, budget)}
+                "reduction": self.reduction(reps, budget) if reduction else []}
+
+    def _use(self, path: tuple[str, str]) -> None:
+        self.mm.config.decode_dtype, self.mm.config.prefill_dtype = path
 
     def time_hf(self, batch, reps: int) -> dict:
         """transformers' `generate` from the same spliced embeddings: TTFT = 1-token run."""
@@ -124,33 +161,51 @@ class Bench:
             tokens = out[0].tolist()[-n:]
         return row("HF generate, fp32 (baseline)", ttft, dec, cpu, tokens)
 
-    def time_ours(self, batch, reps: int, mode: str) -> dict:
+    def time_ours(self, batch, reps: int, path: tuple[str, str]) -> dict:
         from mmagent.generation import SamplingConfig, generate
 
         torch, mm = self.torch, self.mm
-        mm.config.decode_dtype = mode
+        self._use(path)
         decoder = mm.decoder()  # built once (fused copies), as a served model does
-        ttft, dec, cpu, tokens = [], [], [], []
+        ttft, cached, dec, cpu, tokens = [], [], [], [], []
+        sampling = SamplingConfig(max_new_tokens=self.new_tokens)
         for _ in range(reps):
             with torch.inference_mode():
+                decoder.forget()  # cold: nothing of this prompt is cached
                 t0 = time.perf_counter()
                 embeds = self._embed(batch)
                 enc = time.perf_counter() - t0
-                r = generate(decoder, embeds, batch["attention_mask"], batch["input_ids"],
-                             sampling=SamplingConfig(max_new_tokens=self.new_tokens), eos_token_ids=())
+                r = generate(decoder, embeds, batch["attention_mask"], batch["input_ids"], sampling=sampling, eos_token_ids=())
+                nxt = self.next_turn(r.tokens[0])  # the agent's next step: same prefix + a short user turn
+                t0 = time.perf_counter()
+                e2 = self._embed(nxt)
+                r2 = generate(decoder, e2, nxt["attention_mask"], nxt["input_ids"], sampling=SamplingConfig(max_new_tokens=1))
+                cached.append(time.perf_counter() - t0)
             ttft.append(enc + r.ttft_s)
             dec.append((len(r.tokens[0]) - 1) / r.decode_s)
             cpu.append(r.decode_cpu_s / (len(r.tokens[0]) - 1) * 1e3)
             tokens = r.tokens[0]
-        label = {"float32": "ours, fp32", "bfloat16": "ours, bf16", "int8": "ours, int8 decode + bf16 prefill (default)"}[mode]
-        return row(label, ttft, dec, cpu, tokens)
+        out = row(f"ours, {decoder.path()}", ttft, dec, cpu, tokens)
+        out["ttft_cached_s"] = statistics.median(cached)
+        out["reused_tokens"] = decoder.reused
+        return out
 
-    def top1_match(self, batch, mode: str, ref: list[int]) -> str:
+    def next_turn(self, reply: list[int]):
+        from mmagent.chat import Message
+
+        msgs = [Message(role="user", content=self.prompt, images=["image_1"]),
+                Message(role="assistant", content=self.mm.tokenizer.decode(reply, skip_special_tokens=True)),
+                Message(role="user", content="Thanks. Now say it in one short sentence.")]
+        x = self.mm.build_inputs(msgs, artifacts={"image_1": self.image}, add_generation_prompt=True)
+        return self.mm.collate([x])
+
+    def top1_match(self, batch, path: tuple[str, str], ref: list[int]) -> str:
         """Teacher-forced: fed the baseline's tokens, how often each step's argmax is the baseline's.
         (Greedy outputs drift apart after the first differing token; this counts every decision.)"""
         torch, mm = self.torch, self.mm
-        mm.config.decode_dtype = mode
+        self._use(path)
         decoder = mm.decoder()
+        decoder.forget()
         with torch.inference_mode():
             logits = decoder.prefill(self._embed(batch), batch["attention_mask"], len(ref))
             hits = 0
@@ -165,8 +220,10 @@ class Bench:
         from mmagent.generation import SamplingConfig, generate
         from mmagent.token_reduction import ReductionConfig, TokenReducer
 
+        from mmagent.cpu import cpu_features
+
         torch, mm = self.torch, self.mm
-        mm.config.decode_dtype = "int8"
+        self._use(("int8", str(cpu_features().prefill_dtype).removeprefix("torch.")))
         out, ref = [], None
         for method in ("none", "merge", "topk"):
             mm.config.reduction = ReductionConfig(method=method, budget=budget)
@@ -175,6 +232,7 @@ class Bench:
             times, tokens = [], []
             for _ in range(reps):
                 with torch.inference_mode():
+                    mm.decoder().forget()
                     t0 = time.perf_counter()
                     r = generate(mm.decoder(), self._embed(batch), batch["attention_mask"], batch["input_ids"],
                                  sampling=SamplingConfig(max_new_tokens=min(32, self.new_tokens)), eos_token_ids=())
@@ -192,6 +250,76 @@ class Bench:
     def _embed(self, batch):
         pixels = self.mm.encoder.preprocess([self.image])  # the image's preprocessing is part of TTFT
         return self.mm.embed(batch["input_ids"], pixels)
+
+
+# (decode_dtype, prefill_dtype) of every path the table forces; the chosen one is marked.
+PATHS = [("float32", "auto"), ("bfloat16", "auto"), ("int8", "float32"), ("int8", "bfloat16")]
+
+
+def avx2_child(args) -> dict:
+    """The path table in a child process that torch and oneDNN limit to AVX2."""
+    env = {**os.environ, "ATEN_CPU_CAPABILITY": "avx2", "ONEDNN_MAX_CPU_ISA": "AVX2", "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, __file__, "--paths-only", "--json", "--threads", *map(str, args.threads),
+           "--new-tokens", str(args.new_tokens), "--reps", str(args.reps)]
+    out = subprocess.run(cmd, capture_output=True, text=True, env=env, check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def llama_cpp_peer(new_tokens: int, reps: int) -> dict | None:
+    """llama.cpp on the same Q4_1 GGUF (1 thread), when `llama_cpp` is importable; else None."""
+    try:
+        from llama_cpp import Llama
+    except ImportError:
+        return None
+    from mmagent.catalog import CATALOG
+    from mmagent.provision import model_dir
+
+    gguf = next(model_dir(CATALOG.get("smollm2-135m-instruct")).rglob("*.gguf"), None)
+    if gguf is None:
+        return None
+    llm = Llama(model_path=str(gguf), n_threads=1, n_ctx=1024, verbose=False)
+    rates = []
+    for _ in range(reps):
+        t0 = time.perf_counter()
+        out = llm("Describe a cat in detail.", max_tokens=new_tokens, temperature=0.0, ignore_eos=True)
+        rates.append(out["usage"]["completion_tokens"] / (time.perf_counter() - t0))
+    return {"decode_tok_s": statistics.median(rates), "gguf": gguf.name}
+
+
+TURNS = {"sign question": ("What does this sign say?", ["examples/sign.png"]), "greeting": ("Hi! How are you today?", [])}
+
+
+def time_turns(reps: int) -> list[dict]:
+    """Each turn as a one-shot `mmagent run` process (wall, models provisioned) and as a warm
+    turn of one running Agent (the second of two runs in a session of its own)."""
+    import tempfile
+
+    from mmagent.agent import Agent
+    from mmagent.config import get_settings
+
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    rows = []
+    with tempfile.TemporaryDirectory() as home, Agent(checkpoint=":memory:", log=os.path.join(home, "log.sqlite"),
+                                                      artifacts_root=os.path.join(home, "art")) as agent:
+        settings = get_settings()  # the processes use this home's provisioned models, a fresh log
+        env = {**os.environ, "OMP_NUM_THREADS": "1", "MMAGENT_HOME": home,
+               "MMAGENT_CACHE_DIR": str(settings.cache_dir or settings.home / "models")}
+        for name, (prompt, images) in TURNS.items():
+            cmd = [sys.executable, "-m", "mmagent.cli", "run", prompt, *sum((["--image", i] for i in images), []), "--json"]
+            walls, answer = [], ""
+            for _ in range(reps):
+                t0 = time.perf_counter()
+                out = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=root)
+                walls.append(time.perf_counter() - t0)
+                answer = json.loads(out.stdout).get("answer", "") if out.stdout.strip() else out.stderr[-200:]
+            warm = []
+            for i in range(reps + 1):
+                t0 = time.perf_counter()
+                agent.run(prompt, images=[os.path.join(root, p) for p in images], session=f"{name}-{i}")
+                warm.append(time.perf_counter() - t0)
+            rows.append({"turn": name, "one_shot_s": statistics.median(walls), "warm_s": statistics.median(warm[1:]),
+                         "answer": answer})
+    return rows
 
 
 def row(label: str, ttft: list[float], dec: list[float], cpu: list[float], tokens: list[int]) -> dict:
@@ -241,17 +369,21 @@ def peak_rss_mb() -> float:
 
 def print_header(report: dict) -> None:
     la = ", ".join(f"{x:.1f}" for x in report["load_average"])
-    print(f"mmagent-default, greedy, {report['new_tokens']} new tokens, median of {report['reps']}; "
+    print(f"mmagent-default, greedy, {report['new_tokens']} new tokens, median of {report['reps']}; cpu {report['cpu']}; "
           f"load average at start {la} (2-core machine)", flush=True)
 
 
 def print_run(run: dict) -> None:
     print(f"\n== {run['threads']} thread(s), prompt {run['prompt_tokens']} tokens (49 visual) ==")
-    print(f"{'path':46} {'TTFT s':>7} {'decode tok/s':>13} {'CPU ms/tok':>11} {'greedy=':>7} {'top-1=':>7}")
+    print(f"{'path':50} {'TTFT s':>7} {'cached s':>8} {'decode tok/s':>13} {'CPU ms/tok':>11} {'greedy=':>7} {'top-1=':>7}")
     base = run["rows"][0]["decode_tok_s"]
     for r in run["rows"]:
-        print(f"{r['path']:46} {r['ttft_s']:7.3f} {r['decode_tok_s']:8.1f} ({r['decode_tok_s'] / base:3.1f}x) "
+        label = r["path"] + (" (chosen)" if r.get("chosen") else "")
+        cached = f"{r['ttft_cached_s']:8.3f}" if "ttft_cached_s" in r else f"{'-':>8}"
+        print(f"{label:50} {r['ttft_s']:7.3f} {cached} {r['decode_tok_s']:8.1f} ({r['decode_tok_s'] / base:3.1f}x) "
               f"{r['cpu_ms_per_token']:11.1f} {r['agree_with_baseline']:>7} {r['top1_match']:>7}")
+    if not run["reduction"]:
+        return
     print(f"\n{'token reduction':16} {'visual':>6} {'prompt':>6} {'TTFT s':>7} {'speedup':>8} {'agrees':>7}  output")
     for r in run["reduction"]:
         print(f"{r['method']:16} {r['visual_tokens']:6d} {r['prompt_tokens']:6d} {r['ttft_s']:7.3f} "
@@ -259,6 +391,13 @@ def print_run(run: dict) -> None:
 
 
 def print_footer(report: dict) -> None:
+    peer = report.get("llama_cpp")
+    if peer:
+        print(f"\nllama.cpp ({peer['gguf']}, 1 thread): {peer['decode_tok_s']:.1f} tok/s; chosen path / peer = {report['llama_cpp_ratio']:.2f}")
+    else:
+        print("\nllama.cpp peer: llama_cpp not importable (pip install llama-cpp-python builds it from source, ~12 min)")
+    for t in report.get("turns", []):
+        print(f"turn {t['turn']!r}: one-shot process {t['one_shot_s']:.1f} s, warm {t['warm_s']:.2f} s  -> {t['answer'][:60]!r}")
     print(f"\npeak RSS (fresh process: load mmagent-default + one image answer, 1 thread): {report['peak_rss_mb']:.0f} MB")
     print(f"load average at end {', '.join(f'{x:.1f}' for x in report['load_average_end'])}")
 

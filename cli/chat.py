@@ -18,7 +18,7 @@ from typing import Annotated, Any, Optional
 import typer
 from rich.markup import escape
 
-from mmagent.cli.common import CONSTRAINED_HELP, console, err_console, fail
+from mmagent.cli.common import CONSTRAINED_HELP, TOOLS_JSON_HELP, console, err_console, fail
 from mmagent.errors import UserError
 
 HELP = """\
@@ -40,18 +40,21 @@ def chat(
     max_steps: Annotated[int, typer.Option("--max-steps", min=1, help="Model steps per turn.")] = 6,
     constrained: Annotated[Optional[bool], typer.Option("--constrained/--free", help=CONSTRAINED_HELP, show_default=False)] = None,
     out_dir: Annotated[Optional[Path], typer.Option("--out", help="Where produced images are saved (default <home>/outputs/<session>).")] = None,
+    tools_json: Annotated[Optional[Path], typer.Option("--tools-json", help=TOOLS_JSON_HELP.replace("see `mmagent resume --tool-results`", "here you type each call's result"))] = None,
 ) -> None:
     """Chats with the agent: attach media, watch tool calls live, approve tools, give feedback.
+    Calls to --tools-json tools are yours to answer: type each one's result (JSON, or plain text).
 
     Example: mmagent chat --approve generate_image
     then type:  /image examples/sign.png   and   what does this sign say?
     """
     from mmagent.agent import Agent
-    from mmagent.cli.run import resolve_model
+    from mmagent.cli.run import agent_tools, resolve_model
     from mmagent.config import get_settings
 
     try:
-        agent = Agent(model=resolve_model(model), tools=tool or None, approval=set(approve or ()), max_steps=max_steps, constrained=constrained)
+        agent = Agent(model=resolve_model(model), tools=agent_tools(tool, tools_json), approval=set(approve or ()), max_steps=max_steps,
+                      constrained=constrained)
     except (UserError, FileNotFoundError) as err:
         fail(str(err))
     session = session or f"s-{uuid.uuid4().hex[:12]}"
@@ -140,10 +143,13 @@ class ChatSession:
         if self.last_turn:
             console.print(f"[dim]turn {self.last_turn} — /feedback up|down to rate it[/]", highlight=False)
 
-    def _ask(self, calls: list[dict[str, Any]]) -> dict[str, str]:
+    def _ask(self, calls: list[dict[str, Any]]) -> dict[str, Any]:
         decision = {}
         for c in calls:
             args = json.dumps(c["arguments"], ensure_ascii=False)
+            if c.get("external"):
+                decision[c["id"]] = self._result_of(c["name"], args)
+                continue
             try:
                 answer = self.read(f"approve {c['name']}({args})? [y/N] ").strip().lower()
             except (EOFError, KeyboardInterrupt):
@@ -151,13 +157,26 @@ class ChatSession:
             decision[c["id"]] = "approve" if answer in ("y", "yes") else "deny"
         return decision
 
+    def _result_of(self, name: str, args: str) -> Any:
+        """The user plays a --tools-json tool: a JSON value, or the text itself as a string."""
+        try:
+            text = self.read(f"result of {name}({args}) (JSON or text)> ").strip()
+        except (EOFError, KeyboardInterrupt):
+            return {"error": "the user gave no result"}
+        try:
+            return json.loads(text)
+        except ValueError:
+            return text
+
     def _resume_if_waiting(self) -> None:
         """A session opened with its last turn unfinished: approve it, or resume / abandon a
         turn whose process died (nothing new can be sent before)."""
         where = self.agent.unfinished(self.session)
         if where == "approve":
-            console.print("this session has a turn waiting for approval", highlight=False)
-            self.render(self.agent.resume_stream(self.session, self._ask(self.agent.pending(self.session))))
+            pending = self.agent.pending(self.session)
+            waits = "tool results" if any(c.get("external") for c in pending) else "approval"
+            console.print(f"this session has a turn waiting for {waits}", highlight=False)
+            self.render(self.agent.resume_stream(self.session, self._ask(pending)))
         elif where:
             answer = self.read(f"this session's last turn stopped at {where} (its process ended); resume it? [Y/n, n abandons it] ")
             if answer.strip().lower() in ("n", "no"):

@@ -3,7 +3,8 @@
 Exit codes: 0 ok; 1 the work failed (a model or tool error, or a bug: `--debug` shows its
 traceback); 2 the user asked for something wrong (bad argument, unknown name, missing file: a
 `mmagent.errors.UserError` or a path error such as `FileNotFoundError`); 3 `mmagent run` stopped
-at the step limit before the model answered; 130 interrupted.
+at the step limit before the model answered; 4 the turn waits for the results of calls to tools
+the caller runs (`--tools-json` schemas without a handler); 130 interrupted.
 """
 
 from __future__ import annotations
@@ -25,9 +26,13 @@ from mmagent.errors import UserError
 EXIT_FAILED = 1
 EXIT_USER = 2
 EXIT_STEP_LIMIT = 3
+EXIT_TOOL_CALLS = 4
 # One help text for the decoding flag of run, chat and eval (the default is what is measured).
 CONSTRAINED_HELP = ("Schema-guided decoding of tool calls (every call parses and validates); on by default wherever the "
                     "backend supports it. --free decodes without the grammar.")
+
+TOOLS_JSON_HELP = ("A JSON file of tool schemas (a list of OpenAI function schemas or MCP tools, or an MCP tools/list "
+                   "result) offered besides the built-in tools; the caller runs their calls (see `mmagent resume --tool-results`).")
 
 console = Console()
 err_console = Console(stderr=True)

@@ -9,9 +9,12 @@ from typing import Annotated, Optional
 
 import typer
 
-from mmagent.cli.common import EXIT_FAILED, EXIT_USER, console, fail, print_json
+from mmagent.cli.common import EXIT_FAILED, EXIT_USER, TOOLS_JSON_HELP, console, fail, print_json
 
 app = typer.Typer(help="The typed tools the agent can call: list them, show schemas, call one.", no_args_is_help=True)
+
+
+ToolsJsonOpt = Annotated[Optional[Path], typer.Option("--tools-json", help=TOOLS_JSON_HELP)]
 
 
 def _registry():
@@ -20,17 +23,33 @@ def _registry():
     return default_registry()
 
 
-@app.command("list")
-def list_tools(json_out: Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")] = False) -> None:
-    """Lists every built-in tool with its arguments (nothing is loaded).
+def _with_schemas(reg, tools_json: Path | None):
+    """`reg` plus the `--tools-json` schemas when given (a bad file: one line, exit 2)."""
+    from mmagent.errors import UserError
+    from mmagent.tools.schema_tool import load_tool_schemas
 
-    Example: mmagent tools list --json
+    try:
+        for t in load_tool_schemas(tools_json) if tools_json else []:
+            reg.register(t)
+    except (UserError, FileNotFoundError) as err:
+        fail(str(err))
+    return reg
+
+
+@app.command("list")
+def list_tools(json_out: Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")] = False,
+               tools_json: ToolsJsonOpt = None) -> None:
+    """Lists every built-in tool (and the --tools-json ones) with its arguments (nothing is loaded).
+    `external` marks a tool the caller runs (a schema without a handler).
+
+    Example: mmagent tools list --json --tools-json my-tools.json
     """
-    reg = _registry()
+    reg = _with_schemas(_registry(), tools_json)
     rows = []
     for name in reg.names():
         params = reg.get(name).schema()["function"]["parameters"]
-        rows.append({"name": name, "description": reg.get(name).description, "arguments": list(params.get("properties", {})), "required": params.get("required", [])})
+        rows.append({"name": name, "description": reg.get(name).description, "arguments": list(params.get("properties", {})),
+                     "required": params.get("required", []), "external": reg.get(name).external})
     if json_out:
         print_json(rows)
         return
@@ -39,7 +58,7 @@ def list_tools(json_out: Annotated[bool, typer.Option("--json", help="Print JSON
     table = Table("name", "arguments", "description")
     for r in rows:
         args = ", ".join(a + ("" if a in r["required"] else "?") for a in r["arguments"])
-        table.add_row(r["name"], args, r["description"])
+        table.add_row(r["name"], args, ("(the caller runs it) " if r["external"] else "") + r["description"])
     console.print(table)
 
 
@@ -47,6 +66,7 @@ def list_tools(json_out: Annotated[bool, typer.Option("--json", help="Print JSON
 def show(
     name: Annotated[str, typer.Argument(help="Tool name (see `mmagent tools list`).")],
     json_out: Annotated[bool, typer.Option("--json", help="Print the OpenAI-style function schema as JSON.")] = False,
+    tools_json: ToolsJsonOpt = None,
 ) -> None:
     """Shows one tool's input schema (what the model sees) and output schema.
 
@@ -55,7 +75,7 @@ def show(
     from mmagent.tools.registry import UnknownToolError
 
     try:
-        t = _registry().get(name)
+        t = _with_schemas(_registry(), tools_json).get(name)
     except UnknownToolError as err:
         fail(str(err))
     doc = {"schema": t.schema(), "output": t.output_schema()}

@@ -67,7 +67,7 @@ def _report(result: Path, out: Path, json_: bool) -> None:
 
 
 def evaluate(
-    suite: Annotated[Path, typer.Argument(help="Suite file (.jsonl): id, prompt, images, expected calls per line.")],
+    suite: Annotated[Path, typer.Argument(help="Suite file (.jsonl): id, prompt, images, expected calls (and optionally the item's own tool schemas) per line.")],
     model: Annotated[str, typer.Option("--model", "-m", help="Chat model spec (catalog name, folder, vlm:..., http(s)://.../v1#model, scripted:FILE.json).")] = "mmagent-default",
     constrained: Annotated[Optional[bool], typer.Option("--constrained/--free", help=CONSTRAINED_HELP, show_default=False)] = None,
     limit: Annotated[int | None, typer.Option("--limit", help="Only the first N items.", min=1)] = None,
@@ -76,7 +76,8 @@ def evaluate(
     json_: Annotated[bool, typer.Option("--json", help="Print the report as JSON instead of a table.")] = False,
 ) -> None:
     """Runs a tool-calling suite against a model and reports parse rate, decision, tool-name and
-    argument accuracy, strict success, hallucinated-tool rate and node/edge F1 (see README).
+    argument accuracy, strict success, hallucinated-tool rate, node/edge F1, abstention rate and
+    parallel-call rate, overall and per item kind (see README). Items may bring their own tools.
 
     Example: mmagent eval recipes/suites/unseen-phrasings.jsonl --constrained --json
     """
@@ -107,4 +108,6 @@ def evaluate(
     if json_:
         print_json(report.model_dump(mode="json", exclude={"items"}))
     else:
-        console.print(markdown_table({f"{model}{' (constrained)' if constrained else ''} on {suite.name}": report.metrics}))
+        label = f"{model}{' (constrained)' if constrained else ''} on {suite.name}"
+        kinds = {f"{label} [{k}]": m for k, m in report.by_kind.items()} if len(report.by_kind) > 1 else {}
+        console.print(markdown_table({label: report.metrics, **kinds}))

@@ -8,7 +8,8 @@ The core MM-LLM (modality encoder -> input projector -> LLM backbone), typed too
 __version__ = "0.1.0"
 
 # The public API, imported lazily so that `import mmagent` stays light (no torch, no langgraph).
-_LAZY = {"Agent": "mmagent.agent.api", "RunResult": "mmagent.agent.api", "tool": "mmagent.tools.base"}
+_LAZY = {"Agent": "mmagent.agent.api", "RunResult": "mmagent.agent.api", "tool": "mmagent.tools.base",
+         "SchemaTool": "mmagent.tools.schema_tool"}
 
 
 def __getattr__(name: str):

@@ -61,12 +61,45 @@ def llg_tokenizer(tokenizer: PreTrainedTokenizerBase, eos_token_ids: Sequence[in
 
 
 def argument_schema(tool: dict[str, Any]) -> dict[str, Any]:
-    """The tool's parameter schema, closed to unknown arguments, in the training JSON style."""
-    params = dict(function_of(tool).get("parameters") or {"type": "object", "properties": {}})
+    """The tool's parameter schema, closed to unknown arguments at every depth, in the training
+    JSON style. `lenient`: a keyword or string format llguidance does not implement (`not`,
+    `uniqueItems`, `format: uri` ...) is left unenforced instead of failing the whole grammar,
+    so any schema a user brings compiles; the registry still validates what was written."""
+    params = closed_objects(dict(function_of(tool).get("parameters") or {"type": "object", "properties": {}}))
     params.setdefault("type", "object")
     params.setdefault("additionalProperties", False)
-    params["x-guidance"] = {**JSON_STYLE, **params.get("x-guidance", {})}
+    params["x-guidance"] = {"lenient": True, **JSON_STYLE, **params.get("x-guidance", {})}
     return params
+
+
+_SCHEMA_MAPS = ("properties", "$defs", "definitions", "patternProperties")  # keywords whose values are {name: schema}
+_SCHEMA_LISTS = ("anyOf", "oneOf", "prefixItems", "items")
+_SCHEMA_ONE = ("items", "additionalProperties")
+
+
+def closed_objects(schema: Any, open_: bool = False) -> Any:
+    """A copy in which every object schema that lists `properties` and says nothing of
+    `additionalProperties` is closed, as the arguments object is (JSON Schema leaves it open, so
+    the grammar would let a model invent nested keys). Only schema-holding keywords are walked
+    (a `default` or `enum` value is data). An `allOf` member stays open: closing each member would
+    forbid the keys the others add. `tools.schema_tool` validates nested objects by the same rule."""
+    if not isinstance(schema, dict):
+        return schema
+    out = dict(schema)
+    for k in _SCHEMA_MAPS:
+        if isinstance(out.get(k), dict):
+            out[k] = {name: closed_objects(sub) for name, sub in out[k].items()}
+    for k in _SCHEMA_LISTS:
+        if isinstance(out.get(k), list):
+            out[k] = [closed_objects(sub) for sub in out[k]]
+    for k in _SCHEMA_ONE:
+        if isinstance(out.get(k), dict):
+            out[k] = closed_objects(out[k])
+    if isinstance(out.get("allOf"), list):
+        out["allOf"] = [closed_objects(sub, open_=True) for sub in out["allOf"]]
+    if not open_ and "properties" in out and "additionalProperties" not in out and "patternProperties" not in out:
+        out["additionalProperties"] = False
+    return out
 
 
 def _call_rule(tool: dict[str, Any]) -> str:

@@ -59,10 +59,13 @@ _JSON_TOKEN = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"?|[\[\]{}]', re.DOTALL)
 
 
 def function_of(tool: dict[str, Any]) -> dict[str, Any]:
-    """The `{"name", "description", "parameters"}` part of an OpenAI-style tool schema (or itself)."""
+    """The `{"name", "description", "parameters"}` part of an OpenAI-style tool schema (or itself);
+    an MCP tool's `inputSchema` is read as its `parameters` (the rest of the code knows one key)."""
     fn = tool.get("function", tool) if tool.get("type", "function") == "function" else tool
     if not isinstance(fn, dict) or not isinstance(fn.get("name"), str):
         raise ValueError(f"not a tool schema (need a 'name', or {{'type': 'function', 'function': {{...}}}}): {str(tool)[:120]}")
+    if "parameters" not in fn and isinstance(fn.get("inputSchema"), dict):
+        return {**fn, "parameters": fn["inputSchema"]}
     return fn
 
 

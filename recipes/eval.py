@@ -6,15 +6,21 @@ Suite format (one JSON object per line):
     {"id": str, "prompt": str, "images": [paths relative to the suite file],
      "expected": [{"name": str, "arguments": {arg: [allowed values]}}, ...],
      "results": [tool output per expected call]   # optional: replayed for multi-step items
-     "audio": [paths]                               # optional}
+     "audio": [paths]                               # optional
+     "kind": str                                    # optional: single, chain, parallel, no_tool ...
+     "tools": [tool schemas]                        # optional: OpenAI or MCP style; default: the built-ins
+     "answers": [str]}                              # optional: acceptable final answers (not scored here)
 
 `expected: []` means no tool should be called; `""` among an argument's allowed values means it
 may be left out; attached images are `image_1`, `image_2`... in attachment order; calls are matched
-in order. The runner drives the model through `ChatModel.chat` step by step: after each step that
-calls tools, the recorded result of the matching expected call is fed back as the tool message
-(a replay, so no real tool runs and every model sees the same observations); a call with no
-recorded result gets an error observation. It stops once the model has made as many calls as
-expected, answers in text, or hits `max_steps`.
+in order, except on `kind: "parallel"` items, whose calls may come in any order (each expected
+call matched by a different emitted call). An item's `tools` are what the model is offered and
+what it is scored against (names, defaults, hallucinations); without them, the run's tools (the
+built-in registry's schemas by default). The runner drives the model through `ChatModel.chat`
+step by step: after each step that calls tools, the recorded result of the matching expected
+call is fed back as the tool message (a replay, so no real tool runs and every model sees the
+same observations); a call with no recorded result gets an error observation. It stops once
+the model has made as many calls as expected, answers in text, or hits `max_steps`.
 
 Metrics (per item unless said otherwise):
 - parse rate: every generation of the item parsed (no `<tool_call>` fragment failed to parse);
@@ -26,8 +32,11 @@ Metrics (per item unless said otherwise):
   an argument not in the expected set fails unless it equals the schema default);
 - strict success: parsed, right decision, right names, right arguments (no-tool items: parsed, no call);
 - hallucinated-tool rate: share of all emitted calls naming a tool that was not offered;
-- node / edge F1 (multi-step items, >= 2 expected calls): F1 of the multiset of tool names and of
-  the ordered consecutive pairs (TaskBench, arXiv 2311.18760), averaged over those items.
+- node / edge F1 (multi-step items, >= 2 expected calls, not parallel): F1 of the multiset of tool
+  names and of the ordered consecutive pairs (TaskBench, arXiv 2311.18760), averaged over those items;
+- abstention rate: over the items that expect no call, the share where none was made;
+- parallel rate: strict success over the `kind: "parallel"` items.
+The report also holds these metrics per kind (`by_kind`).
 """
 
 from __future__ import annotations
@@ -42,7 +51,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, Field, ValidationError, field_validator
 
 from mmagent.chat import ChatModel, Message, ToolCall
 
@@ -62,6 +71,30 @@ class SuiteItem(BaseModel):
     expected: list[ExpectedCall]
     results: list[Any] | None = None
     kind: str = ""
+    tools: list[dict[str, Any]] | None = None  # None: the run's tools (the built-ins)
+    answers: list[str] = Field(default_factory=list)  # acceptable final answers; no tool metric reads them
+
+    @field_validator("tools")
+    @classmethod
+    def _openai_tools(cls, tools: list[dict[str, Any]] | None) -> list[dict[str, Any]] | None:
+        """Any accepted schema style becomes the OpenAI form every backend takes; names unique."""
+        if tools is None:
+            return None
+        from mmagent.tools.schema_tool import ToolSchemaError, openai_schema
+
+        try:
+            out = [openai_schema(t) for t in tools]
+        except ToolSchemaError as err:  # a TypeError: pydantic reports only ValueErrors as the line's error
+            raise ValueError(str(err)) from None
+        names = [t["function"]["name"] for t in out]
+        if len(set(names)) < len(names):
+            raise ValueError(f"tool names repeat: {sorted(n for n in set(names) if names.count(n) > 1)}")
+        return out
+
+
+def item_tools(item: SuiteItem, tools: list[dict[str, Any]] | None) -> list[dict[str, Any]]:
+    """The tools an item is run and scored with: its own, else the run's."""
+    return (tools or []) if item.tools is None else item.tools
 
 
 def load_suite(path: Path) -> list[SuiteItem]:
@@ -166,24 +199,40 @@ class ItemScore(BaseModel):
 
 
 def score_item(item: SuiteItem, pred: Prediction, tools: list[dict[str, Any]]) -> ItemScore:
-    fns = {t.get("function", t)["name"]: t.get("function", t) for t in tools}
+    from mmagent.toolcall import function_of
+
+    fns = {function_of(t)["name"]: function_of(t) for t in item_tools(item, tools)}
     names = [c.name for c in pred.calls]
     gold = [e.name for e in item.expected]
     parsed = not pred.parse_errors
     decision = bool(names) == bool(gold)
-    names_ok = names == gold if gold else None
+    parallel = item.kind == "parallel"
+    names_ok = (Counter(names) == Counter(gold) if parallel else names == gold) if gold else None
     args_ok = None
     if names_ok:
-        args_ok = all(
+        args_ok = _unordered_match(pred.calls, item.expected, fns) if parallel else all(
             arguments_match(c.arguments, e.arguments, _defaults(fns.get(e.name, {}))) for c, e in zip(pred.calls, item.expected)
         )
     strict = parsed and decision and (not gold or bool(names_ok and args_ok))
     node = edge = None
-    if len(gold) >= 2:
+    if len(gold) >= 2 and not parallel:  # no plan order to score in independent calls
         node = _f1(Counter(names), Counter(gold))
         edge = _f1(Counter(zip(names, names[1:])), Counter(zip(gold, gold[1:])))
     return ItemScore(id=item.id, kind=item.kind, parsed=parsed, decision=decision, names=names_ok, arguments=args_ok, strict=strict,
                      n_calls=len(names), n_hallucinated=sum(n not in fns for n in names), node_f1=node, edge_f1=edge, called=names)
+
+
+def _unordered_match(calls: list[ToolCall], expected: list[ExpectedCall], fns: dict[str, Any]) -> bool:
+    """Whether each expected call can be paired with a different emitted call of the same name whose
+    arguments match (backtracking; parallel items hold a handful of calls)."""
+
+    def fits(c: ToolCall, e: ExpectedCall) -> bool:
+        return c.name == e.name and arguments_match(c.arguments, e.arguments, _defaults(fns.get(e.name, {})))
+
+    def pair(i: int, free: frozenset[int]) -> bool:
+        return i == len(expected) or any(fits(calls[k], expected[i]) and pair(i + 1, free - {k}) for k in free)
+
+    return len(calls) == len(expected) and pair(0, frozenset(range(len(calls))))
 
 
 def _defaults(fn: dict[str, Any]) -> dict[str, Any]:
@@ -201,6 +250,8 @@ class Metrics(BaseModel):
     hallucinated_tool_rate: float
     node_f1: float | None
     edge_f1: float | None
+    abstention_rate: float | None = None  # items that expect no call: share with none made
+    parallel_rate: float | None = None  # kind "parallel" items: strict success
 
 
 def _mean(xs: list[float | bool]) -> float | None:
@@ -220,12 +271,21 @@ def summarize(scores: list[ItemScore]) -> Metrics:
         hallucinated_tool_rate=sum(s.n_hallucinated for s in scores) / n_calls if n_calls else 0.0,
         node_f1=_mean([s.node_f1 for s in multi]),
         edge_f1=_mean([s.edge_f1 for s in multi]),
+        abstention_rate=_mean([s.n_calls == 0 for s in scores if s.names is None]),
+        parallel_rate=_mean([s.strict for s in scores if s.kind == "parallel"]),
     )
+
+
+def by_kind(scores: list[ItemScore]) -> dict[str, Metrics]:
+    """The metrics of each kind of item (`kind` "" is reported as "unlabeled"), kinds sorted."""
+    kinds = sorted({s.kind or "unlabeled" for s in scores})
+    return {k: summarize([s for s in scores if (s.kind or "unlabeled") == k]) for k in kinds}
 
 
 def markdown_table(rows: dict[str, Metrics]) -> str:
     """One row per (model, suite) label; percentages."""
-    cols = ["n", "parse_rate", "decision_accuracy", "tool_name_accuracy", "argument_accuracy", "strict_success", "hallucinated_tool_rate", "node_f1", "edge_f1"]
+    cols = ["n", "parse_rate", "decision_accuracy", "tool_name_accuracy", "argument_accuracy", "strict_success", "hallucinated_tool_rate",
+            "node_f1", "edge_f1", "abstention_rate", "parallel_rate"]
     head = "| run | " + " | ".join(cols) + " |\n|---|" + "---|" * len(cols)
     def cell(v: Any) -> str:
         return "-" if v is None else str(v) if isinstance(v, int) else f"{100 * v:.1f}"
@@ -236,10 +296,15 @@ def markdown_table(rows: dict[str, Metrics]) -> str:
 # --------------------------------------------------------------------------- running
 
 
-def _observation(item: SuiteItem, j: int, call: ToolCall) -> str:
+def _observation(item: SuiteItem, j: int, call: ToolCall, used: set[int]) -> str:
+    """The recorded result for the `j`-th call: expected call `j`'s when the names agree; on a
+    parallel item, the first unused expected call of that name (the calls come in any order)."""
     from mmagent.toolcall import format_tool_result
 
+    if item.kind == "parallel":
+        j = next((k for k, e in enumerate(item.expected) if e.name == call.name and k not in used), len(item.expected))
     if item.results is not None and j < len(item.expected) and j < len(item.results) and call.name == item.expected[j].name:
+        used.add(j)
         return format_tool_result(call.name, item.results[j])
     return format_tool_result(call.name, error="no recorded result for this call in the eval suite")
 
@@ -248,6 +313,9 @@ def run_item(model: ChatModel, item: SuiteItem, tools: list[dict[str, Any]], roo
              max_steps: int = 4, max_new_tokens: int = 160) -> Prediction:
     """Drives the model on one item with replayed tool results (see the module docstring)."""
     from mmagent.tools.artifacts import ArtifactStore
+
+    tools = item_tools(item, tools)
+    used: set[int] = set()  # expected calls whose recorded result was replayed
 
     with tempfile.TemporaryDirectory(prefix="mmagent-eval-") as tmp:
         store = ArtifactStore(Path(tmp), session=item.id)
@@ -265,7 +333,7 @@ def run_item(model: ChatModel, item: SuiteItem, tools: list[dict[str, Any]], roo
             calls = [c if c.id else c.model_copy(update={"id": f"call_{len(pred.calls) + k + 1}"}) for k, c in enumerate(res.tool_calls)]
             messages.append(Message(role="assistant", content="", tool_calls=calls))
             for c in calls:
-                messages.append(Message(role="tool", name=c.name, tool_call_id=c.id, content=_observation(item, len(pred.calls), c)))
+                messages.append(Message(role="tool", name=c.name, tool_call_id=c.id, content=_observation(item, len(pred.calls), c, used)))
                 pred.calls.append(c)
             if len(pred.calls) >= len(item.expected):
                 break
@@ -278,15 +346,17 @@ class EvalReport(BaseModel):
     model: str
     constrained: bool
     metrics: Metrics
+    by_kind: dict[str, Metrics] = Field(default_factory=dict)
     items: list[ItemScore]
     seconds: float
 
 
 def evaluate(model: ChatModel, suite: Path, tools: list[dict[str, Any]] | None = None, *, constrained: bool = False,
              limit: int | None = None, max_new_tokens: int = 128, on_item: Any = None) -> EvalReport:
-    """Runs a suite against a model; `tools` default to the built-in registry's schemas."""
+    """Runs a suite against a model; `tools` default to the built-in registry's schemas (an item
+    with its own `tools` uses those)."""
     items = load_suite(suite)[:limit]
-    if tools is None:
+    if tools is None and any(item.tools is None for item in items):  # a suite that brings all its tools loads none
         from mmagent.tools.registry import default_registry
 
         tools = default_registry().schemas()
@@ -299,7 +369,7 @@ def evaluate(model: ChatModel, suite: Path, tools: list[dict[str, Any]] | None =
         if on_item:
             on_item(scores[-1])
     return EvalReport(suite=str(suite), model=getattr(model, "name", type(model).__name__), constrained=constrained,
-                      metrics=summarize(scores), items=scores, seconds=time.perf_counter() - t0)
+                      metrics=summarize(scores), by_kind=by_kind(scores), items=scores, seconds=time.perf_counter() - t0)
 
 
 def save_report(report: EvalReport, path: Path) -> None:

@@ -4,6 +4,7 @@ are built in-process (no hub, no embedded model)."""
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Literal
 
 import pytest
@@ -203,3 +204,92 @@ def test_no_call_opens_when_the_shortest_one_cannot_fit(tok):
     assert proc.grammar.min_call_tokens()["say"] > 20  # this tiny tokenizer spends many tokens on a call
     text = drive(tok, proc, "Well. <tool_call>{", steps=20)
     assert "<tool_call>" not in text and parse_tool_calls(text)[1] == []
+
+
+# -- open-world schemas: whatever OpenAI / MCP schemas a user brings ---------------------------------
+
+WEATHER = {"type": "function", "function": {"name": "weather.get-current", "description": "Current weather.", "parameters": {
+    "type": "object",
+    "properties": {
+        "city": {"type": "string", "maxLength": 8, "examples": ["Paris"]},
+        "unit": {"type": "string", "enum": ["c", "f"], "default": "c"},
+        "days": {"type": "integer", "minimum": 1, "maximum": 7},
+        "at": {"type": "object", "properties": {"lat": {"type": "integer", "minimum": -90, "maximum": 90},
+                                                "lon": {"type": "integer", "minimum": -180, "maximum": 180}}, "required": ["lat", "lon"]},
+        "fields": {"type": "array", "items": {"type": "string", "enum": ["temp", "wind"]}, "maxItems": 2, "default": ["temp"]},
+        "alerts": {"type": "boolean"},
+    },
+    "required": ["city"]}}}
+MCP_READ = {"name": "fs.read-file", "description": "Reads a file.", "inputSchema": {
+    "type": "object", "properties": {"path": {"type": "string", "maxLength": 8}}, "required": ["path"]}}
+OPEN_WORLD = [WEATHER, MCP_READ]
+
+
+def assert_valid_for(text: str, tools: list) -> list:
+    """Every call parses and passes the registry's validation of its schema (SchemaTool: strict
+    JSON types, enums, bounds, closed nested objects): the grammar never writes what the
+    validator refuses."""
+    from mmagent.tools import ToolContext, ToolRegistry
+
+    reg = ToolRegistry(tools)
+    calls, errors, _ = parse_tool_calls(text)
+    assert errors == [], (text, errors)
+    for c in calls:
+        assert c.name in reg, text
+        assert isinstance(reg.validate(c.name, c.arguments, ToolContext(artifacts=None)), dict), (text, c)
+    return calls
+
+
+@pytest.mark.parametrize("intent", [
+    '<tool_call>{"name": "weather_get_current", "arguments": {"city": "Paris"}}</tool_call>',  # the name without dots/dashes
+    '<tool_call>{"name": "weather.get-current", "arguments": {"city": "Paris", "unit": "kelvin"}}</tool_call>',  # not in the enum
+    '<tool_call>{"name": "weather.get-current", "arguments": {"city": "Paris", "at": {"lat": 1, "lon": 2, "alt": 3}}}</tool_call>',  # nested extra
+    '<tool_call>{"name": "weather.get-current", "arguments": {"city": "Paris", "days": "3", "alerts": "yes"}}</tool_call>',  # types
+    '<tool_call>{"name": "weather.get-current", "arguments": {"city": "Paris", "fields": ["rain", "temp", "wind"]}}</tool_call>',
+    '<tool_call>{"name": "weather.get-current", "arguments": {"unit": "f"}}</tool_call>',  # the required city left out
+    '<tool_call>{"name": "fs.read-file", "arguments": {"file": "a.txt"}}</tool_call>',  # MCP: a wrong argument name
+])
+def test_any_openai_or_mcp_schema_still_yields_valid_calls(tok, intent):
+    for mode in ("auto", "required"):
+        text = drive(tok, tool_call_processor(tok, OPEN_WORLD, mode=mode), intent)
+        assert len(assert_valid_for(text, OPEN_WORLD)) >= 1
+
+
+@pytest.mark.parametrize("intent", [
+    'Checking. <tool_call>{"name": "weather.get-current", "arguments": {"city": "Oslo", "unit": "f", "days": 3, "at": {"lat": 59, "lon": 10}, '
+    '"fields": ["temp", "wind"], "alerts": true}}</tool_call>',
+    '<tool_call>{"name": "weather.get-current", "arguments": {"city": "Oslo"}}</tool_call>',  # optional arguments stay optional
+    '<tool_call>{"name": "fs.read-file", "arguments": {"path": "a.txt"}}</tool_call>',  # MCP's inputSchema is the argument schema
+    "It is sunny in Oslo today.",  # prose is still allowed
+])
+def test_right_calls_and_prose_pass_unchanged(tok, intent):
+    assert drive(tok, tool_call_processor(tok, OPEN_WORLD), intent) == intent
+
+
+def test_keywords_llguidance_lacks_are_left_unenforced_not_fatal(tok):
+    odd = {"name": "odd", "parameters": {"type": "object", "properties": {
+        "site": {"type": "string", "format": "uri", "maxLength": 12}, "ids": {"type": "array", "items": {"type": "integer", "minimum": 0, "maximum": 9},
+                                                                              "uniqueItems": True, "maxItems": 3},
+        "when": {"type": "string", "format": "date"}, "no": {"not": {"type": "null"}}}}}
+    intent = '<tool_call>{"name": "odd", "arguments": {"when": "tomorrow"}}</tool_call>'
+    text = drive(tok, tool_call_processor(tok, [odd]), intent)
+    calls, errors, _ = parse_tool_calls(text)
+    assert errors == [] and re.fullmatch(r"\d{4}-\d{2}-\d{2}", calls[0].arguments["when"]), text  # a cheap format is enforced
+
+
+def test_nested_objects_are_closed_like_the_arguments_object():
+    from mmagent.constrained import argument_schema, closed_objects
+
+    params = argument_schema(WEATHER)
+    assert params["additionalProperties"] is False and params["properties"]["at"]["additionalProperties"] is False
+    assert params["x-guidance"]["lenient"] is True
+    schema = {"type": "object", "properties": {
+        "open": {"type": "object", "properties": {"a": {"type": "string"}}, "additionalProperties": True},  # said so: kept
+        "both": {"allOf": [{"type": "object", "properties": {"a": {}}}, {"type": "object", "properties": {"b": {}}}]},
+        "data": {"type": "object", "default": {"properties": {"x": 1}}}},  # data, not a schema
+        "$defs": {"Box": {"type": "object", "properties": {"x0": {"type": "integer"}}}}}
+    out = closed_objects(schema)
+    assert out["properties"]["open"]["additionalProperties"] is True
+    assert all("additionalProperties" not in m for m in out["properties"]["both"]["allOf"])  # closing them would forbid each other's keys
+    assert out["properties"]["data"]["default"] == {"properties": {"x": 1}} and "additionalProperties" not in out["properties"]["data"]
+    assert out["$defs"]["Box"]["additionalProperties"] is False and "additionalProperties" not in schema["$defs"]["Box"]  # a copy

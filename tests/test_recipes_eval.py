@@ -154,7 +154,96 @@ def test_eval_cli_table_json_and_errors(tmp_path, monkeypatch):
     r = CliRunner().invoke(app, ["eval", str(suite), "--json", "--out", str(tmp_path / "rep.json")])
     assert r.exit_code == 0, r.output
     assert json.loads(r.output)["metrics"]["n"] == 2 and (tmp_path / "rep.json").is_file()
+    assert json.loads(r.output)["by_kind"]["unlabeled"]["n"] == 2 and "abstention_rate" in json.loads(r.output)["metrics"]
     r = CliRunner().invoke(app, ["eval", str(suite)])
     assert r.exit_code == 0 and "strict_success" in r.output
     r = CliRunner().invoke(app, ["eval", str(tmp_path / "missing.jsonl")])
     assert r.exit_code == 2 and "does not exist" in r.output
+
+
+# -- items with their own tools, parallel calls, abstention ------------------------------------------
+
+WEATHER = {"type": "function", "function": {"name": "weather.get-current", "parameters": {"type": "object", "properties": {
+    "city": {"type": "string"}, "unit": {"type": "string", "enum": ["c", "f"], "default": "c"}}, "required": ["city"]}}}
+MCP_TIME = {"name": "clock.now", "description": "The time in a zone.", "inputSchema": {"type": "object", "properties": {"tz": {"type": "string"}}}}
+
+
+def _call(name: str, **arguments) -> str:
+    return "<tool_call>" + json.dumps({"name": name, "arguments": arguments}) + "</tool_call>"
+
+
+def test_parallel_items_match_calls_in_any_order_and_count_in_parallel_rate():
+    both = [{"name": "weather.get-current", "arguments": {"city": ["Paris"], "unit": [""]}},
+            {"name": "weather.get-current", "arguments": {"city": ["Oslo"]}}]
+    par = item(both, kind="parallel", tools=[WEATHER])
+    swapped = score_item(par, pred(("weather.get-current", {"city": "Oslo"}), ("weather.get-current", {"city": "Paris", "unit": "c"})), [])
+    assert swapped.names and swapped.arguments and swapped.strict and swapped.node_f1 is None  # no plan order in parallel calls
+    twice = score_item(par, pred(("weather.get-current", {"city": "Oslo"}), ("weather.get-current", {"city": "Oslo"})), [])
+    assert twice.names and not twice.arguments and not twice.strict  # each expected call needs its own emitted call
+    short = score_item(par, pred(("weather.get-current", {"city": "Oslo"})), [])
+    assert not short.names and not short.strict
+    in_order = score_item(item(both, tools=[WEATHER]), pred(("weather.get-current", {"city": "Oslo"}), ("weather.get-current", {"city": "Paris"})), [])
+    assert not in_order.arguments  # other kinds still match in order
+    m = summarize([swapped, twice, short, in_order])
+    assert m.parallel_rate == 1 / 3 and m.abstention_rate is None
+
+
+def test_item_tools_are_offered_scored_and_normalized(tmp_path):
+    it = item([{"name": "clock.now", "arguments": {"tz": ["UTC"]}}], tools=[MCP_TIME, WEATHER])
+    assert it.tools[0] == {"type": "function", "function": {"name": "clock.now", "description": "The time in a zone.",
+                                                           "parameters": MCP_TIME["inputSchema"]}}  # MCP -> OpenAI form for every backend
+    model = Scripted([_call("clock.now", tz="UTC")])
+    p = run_item(model, it, TOOLS, tmp_path)
+    assert [c.name for c in p.calls] == ["clock.now"]
+    s = score_item(it, p, TOOLS)  # scored against the item's tools, not the run's
+    assert s.strict and s.n_hallucinated == 0
+    # The item's defaults count: unit "c" is the schema default, so it may stand for an omitted unit.
+    w = item([{"name": "weather.get-current", "arguments": {"city": ["Oslo"]}}], tools=[WEATHER])
+    assert score_item(w, pred(("weather.get-current", {"city": "Oslo", "unit": "c"})), []).strict
+    assert score_item(w, pred(("read_text", {"image": "image_1"})), TOOLS).n_hallucinated == 1  # a built-in is not offered here
+
+
+def test_abstention_rate_and_metrics_per_kind(tmp_path):
+    lines = [
+        {"id": "a", "prompt": "hi", "expected": [], "kind": "no_tool", "answers": ["Hello!"]},
+        {"id": "b", "prompt": "hello", "expected": [], "kind": "no_tool"},
+        {"id": "c", "prompt": "time and weather in Oslo", "kind": "parallel", "tools": [WEATHER, MCP_TIME],
+         "expected": [{"name": "weather.get-current", "arguments": {"city": ["Oslo"]}}, {"name": "clock.now", "arguments": {"tz": ["Europe/Oslo"]}}],
+         "results": [{"temp_c": -3}, {"time": "12:00"}]},
+        {"id": "d", "prompt": "weather in Rome", "tools": [WEATHER], "expected": [{"name": "weather.get-current", "arguments": {"city": ["Rome"]}}]},
+    ]
+    suite = tmp_path / "open.jsonl"
+    suite.write_text("\n".join(json.dumps(x) for x in lines) + "\n")
+    assert load_suite(suite)[0].answers == ["Hello!"]
+    model = Scripted(["Hello!", _call("weather.get-current", city="Paris"),
+                      _call("clock.now", tz="Europe/Oslo") + _call("weather.get-current", city="Oslo"),  # parallel, other order
+                      _call("weather.get-current", city="Rome")])
+    rep = evaluate(model, suite)  # every item that calls brings its tools; no-tool items get the built-ins
+    assert rep.metrics.n == 4 and rep.metrics.abstention_rate == 0.5 and rep.metrics.parallel_rate == 1.0
+    assert rep.metrics.strict_success == 0.75
+    assert set(rep.by_kind) == {"no_tool", "parallel", "unlabeled"}
+    assert rep.by_kind["no_tool"].abstention_rate == 0.5 and rep.by_kind["parallel"].strict_success == 1.0
+    assert rep.by_kind["unlabeled"].n == 1 and rep.by_kind["unlabeled"].strict_success == 1.0
+    assert "abstention_rate" in markdown_table({"m": rep.metrics}) and "parallel_rate" in markdown_table({"m": rep.metrics})
+
+
+def test_parallel_replay_feeds_each_call_its_own_result(tmp_path):
+    read = {"name": "fs.read", "inputSchema": {"type": "object", "properties": {"path": {"type": "string"}}}}
+    it = item([{"name": "weather.get-current", "arguments": {"city": ["Oslo"]}}, {"name": "clock.now", "arguments": {}},
+               {"name": "fs.read", "arguments": {"path": ["a"]}}],
+              kind="parallel", tools=[WEATHER, MCP_TIME, read], results=[{"temp_c": -3}, {"time": "12:00"}, {"text": "A"}])
+    model = Scripted([_call("clock.now") + _call("weather.get-current", city="Oslo"), _call("fs.read", path="a")])
+    p = run_item(model, it, [], tmp_path)
+    replayed = [m.content for m in model.seen[1] if m.role == "tool"]
+    assert '"time": "12:00"' in replayed[0] and '"temp_c": -3' in replayed[1]  # by name, not by position
+    assert score_item(it, p, []).strict
+
+
+def test_bad_item_tools_are_refused_with_the_line(tmp_path):
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text(json.dumps({"id": "a", "prompt": "p", "expected": [], "tools": [{"description": "no name"}]}) + "\n")
+    with pytest.raises(ValueError, match=r"bad.jsonl:1: tools: .*not a tool schema"):
+        load_suite(bad)
+    bad.write_text(json.dumps({"id": "a", "prompt": "p", "expected": [], "tools": [WEATHER, WEATHER]}) + "\n")
+    with pytest.raises(ValueError, match="tool names repeat"):
+        load_suite(bad)

@@ -1,10 +1,12 @@
-"""Typed tools: the Tool base, the @tool decorator, the registry, the artifact store and the built-in tools."""
+"""Typed tools: the Tool base, the @tool decorator, tools from JSON schemas, the registry, the artifact store and the built-in tools."""
 
 from mmagent.tools.artifacts import Artifact, ArtifactError, ArtifactStore
 from mmagent.tools.base import AudioId, ImageId, TextId, Tool, ToolContext, ToolDefinitionError, ToolInputError, tool
 from mmagent.tools.registry import ToolRegistry, ToolResult, default_registry
+from mmagent.tools.schema_tool import SchemaTool, ToolSchemaError, load_tool_schemas
 
 __all__ = [
-    "Artifact", "ArtifactError", "ArtifactStore", "AudioId", "ImageId", "TextId", "Tool", "ToolContext",
-    "ToolDefinitionError", "ToolInputError", "ToolRegistry", "ToolResult", "default_registry", "tool",
+    "Artifact", "ArtifactError", "ArtifactStore", "AudioId", "ImageId", "SchemaTool", "TextId", "Tool", "ToolContext",
+    "ToolDefinitionError", "ToolInputError", "ToolRegistry", "ToolResult", "ToolSchemaError", "default_registry",
+    "load_tool_schemas", "tool",
 ]

@@ -100,6 +100,9 @@ class Tool:
     description: ClassVar[str] = ""
     input_model: ClassVar[type[BaseModel]]
     output_model: ClassVar[type[BaseModel]]
+    # True: the agent does not run this tool's calls, it hands them to its caller (a schema-only
+    # `SchemaTool`); they are validated all the same.
+    external: ClassVar[bool] = False
     _loaded: bool = False  # class-level defaults: subclasses need not call super().__init__()
 
     def __init__(self) -> None:
@@ -127,6 +130,10 @@ class Tool:
         if not isinstance(out, self.output_model):
             out = self.output_model.model_validate(out)
         return out
+
+    def dump_arguments(self, args: BaseModel) -> dict[str, Any]:
+        """Validated arguments as JSON: what a caller that runs the tool itself is handed."""
+        return args.model_dump(mode="json", by_alias=True)
 
     def schema(self) -> dict[str, Any]:
         """OpenAI-style function schema: {"type": "function", "function": {name, description, parameters}}.

@@ -68,6 +68,10 @@ class UnknownToolError(KeyError, UserError):
         return self.args[0]
 
 
+class DuplicateToolError(ValueError, UserError):
+    """Two tools with one name (names are how the model calls them)."""
+
+
 class TimeoutSettingError(ValueError, UserError):
     """A tool timeout that is not a positive number of seconds (or `NO_TIMEOUT`)."""
 
@@ -83,22 +87,28 @@ def check_timeout(timeout_s: float | None, what: str = "timeout_s") -> float | N
 
 
 class ToolRegistry:
-    """Named tools; `subset` picks the tools one agent may use; user tools register the same way."""
+    """Named tools; `subset` picks the tools one agent may use; user tools register the same way:
+    `Tool` objects, `@tool` functions, or JSON schemas (OpenAI or MCP style, see `SchemaTool`)."""
 
-    def __init__(self, tools: Iterable[Tool | Callable[..., Any]] = (), default_timeout_s: float | None = 120.0) -> None:
+    def __init__(self, tools: Iterable[Tool | Callable[..., Any] | dict[str, Any]] = (), default_timeout_s: float | None = 120.0) -> None:
         self._tools: dict[str, Tool] = {}
         self.default_timeout_s = check_timeout(default_timeout_s, "default_timeout_s")  # None: no timeout
         for t in tools:
             self.register(t)
 
-    def register(self, t: Tool | Callable[..., Any]) -> Tool:
-        """Adds a Tool (or a plain typed, documented function, wrapped with `@tool`)."""
-        if not isinstance(t, Tool):
+    def register(self, t: Tool | Callable[..., Any] | dict[str, Any]) -> Tool:
+        """Adds a Tool, a plain typed, documented function (wrapped with `@tool`), or a JSON
+        schema (a handler-less `SchemaTool`: its calls go back to the agent's caller)."""
+        if isinstance(t, dict):
+            from mmagent.tools.schema_tool import SchemaTool
+
+            t = SchemaTool(t)
+        elif not isinstance(t, Tool):
             t = tool(t)
         if not t.name:
             raise ValueError(f"{t!r} has no name; set the class attribute `name`")
         if t.name in self._tools:
-            raise ValueError(f"a tool named {t.name!r} is already registered; tool names must be unique")
+            raise DuplicateToolError(f"a tool named {t.name!r} is already registered; tool names must be unique")
         self._tools[t.name] = t
         return t
 
@@ -123,6 +133,16 @@ class ToolRegistry:
     def subset(self, names: Iterable[str]) -> ToolRegistry:
         """A registry holding only `names` (the same Tool objects, so loaded models are shared)."""
         return ToolRegistry([self.get(n) for n in names], self.default_timeout_s)
+
+    def validate(self, name: str, arguments: Any, ctx: ToolContext) -> dict[str, Any] | ToolResult:
+        """The arguments as the tool would receive them (validated, as JSON), or the failed
+        `ToolResult` that `call` would return; runs nothing (the agent checks external calls so)."""
+        start = time.perf_counter()
+        if not isinstance(name, str) or name not in self._tools:
+            return _fail(str(name), "unknown_tool", str(self._unknown(name)), start, {"known_tools": self.names()})
+        t = self._tools[name]
+        args = _validate(t, arguments, ctx)
+        return args if isinstance(args, ToolResult) else t.dump_arguments(args)
 
     def call(self, name: str, arguments: Any, ctx: ToolContext, timeout_s: float | None = None) -> ToolResult:
         """Validates, runs with a timeout, and reports; never raises for anything the model did."""
@@ -229,13 +249,43 @@ def _describe(e: dict[str, Any], schema: dict[str, Any]) -> dict[str, Any]:
     if e["type"] == "missing":
         msg = "required argument is missing"
     elif e["type"] == "extra_forbidden":
-        msg = f"unknown argument; allowed: {', '.join(schema.get('properties', {})) or 'none'}"
+        msg = f"unknown argument; allowed: {', '.join(_allowed_at(schema, e['loc'][:-1])) or 'none'}"
     else:
         msg = e["msg"]
     out = {"field": field, "message": msg}
     if e["type"] != "missing":
         out["input"] = _short(e.get("input"))
     return out
+
+
+def _allowed_at(schema: dict[str, Any], path: tuple[Any, ...]) -> list[str]:
+    """The property names of the (nested) object at `path`: an unknown key inside `loc` is
+    answered with `loc`'s keys, not the top level's. Steps the schema does not name (pydantic's
+    union-member tags) are skipped."""
+    defs = {**schema.get("definitions", {}), **schema.get("$defs", {})}
+    node = schema
+    for part in path:
+        node = _resolved(node, defs)
+        if isinstance(part, int) and isinstance(node.get("items"), dict):
+            node = node["items"]
+        elif isinstance(part, str) and part in node.get("properties", {}):
+            node = node["properties"][part]
+    return list(_resolved(node, defs).get("properties", {}))
+
+
+def _resolved(node: Any, defs: dict[str, Any]) -> dict[str, Any]:
+    """`node` with `$ref`s followed and an optional (`anyOf: [X, null]`) unwrapped to X."""
+    for _ in range(8):  # a ref to a ref ...; bounded, so a cycle cannot hang the error path
+        if not isinstance(node, dict):
+            return {}
+        if isinstance(node.get("$ref"), str):
+            node = defs.get(node["$ref"].rsplit("/", 1)[-1], {})
+            continue
+        alts = [a for a in node.get("anyOf", node.get("oneOf", [])) if isinstance(a, dict) and a.get("type") != "null"]
+        if len(alts) != 1:
+            return node
+        node = alts[0]
+    return node if isinstance(node, dict) else {}
 
 
 def _as_list(value: Any) -> list[Any]:
@@ -354,5 +404,5 @@ def _import_tools_module(spec: str) -> Any:
         raise ToolModuleError(f"tools module {spec!r} failed to import: {type(err).__name__}: {text}") from err
 
 
-__all__ = ["NO_TIMEOUT", "ErrorKind", "TimeoutSettingError", "ToolModuleError", "ToolRegistry", "ToolResult", "UnknownToolError",
+__all__ = ["NO_TIMEOUT", "DuplicateToolError", "ErrorKind", "TimeoutSettingError", "ToolModuleError", "ToolRegistry", "ToolResult", "UnknownToolError",
            "check_timeout", "custom_tools", "default_registry"]

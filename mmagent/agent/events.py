@@ -4,7 +4,8 @@
     tool_call_start  a call is about to run (`call`: id, name, arguments)
     tool_call_end    it finished (`call` and `result`: ok, output | error, error_kind, latency_s)
     artifact         a new artifact entered the session (`artifact`: id, kind, mime, meta)
-    interrupt        calls wait for the user's approval (`calls`); resume with `Agent.resume`
+    interrupt        calls wait for the user's approval, or (`"external": true`) for the caller to run
+                     them (`calls`); resume with `Agent.resume`
     answer           the final answer of the turn (`text`, `status`)
     error            the turn ended in an error (`text`, `status`)
 """
@@ -28,7 +29,7 @@ class AgentEvent(BaseModel):
     call: dict[str, Any] | None = None  # {"id", "name", "arguments"}
     result: dict[str, Any] | None = None  # the call's outcome (see mmagent.agent.state.CallRecord)
     artifact: dict[str, Any] | None = None
-    calls: list[dict[str, Any]] = Field(default_factory=list)  # interrupt: the calls awaiting approval
+    calls: list[dict[str, Any]] = Field(default_factory=list)  # interrupt: the calls awaiting approval or results
 
     def line(self) -> str:
         """A one-line human rendering (the CLI's non-JSON stream)."""
@@ -43,7 +44,10 @@ class AgentEvent(BaseModel):
         if self.type == "artifact":
             return f"[artifact {self.artifact['id']} ({self.artifact.get('mime', '')})]"
         if self.type == "interrupt":
-            return "approval needed for: " + ", ".join(f"{c['name']}({_args(c['arguments'])})" for c in self.calls)
+            asks = [c for c in self.calls if not c.get("external")]
+            runs = [c for c in self.calls if c.get("external")]
+            parts = [("approval needed for: ", asks), ("for the caller to run: ", runs)]
+            return "; ".join(head + ", ".join(f"{c['name']}({_args(c['arguments'])})" for c in cs) for head, cs in parts if cs)
         return self.text or ""
 
 

@@ -11,7 +11,10 @@ plan      the model sees the system prompt, the session history and the tool sch
           or calls tools; unparseable output goes back to it with the parser's error (bounded
           repairs)
 approve   calls to tools marked as needing approval interrupt the graph (`interrupt`); the user's
-          decision resumes it, in this process or another one
+          decision resumes it, in this process or another one. Valid calls to external tools
+          (a schema-only `SchemaTool`) interrupt it the same way: the caller runs them and
+          resumes with their results ({call id: result}); invalid ones go on to act, which
+          reports the validation error to the model
 act       the calls run through the tool registry (validation, timeout), independent calls of one
           step concurrently in a thread pool; nothing here raises for what the model did
 observe   results become tool messages the model reads; invalid or unknown calls count as repair
@@ -25,6 +28,7 @@ Each node commits its log rows before it returns, so the log is never behind the
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import time
 from collections.abc import Callable, Iterator
@@ -94,7 +98,8 @@ def perceive(state: AgentState, runtime: Runtime[AgentContext]) -> dict[str, Any
                            [s["function"]["name"] for s in ctx.schemas], getattr(ctx.model, "name", None),
                            getattr(ctx.model, "adapter", None), ctx.constrained)
     user = Message(role="user", content=state["prompt"], images=images, audio=audio)
-    return {"messages": [user.model_dump()], "artifacts": images + audio, "status": "running"}
+    # `supplied` is keyed by call ids, which repeat across turns: a result left by an abandoned turn must not answer a new call.
+    return {"messages": [user.model_dump()], "artifacts": images + audio, "status": "running", "supplied": {}}
 
 
 def plan(state: AgentState, runtime: Runtime[AgentContext]) -> dict[str, Any]:
@@ -116,7 +121,7 @@ def plan(state: AgentState, runtime: Runtime[AgentContext]) -> dict[str, Any]:
     if calls:  # the calls run; parse errors beside them go back to the model with the results
         said = Message(role="assistant", content=prose, tool_calls=[ToolCall(**c) for c in calls])
         feedback = [_repair_message(result.parse_errors)] if result.parse_errors else []
-        pending = [{**c, "needs_approval": c["name"] in ctx.approval} for c in calls]
+        pending = [{**c, "needs_approval": c["name"] in ctx.approval, "external": _external(ctx.registry, c["name"])} for c in calls]
         return update | {"messages": [said.model_dump(), *feedback], "pending": pending}
     if result.parse_errors or not result.text.strip():
         return update | _repair(state, ctx, step, result.text, list(result.parse_errors) or ["the reply was empty"])
@@ -155,7 +160,10 @@ def _repair(state: AgentState, ctx: AgentContext, step: int, text: str, problems
 
 
 def approve(state: AgentState, runtime: Runtime[AgentContext]) -> dict[str, Any]:
-    waiting = [{k: c[k] for k in ("id", "name", "arguments")} for c in state["pending"] if c.get("needs_approval")]
+    asks = [_public(c) for c in state["pending"] if c.get("needs_approval") and not c.get("external")]
+    waiting = asks + _handed_over(state, runtime.context)
+    if not waiting:  # only invalid external calls: act reports them to the model
+        return {}
     log = runtime.context.log
     if log:
         log.set_status(state["turn_id"], "interrupted")
@@ -163,13 +171,33 @@ def approve(state: AgentState, runtime: Runtime[AgentContext]) -> dict[str, Any]
     decision = interrupt({"calls": waiting})
     if log:
         log.set_status(state["turn_id"], "running")
-    return {"approvals": normalize_decision(decision, waiting)}
+    decided = normalize_decision(decision, waiting)
+    return {"approvals": {c["id"]: decided[c["id"]] for c in asks},
+            "supplied": {c["id"]: decided[c["id"]] for c in waiting if c.get("external")}}
+
+
+def _handed_over(state: AgentState, ctx: AgentContext) -> list[dict[str, Any]]:
+    """The external calls whose arguments validate, as the caller gets them (validated, defaults
+    filled, `"external": True`); approval is moot for them: the caller decides by running them."""
+    tool_ctx = ToolContext(artifacts=ctx.artifacts(state["session"]), open_memory=ctx.memory, session=state["session"])
+    out = []
+    for c in state["pending"]:
+        if c.get("external"):
+            args = ctx.registry.validate(c["name"], c["arguments"], tool_ctx)
+            if isinstance(args, dict):
+                out.append({**_public(c), "arguments": args, "external": True})
+    return out
+
+
+def _external(registry: Any, name: str) -> bool:
+    return name in registry and registry.get(name).external
 
 
 def act(state: AgentState, runtime: Runtime[AgentContext]) -> dict[str, Any]:
     ctx = runtime.context
     tool_ctx = ToolContext(artifacts=ctx.artifacts(state["session"]), open_memory=ctx.memory, session=state["session"])
     approvals = state.get("approvals", {})
+    supplied = state.get("supplied", {})
     pending = state.get("pending", [])
     records: dict[str, CallRecord] = {}
     runnable = []
@@ -177,6 +205,8 @@ def act(state: AgentState, runtime: Runtime[AgentContext]) -> dict[str, Any]:
         if approvals.get(c["id"]) == "denied":
             records[c["id"]] = _record(c, step=state["steps"], ok=False, error=f"the user denied the call to {c['name']}",
                                        error_kind="denied", approval="denied")
+        elif c["id"] in supplied:  # an external call: its result is what the caller said
+            records[c["id"]] = _record(c, step=state["steps"], ok=True, output=_as_output(supplied[c["id"]]))
         elif (prior := _logged(ctx, state["turn_id"], c)) is not None:
             records[c["id"]] = prior  # act re-runs after a crash: a call runs at most once
         else:
@@ -191,7 +221,7 @@ def act(state: AgentState, runtime: Runtime[AgentContext]) -> dict[str, Any]:
         _emit(state, "tool_call_end", step=state["steps"], call=_public(c), result=dict(records[c["id"]]))
     ordered = [records[c["id"]] for c in pending]
     _log_calls(ctx, state, ordered)  # denied, reused and interrupted calls too
-    return {"turn_calls": ordered, "pending": [], "approvals": {}}
+    return {"turn_calls": ordered, "pending": [], "approvals": {}, "supplied": {}}
 
 
 INTERRUPTED = ("the process stopped while this call was running, so it may or may not have taken effect; "
@@ -277,7 +307,7 @@ def after_plan(state: AgentState) -> Literal["approve", "act", "plan", "finish"]
     if state.get("status") != "running":
         return "finish"
     if state.get("pending"):
-        return "approve" if any(c.get("needs_approval") for c in state["pending"]) else "act"
+        return "approve" if any(c.get("needs_approval") or c.get("external") for c in state["pending"]) else "act"
     return "plan"  # a repair: the model gets its parse errors back
 
 
@@ -326,17 +356,37 @@ def open_checkpointer(path: Path | str, durable: bool = False):
 # -- helpers ---------------------------------------------------------------------------------------
 
 
-def normalize_decision(decision: Any, waiting: list[dict[str, Any]]) -> dict[str, str]:
-    """'approve' / 'deny' / bool for all waiting calls, or {call id or tool name: decision} per call."""
+def normalize_decision(decision: Any, waiting: list[dict[str, Any]]) -> dict[str, Any]:
+    """'approve' / 'deny' / bool for all waiting calls, or {call id or tool name: decision} per call;
+    an external call's entry is its result (any JSON value), so external calls need the dict form."""
     if isinstance(decision, dict):
         out = {}
         for c in waiting:
-            value = decision.get(c["id"], decision.get(c["name"]))
-            if value is None:
-                raise AgentInputError(f"no decision for call {c['id']} ({c['name']}); give one for every waiting call")
-            out[c["id"]] = _one_decision(value)
+            key = c["id"] if c["id"] in decision else c["name"] if c["name"] in decision else None
+            if key is None or (decision[key] is None and not c.get("external")):
+                what = "result" if c.get("external") else "decision"
+                raise AgentInputError(f"no {what} for call {c['id']} ({c['name']}); give one for every waiting call")
+            out[c["id"]] = _tool_result(c, decision[key]) if c.get("external") else _one_decision(decision[key])
         return out
+    external = [f"{c['id']} ({c['name']})" for c in waiting if c.get("external")]
+    if external:
+        raise AgentInputError(f"calls {', '.join(external)} are run by the caller: resume with their results, "
+                              "{call id: result}, beside any approval decision")
     return {c["id"]: _one_decision(decision) for c in waiting}
+
+
+def _tool_result(call: dict[str, Any], value: Any) -> Any:
+    """An external call's result, checked to be JSON (it goes into the checkpoint and the model's context)."""
+    try:
+        json.dumps(value, allow_nan=False)
+    except (TypeError, ValueError) as err:
+        raise AgentInputError(f"the result for call {call['id']} ({call['name']}) is not JSON: {err}") from None
+    return value
+
+
+def _as_output(value: Any) -> dict[str, Any]:
+    """A result as a call's output object: a dict as it is, any other value as {"result": value} (as @tool)."""
+    return value if isinstance(value, dict) else {"result": value}
 
 
 def _one_decision(value: Any) -> str:

@@ -26,6 +26,7 @@ class CallRecord(TypedDict, total=False):
     output: dict[str, Any] | None
     error: str | None
     error_kind: str | None  # validation | unknown_tool | timeout | exception | denied | interrupted
+    # (an external call's record carries the caller's result as its output)
     artifacts: list[str]
     latency_s: float
     approval: ApprovalDecision | None
@@ -55,6 +56,7 @@ class AgentState(TypedDict, total=False):
     repairs: int  # invalid outputs / invalid calls sent back to the model in this turn
     pending: list[dict[str, Any]]  # calls parsed at the last plan step, waiting to run
     approvals: dict[str, ApprovalDecision]  # call id -> the user's decision
+    supplied: dict[str, Any]  # call id -> the caller's result for an external call (schema-only tool)
     turn_calls: Annotated[list[CallRecord], operator.add]
     trace: Annotated[list[StepRecord], operator.add]
     artifacts: Annotated[list[str], operator.add]  # ids that entered the session in this turn

@@ -42,6 +42,15 @@ class ComposedChatModel:
         self._sessions: dict[str, str | None] = {}
 
     @property
+    def temperature(self) -> float:
+        """The sampling temperature (0 = greedy); a server sets it per request under its model lock."""
+        return self.sampling.temperature
+
+    @temperature.setter
+    def temperature(self, value: float) -> None:
+        self.sampling.temperature = value
+
+    @property
     def adapter(self) -> str | None:
         """The active adapter (version) name, as the interaction log records it."""
         return self.model.active_adapter
@@ -72,7 +81,9 @@ class ComposedChatModel:
             dtype = torch.bfloat16
         elif dtype is None and config.fast_decode and config.decode_dtype == "int8":
             dtype = cpu_features().prefill_dtype
-        return cls(MMLLM.from_pretrained(folder, settings, dtype=dtype), name or str(folder))
+        model = MMLLM.from_pretrained(folder, settings, dtype=dtype)
+        model.warm_decoder()  # overlaps the decoder's build with the caller's first-turn set-up
+        return cls(model, name or str(folder))
 
     def chat(
         self,

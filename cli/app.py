@@ -19,6 +19,8 @@ from mmagent.cli import chat as chat_cmd
 from mmagent.cli import learn as learn_cli
 from mmagent.cli import train as train_cli
 from mmagent.cli import turns as turns_cli
+from mmagent.cli import serve as serve_cli
+from mmagent.cli import mcp as mcp_cli
 from mmagent.cli.common import report
 
 app = typer.Typer(
@@ -41,6 +43,8 @@ app.command("learn")(learn_cli.learn)
 app.add_typer(learn_cli.adapters_app, name="adapters")
 app.add_typer(train_cli.app, name="train")
 app.command("eval")(train_cli.evaluate)
+app.command("serve")(serve_cli.serve)
+app.command("mcp")(mcp_cli.mcp)
 
 
 def package_version() -> str:

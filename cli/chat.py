@@ -19,6 +19,7 @@ import typer
 from rich.markup import escape
 
 from mmagent.cli.common import CONSTRAINED_HELP, TOOLS_JSON_HELP, console, err_console, fail
+from mmagent.cli.serve import MCP_HELP
 from mmagent.errors import UserError
 
 HELP = """\
@@ -41,6 +42,7 @@ def chat(
     constrained: Annotated[Optional[bool], typer.Option("--constrained/--free", help=CONSTRAINED_HELP, show_default=False)] = None,
     out_dir: Annotated[Optional[Path], typer.Option("--out", help="Where produced images are saved (default <home>/outputs/<session>).")] = None,
     tools_json: Annotated[Optional[Path], typer.Option("--tools-json", help=TOOLS_JSON_HELP.replace("see `mmagent resume --tool-results`", "here you type each call's result"))] = None,
+    mcp: Annotated[Optional[list[str]], typer.Option("--mcp", help=MCP_HELP)] = None,
 ) -> None:
     """Chats with the agent: attach media, watch tool calls live, approve tools, give feedback.
     Calls to --tools-json tools are yours to answer: type each one's result (JSON, or plain text).
@@ -54,7 +56,7 @@ def chat(
 
     try:
         agent = Agent(model=resolve_model(model), tools=agent_tools(tool, tools_json), approval=set(approve or ()), max_steps=max_steps,
-                      constrained=constrained)
+                      constrained=constrained, mcp_servers=mcp or ())
     except (UserError, FileNotFoundError) as err:
         fail(str(err))
     session = session or f"s-{uuid.uuid4().hex[:12]}"

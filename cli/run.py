@@ -11,6 +11,7 @@ from rich.markup import escape
 
 from mmagent.cli.common import (CONSTRAINED_HELP, EXIT_FAILED, EXIT_STEP_LIMIT, EXIT_TOOL_CALLS, TOOLS_JSON_HELP, err_console, fail,
                                 print_json)
+from mmagent.cli.serve import MCP_HELP
 from mmagent.errors import UserError
 
 if TYPE_CHECKING:
@@ -50,6 +51,7 @@ def run(
     memory_namespace: Annotated[str, typer.Option("--memory-namespace", help="Whose memories the tools use (default: the local user's, shared by all sessions).")] = "default",
     json_out: Annotated[bool, typer.Option("--json", help="Print one JSON object (answer, calls, artifacts, trace, status ...).")] = False,
     tools_json: Annotated[Optional[Path], typer.Option("--tools-json", help=TOOLS_JSON_HELP)] = None,
+    mcp: Annotated[Optional[list[str]], typer.Option("--mcp", help=MCP_HELP)] = None,
 ) -> None:
     """Runs one agent turn: the model plans, calls tools, and answers.
 
@@ -69,7 +71,7 @@ def run(
             fail(f"no such file: {p}")
     try:
         with Agent(model=resolve_model(model), tools=agent_tools(tool, tools_json), max_steps=max_steps, constrained=constrained,
-                   memory=memory, memory_namespace=memory_namespace) as agent:
+                   memory=memory, memory_namespace=memory_namespace, mcp_servers=mcp or ()) as agent:
             if json_out:
                 result = agent.run(prompt, images=image or [], audio=audio or [], session=session)
             else:

@@ -153,3 +153,23 @@ def test_schema_files_hold_a_list_or_an_mcp_tools_list(tmp_path):
         load_tool_schemas(bad)
     with pytest.raises(FileNotFoundError, match="no tool schemas file"):
         load_tool_schemas(tmp_path / "missing.json")
+
+
+def test_a_schema_tool_with_an_image_argument_checks_the_artifact(tmp_path):
+    from PIL import Image
+
+    from mmagent.tools.artifacts import ArtifactStore
+    from mmagent.tools.base import ToolContext
+    from mmagent.tools.registry import ToolRegistry
+    from mmagent.tools.schema_tool import SchemaTool
+
+    schema = {"type": "function", "function": {"name": "img.size", "parameters": {"type": "object", "properties": {
+        "picture": {"type": "string", "pattern": "^image_[1-9][0-9]*$", "x-artifact": "image"}}, "required": ["picture"]}}}
+    reg = ToolRegistry()
+    reg.register(SchemaTool(schema, handler=lambda args: {"got": args["picture"]}))
+    ctx = ToolContext(artifacts=ArtifactStore(tmp_path / "a", session="s"))
+    ctx.artifacts.add_image(Image.new("RGB", (4, 4)))
+    ok = reg.call("img.size", {"picture": "image_1"}, ctx)
+    assert ok.ok and ok.output == {"got": "image_1"}, ok.error
+    missing = reg.call("img.size", {"picture": "image_9"}, ctx)
+    assert not missing.ok and missing.error_kind == "validation"

@@ -109,6 +109,8 @@ class Agent:
             (a history that outgrows the model's context is fitted by leaving out the oldest turns).
         adapters: the `AdapterRegistry` whose promoted version a composed model serves to new
             sessions (default `<home>/adapters`; see `mmagent learn`).
+        mcp_servers: MCP servers whose tools join `tools` (command lines run over stdio, or
+            http(s) URLs; see `mmagent.interop.mcp_client`); connected now, closed by `close()`.
     """
 
     def __init__(
@@ -132,13 +134,22 @@ class Agent:
         adapters: Any = None,
         max_prompt_chars: int = MAX_PROMPT_CHARS,
         memory_namespace: str | None = "default",
+        mcp_servers: Sequence[Any] = (),
     ) -> None:
         if max_steps < 1 or max_repairs < 0:
             raise AgentInputError(f"max_steps must be >= 1 and max_repairs >= 0, got {max_steps} and {max_repairs}")
         self.registry = _registry(tools)
+        self._mcp: list[Any] = []
+        if mcp_servers:  # into a copy: a registry the caller passed is not changed
+            from mmagent.interop.mcp_client import as_servers, import_mcp_tools
+
+            self.registry = self.registry.subset(self.registry.names())
+            self._mcp = import_mcp_tools(self.registry, as_servers(mcp_servers))
         self._schemas = self.registry.schemas()  # fixed for the agent's life; rebuilt per turn it cost ~1 ms
         unknown = sorted(set(approval) - set(self.registry.names()))
         if unknown:
+            for conn in self._mcp:
+                conn.close()
             raise AgentInputError(f"approval names tools this agent does not have: {unknown}; its tools: {self.registry.names()}")
         self._model = model
         self.memory = memory if memory is None or not isinstance(memory, (str, Path)) else None
@@ -277,6 +288,8 @@ class Agent:
         self.log.close()
         if hasattr(self._saver, "conn"):
             self._saver.conn.close()
+        for conn in self._mcp:
+            conn.close()
 
     def __enter__(self) -> Agent:
         return self

@@ -105,6 +105,15 @@ class RemoteChatModel:
         return cls(RemoteConfig(base_url=base_url, model=model, **overrides))
 
     @property
+    def temperature(self) -> float | None:
+        """The temperature sent with each request (None: the server's default)."""
+        return self.config.temperature
+
+    @temperature.setter
+    def temperature(self, value: float | None) -> None:
+        self.config.temperature = value
+
+    @property
     def constrains_decoding(self) -> bool:
         """Native tool calling hands the schemas to the server (strict where they qualify); in text
         mode the server decodes freely, so constrained decoding is not offered."""

@@ -1,0 +1,100 @@
+# Launch: .venv/bin/python -m mmagent.recipes.transfer_eval recipes/suites/heldout-general.jsonl --out runs/transfer.json
+"""Negative transfer: does tool tuning make the model worse at what it could already answer?
+
+The survey's term for a fine-tune that costs general ability. On general questions that need no
+tool (facts, arithmetic, greetings, translation, short writing) the tuned model, as users meet it
+(every built-in tool offered, schema-guided decoding), is scored beside its base LLM without the
+adapter and without tools (a plain chat), and beside the tuned model without tools. Per setting:
+
+- correct: over items with `answers`, the reply contains one of them (case-insensitive, as a word);
+- declined: the reply refuses ("I'm not able to ...", "with the tools I have"...);
+- called: the reply called a tool (no item here needs one).
+
+The bar (the open-world issue): tuned-with-tools correct >= base correct, declined + called <= 2%.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel
+
+from mmagent.chat import ChatModel, Message
+
+DECLINES = re.compile(r"\b(i'?m not able|i am not able|i can(?:no|')t|i'?m unable|unable to|not possible with|"
+                      r"with the tools i have|i don'?t have (?:a|the|any) tool|no tool)", re.IGNORECASE)
+
+
+class TransferScore(BaseModel):
+    setting: str
+    n: int
+    n_with_answers: int
+    correct: float
+    declined: float
+    called: float
+
+
+def load_items(path: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in Path(path).read_text().splitlines() if line.strip()]
+
+
+def is_correct(reply: str, answers: list[str]) -> bool:
+    text = reply.lower()
+    return any(re.search(rf"(?<!\w){re.escape(a.lower())}(?!\w)", text) for a in answers)
+
+
+def score(model: ChatModel, items: list[dict[str, Any]], setting: str, tools: list[dict[str, Any]] | None,
+          system: str, max_new_tokens: int = 48) -> TransferScore:
+    correct = declined = called = 0
+    graded = [it for it in items if it.get("answers")]
+    for it in items:
+        msgs = [Message(role="system", content=system)] if system else []
+        res = model.chat([*msgs, Message(role="user", content=it["prompt"])], tools, max_new_tokens=max_new_tokens,
+                         constrained=bool(tools))
+        called += bool(res.tool_calls)
+        declined += bool(not res.tool_calls and DECLINES.search(res.text))
+        correct += bool(it.get("answers") and not res.tool_calls and is_correct(res.text, it["answers"]))
+    n = len(items)
+    return TransferScore(setting=setting, n=n, n_with_answers=len(graded), correct=correct / max(len(graded), 1),
+                         declined=declined / n, called=called / n)
+
+
+def run(suite: Path, limit: int | None = None) -> list[TransferScore]:
+    """The three settings on the embedded default (one loaded model, adapters switched)."""
+    from mmagent.agent.api import DEFAULT_SYSTEM_PROMPT
+    from mmagent.backends import load_chat_model
+    from mmagent.tools.registry import default_registry
+
+    items = load_items(suite)[:limit]
+    model = load_chat_model("mmagent-default")
+    tuned = model.model.active_adapter
+    tools = default_registry().schemas()
+    out = [score(model, items, f"tuned ({tuned}), tools offered, constrained", tools, DEFAULT_SYSTEM_PROMPT),
+           score(model, items, f"tuned ({tuned}), no tools", None, "")]
+    model.model.set_adapter(None)
+    out.append(score(model, items, "base SmolLM2-135M-Instruct, no adapter, no tools", None, ""))
+    model.model.set_adapter(tuned)
+    return out
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("suite", type=Path)
+    p.add_argument("--limit", type=int)
+    p.add_argument("--out", type=Path)
+    args = p.parse_args()
+    scores = run(args.suite, args.limit)
+    print(f"{'setting':58} {'correct':>8} {'declined':>9} {'called':>7}")
+    for s in scores:
+        print(f"{s.setting:58} {s.correct:8.1%} {s.declined:9.1%} {s.called:7.1%}  (n={s.n}, graded {s.n_with_answers})")
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps([s.model_dump() for s in scores], indent=2))
+
+
+if __name__ == "__main__":
+    main()

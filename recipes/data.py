@@ -57,6 +57,8 @@ class Example:
     audio: list[str] = field(default_factory=list)  # the spoken sentence of each audio attachment
     expected: list[dict[str, Any]] = field(default_factory=list)  # [{"name", "arguments": {arg: [allowed]}}]
     results: list[dict[str, Any]] = field(default_factory=list)  # simulated output of each expected call
+    # The tool schemas this conversation offers (open-world data, `recipes/open_world.py`); None: the built-ins.
+    tools: list[dict[str, Any]] | None = None
 
 
 # --------------------------------------------------------------------------- split bookkeeping
@@ -563,9 +565,13 @@ def save_media(ex: Example, root: Path) -> tuple[list[str], list[str]]:
 
 
 def to_record(ex: Example, images: list[str], audio: list[str]) -> dict[str, Any]:
-    """A training line: the conversation + media paths (relative to the jsonl file)."""
-    return {"id": ex.id, "kind": ex.kind, "template": ex.template, "images": images, "audio": audio,
-            "descriptions": [d.describe() for d in ex.images], "messages": [m.model_dump(exclude_defaults=True) for m in ex.messages]}
+    """A training line: the conversation + media paths (relative to the jsonl file), and its own
+    tool schemas when it brings them (otherwise it is run with the built-in tools)."""
+    rec = {"id": ex.id, "kind": ex.kind, "template": ex.template, "images": images, "audio": audio,
+           "descriptions": [d.describe() for d in ex.images], "messages": [m.model_dump(exclude_defaults=True) for m in ex.messages]}
+    if ex.tools is not None:  # the trainer renders the conversation's system turn with these (`tool_tuning.Conversation.tools`)
+        rec["tools"] = ex.tools
+    return rec
 
 
 def to_suite_line(ex: Example, images: list[str], audio: list[str]) -> dict[str, Any]:
@@ -576,6 +582,8 @@ def to_suite_line(ex: Example, images: list[str], audio: list[str]) -> dict[str,
     if ex.results:
         line["results"] = ex.results
     line["kind"] = ex.kind
+    if ex.tools is not None:
+        line["tools"] = ex.tools
     return line
 
 

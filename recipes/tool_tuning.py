@@ -5,7 +5,10 @@ Conversations from `recipes/data.py` are rendered exactly as the backends render
 time (`mmagent.toolcall.template_messages` + the model's chat template), and only the assistant
 turns are trained (`recipes/sequences.py`). The system prompt (the tool list) is shared by every
 conversation: it runs once per micro-batch and its KV cache serves all rows; conversations are
-packed several to a row behind it.
+packed several to a row behind it. A record may bring its own tools (open-world data,
+`recipes/open_world.py`): its system turn lists them; such conversations are grouped within a step
+and run behind the part of the system turn they share, each carrying the rest of its own untrained
+(`common_head`), which computes exactly what its full sequence would.
 
 LoRA (Hu et al. 2021, arXiv 2106.09685) through peft on the attention and MLP projections; AdamW,
 linear warmup then cosine decay; gradient accumulation; bf16 autocast or fp32; checkpoints with
@@ -224,6 +227,10 @@ class AssistantLoss(nn.Module):
 class Conversation:
     messages: list[Message]
     images: dict[str, Any]  # artifact id -> PIL image
+    # Its own tool schemas (open-world data: `recipes/open_world.py`, a record's "tools"); None: the
+    # built-in registry's, shared by every conversation.
+    tools: list[dict[str, Any]] | None = None
+    whole: bool = False  # never shortened (a record's "whole": its last turns are what it teaches)
 
 
 def load_conversations(cfg: ToolTuningConfig, split: str, n: int) -> list[Conversation]:
@@ -239,7 +246,10 @@ def load_conversations(cfg: ToolTuningConfig, split: str, n: int) -> list[Conver
         for line in path.read_text().splitlines()[:n]:
             rec = json.loads(line)
             images = {f"image_{j}": Image.open(root / rel).convert("RGB") for j, rel in enumerate(rec["images"], start=1)}
-            out.append(Conversation([Message.model_validate(m) for m in rec["messages"]], images))
+            tools = rec.get("tools")
+            if tools is not None and not tools:
+                raise ValueError(f"{path}: record {rec.get('id')} has an empty tools list: leave 'tools' out for the built-in tools")
+            out.append(Conversation([Message.model_validate(m) for m in rec["messages"]], images, tools, bool(rec.get("whole"))))
         return [shorten(c, cfg.data.full_fraction, random.Random(f"{cfg.data.seed}/{split}/{i}")) for i, c in enumerate(out)]
     from mmagent.recipes.data import generate
 
@@ -250,9 +260,9 @@ def load_conversations(cfg: ToolTuningConfig, split: str, n: int) -> list[Conver
 def shorten(c: Conversation, full_fraction: float, rng: random.Random) -> Conversation:
     """Ends a tool-using conversation at its last call turn, unless drawn to stay whole."""
     last_call = max((i for i, m in enumerate(c.messages) if m.role == "assistant" and m.tool_calls), default=None)
-    if last_call is None or rng.random() < full_fraction:
+    if last_call is None or rng.random() < full_fraction or c.whole:
         return c
-    return Conversation(c.messages[: last_call + 1], c.images)
+    return Conversation(c.messages[: last_call + 1], c.images, c.tools)
 
 
 def tool_schemas() -> list[dict[str, Any]]:
@@ -263,10 +273,14 @@ def tool_schemas() -> list[dict[str, Any]]:
 
 @dataclass
 class Sample:
-    """An encoded conversation and its images in placeholder order."""
+    """An encoded conversation and its images in placeholder order.
+
+    `head`: the token ids of its own system turn when it brings its own tools (`enc` follows it);
+    None: the shared prefix of the run's built-in tools."""
 
     enc: Encoded
     images: list[Any] = field(default_factory=list)
+    head: list[int] | None = None
 
     @property
     def ids(self) -> list[int]:
@@ -274,18 +288,55 @@ class Sample:
 
 
 def encode_all(bb: Backbone, convs: list[Conversation], tools: list[dict[str, Any]], prefix: list[int]) -> list[Sample]:
-    """Token ids + labels after the shared prefix; MM runs render through `MMLLM.build_inputs` (as serving does)."""
-    if bb.mm is None:
-        return [Sample(encode(bb.tok, c.messages, tools, prefix)) for c in convs]
+    """Token ids + labels after the shared prefix; MM runs render through `MMLLM.build_inputs` (as serving does).
+
+    A conversation with its own tools is rendered with them (its system turn lists them, as at
+    serving) and keeps that turn's ids as its `head`."""
+    heads: dict[str, list[int]] = {}
     out = []
     for c in convs:
-        inp = bb.mm.build_inputs(c.messages, tools, artifacts=c.images)
-        ids, labels = inp.input_ids.tolist(), inp.labels.tolist()
-        if ids[: len(prefix)] != prefix:
-            raise ValueError("conversation does not start with the shared system prefix")
-        order = [i for m in c.messages for i in m.images]
-        out.append(Sample(Encoded(ids[len(prefix):], labels[len(prefix):]), [c.images[i] for i in order]))
+        own, head = tools, prefix
+        if c.tools is not None:
+            own = c.tools
+            key = json.dumps(c.tools, sort_keys=True)
+            if key not in heads:
+                heads[key] = system_prefix(bb.tok, c.tools)
+            head = heads[key]
+        if bb.mm is None:
+            s = Sample(encode(bb.tok, c.messages, own, head))
+        else:
+            inp = bb.mm.build_inputs(c.messages, own, artifacts=c.images)
+            ids, labels = inp.input_ids.tolist(), inp.labels.tolist()
+            if ids[: len(head)] != head:
+                raise ValueError("conversation does not start with the shared system prefix")
+            order = [i for m in c.messages for i in m.images]
+            s = Sample(Encoded(ids[len(head):], labels[len(head):]), [c.images[i] for i in order])
+        s.head = None if head is prefix else head
+        out.append(s)
     return out
+
+
+def common_head(prefix: list[int], samples: list[Sample]) -> tuple[list[int], list[Sample]]:
+    """The longest system prefix a micro-batch's conversations share, and the conversations behind it.
+
+    Where every conversation uses the built-in tools this is `prefix` and the samples are returned
+    as they are. Otherwise the shared part is the common start of their system turns (the call-format
+    instructions), and each conversation carries the rest of its own system turn untrained in front
+    of its suffix: the same tokens at the same positions as its full sequence."""
+    heads = [s.head if s.head is not None else prefix for s in samples]
+    if all(h is prefix for h in heads):
+        return prefix, samples
+    n = min(len(h) for h in heads)
+    for k in range(n):
+        if any(h[k] != heads[0][k] for h in heads):
+            n = k
+            break
+    if n == 0:
+        raise ValueError("the conversations' system turns share no first token: the chat template renders them differently")
+    common = heads[0][:n]
+    out = [s if len(h) == n else Sample(Encoded(h[n:] + s.enc.ids, [IGNORE] * (len(h) - n) + s.enc.labels), s.images)
+           for s, h in zip(samples, heads)]
+    return common, out
 
 
 def step_examples(data: list[Sample], step: int, cfg: ToolTuningConfig) -> list[Sample]:
@@ -301,17 +352,20 @@ def step_examples(data: list[Sample], step: int, cfg: ToolTuningConfig) -> list[
 
 def masked(s: Sample) -> Sample:
     """A copy that is computed but not learned from (no target tokens)."""
-    return Sample(Encoded(s.enc.ids, [IGNORE] * len(s.enc.ids)), s.images)
+    return Sample(Encoded(s.enc.ids, [IGNORE] * len(s.enc.ids)), s.images, s.head)
 
 
 def batches_for_step(data: list[Sample], step: int, cfg: ToolTuningConfig, rank: int = 0, world: int = 1) -> list[list[Sample]]:
     """Process `rank`'s micro-batches of one step (of at most batch_size / grad_accum conversations).
 
-    DDP all-reduces in every backward, so every process must run as many micro-batches as the
-    others or they wait on it forever: the step's conversations are dealt out round-robin, and a
-    process left short is topped up with masked copies, which leave the step's gradient unchanged.
+    The step's conversations are dealt out round-robin, and a process left short is topped up with
+    masked copies, which leave the step's gradient unchanged. (Only the step's last backward syncs,
+    so a micro-batch that `make_batches` runs as two passes on one process needs no partner.)
     """
-    picked = step_examples(data, step, cfg)
+    # Conversations with their own tools go together, so most micro-batches share one whole system
+    # turn (`common_head`); the step's gradient is the same in any order. Stable: built-in-only data is
+    # dealt exactly as before.
+    picked = sorted(step_examples(data, step, cfg), key=lambda s: s.head is not None)
     share = math.ceil(len(picked) / world)
     mine = picked[rank::world]
     mine += [masked(s) for s in picked[: share - len(mine)]]
@@ -319,8 +373,20 @@ def batches_for_step(data: list[Sample], step: int, cfg: ToolTuningConfig, rank:
     return [mine[k : k + per] for k in range(0, share, per)]
 
 
+def make_batches(bb: Backbone, prefix: list[int], samples: list[Sample], cfg: ToolTuningConfig) -> list[tuple[PackedBatch, torch.Tensor | None]]:
+    """The forward passes of one micro-batch: its built-in-tools conversations behind the run's shared
+    prefix (exactly one pass, as before, when there are no others), and its conversations with their
+    own tools behind the start of the system turn they share (`common_head`). Kept apart, a built-in
+    conversation never carries the rest of the built-in system turn as untrained suffix tokens."""
+    builtin = [s for s in samples if s.head is None]
+    own = [s for s in samples if s.head is not None]
+    return [make_batch(bb, prefix, group, cfg) for group in (builtin, own) if group]
+
+
 def make_batch(bb: Backbone, prefix: list[int], samples: list[Sample], cfg: ToolTuningConfig) -> tuple[PackedBatch, torch.Tensor | None]:
-    """Packed tensors + the pixels of every image in row-major placeholder order."""
+    """Packed tensors + the pixels of every image in row-major placeholder order (one pass: a mix of
+    built-in and own-tools conversations shares only the start of the system turn, `make_batches` splits it)."""
+    prefix, samples = common_head(prefix, samples)
     by_enc = {id(s.enc): s for s in samples}
     rows = pack([s.enc for s in samples], cfg.max_len) if cfg.pack else [[s.enc] for s in samples]
     if any(len(s.ids) > cfg.max_len and s.images for s in samples):
@@ -457,10 +523,10 @@ def validation_loss(loss_fn: AssistantLoss, bb: Backbone, prefix: list[int], dat
     tot, n = 0.0, 0
     per = math.ceil(cfg.batch_size / cfg.grad_accum)
     for k in range(0, len(data), per):
-        b, px = make_batch(bb, prefix, data[k : k + per], cfg)
-        with autocast():
-            l, c = loss_fn(b.prefix, b.input_ids, b.labels, b.position_ids, b.attention_mask, px)
-        tot, n = tot + l.item(), n + int(c)
+        for b, px in make_batches(bb, prefix, data[k : k + per], cfg):
+            with autocast():
+                l, c = loss_fn(b.prefix, b.input_ids, b.labels, b.position_ids, b.attention_mask, px)
+            tot, n = tot + l.item(), n + int(c)
     return tot / max(n, 1)
 
 
@@ -503,7 +569,10 @@ def train(cfg: ToolTuningConfig, on_step: Callable[[dict[str, Any]], None] | Non
     for step in range(start, cfg.steps):
         t0 = time.perf_counter()
         micro = batches_for_step(train_data, step, cfg, acc.process_index, acc.num_processes)
-        batches = [make_batch(bb, prefix, m, cfg) for m in micro]
+        # One pass per micro-batch on built-in data; a micro-batch that also holds conversations with
+        # their own tools is two passes (`make_batches`). Each pass has its own backward and only the
+        # step's last one syncs, so processes may run different numbers of them.
+        batches = [part for m in micro for part in make_batches(bb, prefix, m, cfg)]
         n_total = step_tokens(acc, batches)
         loss_sum, tokens = 0.0, 0
         for k, (b, px) in enumerate(batches):

@@ -2,6 +2,8 @@
 
     .venv/bin/python bench/learn.py embedded [--items 100] [--steps 30] [--regression-limit 20] [--threads 1] [--probe 10] [--poison 24]
     .venv/bin/python bench/learn.py methods [--threads 1]
+    .venv/bin/python bench/learn.py scenarios [--scenario all|corrections|thumbs|poison|rounds] [--steps 100]
+    .venv/bin/python bench/learn.py embedded --scenario thumbs --simulate [--regression-limit 0]
 
 embedded: the issue's scenario and benchmark. A newly added custom tool, convert_currency: the
 serving agent (mmagent-default: EfficientNet-Lite0 -> projector -> SmolLM2-135M, constrained
@@ -25,6 +27,7 @@ The gate is set permissive here (every candidate promoted) so that forgetting sh
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import random
 import statistics
@@ -34,7 +37,7 @@ from pathlib import Path
 
 
 def embedded(items: int, steps: int, regression_limit: int, threads: int, probe: int, poison: int,
-             lr: float = 2e-4, replay_ratio: float = 2.0, simulate: bool = False) -> None:
+             lr: float = 2e-4, replay_ratio: float = 2.0, simulate: bool = False, scenario: str = "corrections") -> None:
     """The issue's scenario on the embedded default, end to end, with the round timed."""
     import torch
 
@@ -63,21 +66,23 @@ def embedded(items: int, steps: int, regression_limit: int, threads: int, probe:
     #    without running the agent, as a model that never calls the tool would: for quick sweeps.)
     t0 = time.perf_counter()
     wrong = 0
+    thumbs = scenario == "thumbs"  # thumbs only: no corrections; --simulate: every other turn right (a sampling agent)
     for i, (prompt, call) in enumerate(feedback):
         if simulate:
-            tid = f"sim{i}"
+            tid, ok = f"sim{i}", thumbs and i % 2 == 0
             env.turns.start_turn(tid, f"user-{i % 10}", prompt, [], [], tools.names(), "mmagent-default", None, True)
-            env.turns.end_turn(tid, "ok", "I can't convert currencies.", None, 1, 0)
-            ok = False
+            if ok:
+                env.turns.log_calls(tid, [{"id": f"{tid}c1", "step": 1, "name": call.name, "arguments": call.arguments, "ok": True}])
+            env.turns.end_turn(tid, "ok", "" if ok else "I can't convert currencies.", None, 1, 0)
         else:
             res = agent.run(prompt, session=f"user-{i % 10}")
             tid, ok = res.turn_id, _right(res, call)
         wrong += not ok
-        record_feedback(env.feedback, env.turns, env.tools, tid, "up" if ok else "down", None if ok else [call])
+        record_feedback(env.feedback, env.turns, env.tools, tid, "up" if ok else "down", None if ok or thumbs else [call])
     log_s = time.perf_counter() - t0
-    cfg = default_config("replay", replay_ratio, steps, min_learning_gain=5.0)
+    cfg = default_config("preference" if thumbs else "replay", replay_ratio, steps, min_learning_gain=5.0)
     cfg.update.recipe.update({"threads": threads, "batch_size": 8, "grad_accum": 1, "lr": lr})
-    cfg.regression_limit = regression_limit
+    cfg.regression_limit = regression_limit or None  # per frozen suite; 0: all 220 items
     # 2. One learning round: data build, train, gate, promote.
     t0 = time.perf_counter()
     rep = learn(env, cfg)
@@ -86,13 +91,13 @@ def embedded(items: int, steps: int, regression_limit: int, threads: int, probe:
     after = 0 if simulate else _handled(agent, unseen, "after")
 
     print(f"\nlearning round on mmagent-default, CPU, {threads} thread(s): {items} feedback turns "
-          f"({wrong} {'simulated as ' if simulate else ''}mishandled by the serving agent and corrected; {rep.counts.get('train', 0)} train / "
+          f"({wrong} {'simulated as ' if simulate else ''}mishandled by the serving agent and {'rated down' if thumbs else 'corrected'}; {rep.counts.get('train', 0)} train / "
           f"{rep.counts.get('heldout', 0)} held out), {steps} steps, batch 8, lr {lr:g}, replay {replay_ratio:g}:1, "
           f"regression suite limited to {regression_limit} items")
     print(f"(the {items} agent turns + feedback took {log_s:.1f} s, not part of the round; load average {os.getloadavg()[0]:.1f} "
           f"on {os.cpu_count()} cores: wall times include waiting for the CPU, CPU seconds do not)\n")
     _times_table(rep, total)
-    print(f"gate: {'PROMOTED' if rep.promoted else 'rejected'}; " + "; ".join(rep.gate.reasons))
+    print(f"gate: {rep.gate.verdict}; " + "; ".join(rep.gate.reasons))
     serving = env.registry.serving()
     if not simulate:
         print(f"\nthe agent on {probe} convert_currency requests never logged nor trained (new sessions, constrained decoding): "
@@ -115,7 +120,8 @@ def _handled(agent, requests, tag: str) -> int:
 
 def _times_table(rep, total: float) -> None:
     t = rep.times
-    parts = {"data build": (t.data_s, t.cpu["data"]), "train": (t.train_s, t.cpu["train"]), "eval (gate)": (t.eval_s, t.cpu["eval"]),
+    parts = {"data build": (t.data_s, t.cpu["data"]), "serving check (eval + poisoning)": (t.check_s, t.cpu.get("check", 0.0)),
+             "train": (t.train_s, t.cpu.get("train", 0.0)), "eval (gate)": (t.eval_s, t.cpu.get("eval", 0.0)),
              "promote + bookkeeping": (t.promote_s, t.cpu["promote"])}
     cpu_total = sum(c for _, c in parts.values())
     print("| part | wall s | share of wall | CPU s | share of CPU |\n|---|---|---|---|---|")
@@ -191,6 +197,136 @@ def methods(threads: int, steps: int) -> None:
         print(f"| {name} | {reg[0]:.1f} | {reg[1]:.1f} | {mft:.1f} | {mfn:.1f} | {bwt:+.1f} | {tr:.1f} |")
 
 
+# -- scenarios: corrections, thumbs only, the poisoned batch, three rounds in a row ---------------
+
+
+def scenarios(which: str, threads: int, steps: int, method: str) -> None:
+    """The issue's scenarios in the tiny world; every round reports its gate verdict, time by part, MFT/MFN/BWT."""
+    import torch
+
+    from mmagent.continual import scenario as S
+
+    torch.set_num_threads(threads)
+    root = Path(tempfile.mkdtemp(prefix="mmagent-bench-scenarios-"))
+    t0 = time.perf_counter()
+    world = S.TinyWorld(root / "world")
+    print(f"tiny base trained in {time.perf_counter() - t0:.1f} s; {threads} thread(s); {steps} steps per round; "
+          f"regression suite {sum(1 for _ in world.suite.open())} items")
+    runs = {"corrections": _corrections, "thumbs": _thumbs, "poison": _poison, "rounds": _rounds}
+    for name in (runs if which == "all" else [which]):
+        print(f"\n### {name}\n")
+        runs[name](world, root / name, steps, method)
+
+
+def _round_row(tag: str, rep, base_reg: float | None = None) -> None:
+    t, g, c = rep.times, rep.gate, rep.continual
+    total = t.data_s + t.check_s + t.train_s + t.eval_s + t.promote_s
+    reg = f"{g.regression_before:.1f} -> {g.regression_after:.1f}" if g else "-"
+    cont = f"{c.mft} / {c.mfn} / {c.bwt}" if c and c.rounds else "-"
+    print(f"| {tag} | {rep.method} | {rep.counts.get('train', 0)}/{rep.counts.get('heldout', 0)} | {g.verdict if g else '-'} | {reg} | "
+          f"{g.learning_before:.0f} -> {g.learning_after:.0f} | {cont} | {t.data_s:.1f} / {t.check_s:.1f} / {t.train_s:.1f} / "
+          f"{t.eval_s:.1f} / {t.promote_s:.1f} = {total:.1f} |")
+
+
+def _table_head() -> None:
+    print("| round | method | train/held-out | gate verdict | regression | held-out feedback | MFT / MFN / BWT | "
+          "wall s: data / check / train / eval / promote = total |\n|---|---|---|---|---|---|---|---|")
+
+
+def _truth_score(world, env, rep, call) -> tuple[float, float]:
+    """Serving before vs candidate on the round's held-out prompts scored against the TRUE call
+    (the bench knows it; the users gave only thumbs): what "learnt from thumbs" means."""
+    from mmagent.continual import scenario as S
+    from mmagent.continual.learn import suite_score
+
+    rows = [json.loads(x) for x in (env.registry.root / "rounds" / rep.round / "heldout.jsonl").read_text().splitlines() if x.strip()]
+    ids = {int(r["id"][2:]) for r in rows}
+    prompts = [env.turns.get_turn(f.turn_id).prompt for f in env.feedback.latest() if f.id in ids]
+    suite = S.write_suite(env.registry.root / "truth" / rep.round, [(p, call, 0) for p in prompts], "truth")
+    tools = env.tools.schemas()
+    before = suite_score(env.chat_model(env.registry.adapter_path(rep.parent) if rep.parent else None), suite, tools)
+    after = suite_score(env.chat_model(env.registry.adapter_path(rep.candidate)), suite, tools) if rep.candidate else before
+    return before, after
+
+
+def _corrections(world, root: Path, steps: int, method: str) -> None:
+    from mmagent.continual import scenario as S
+    from mmagent.continual.learn import learn
+
+    env = world.env(root)
+    S.log_corrections(env, S.COIN, S.FC, "coin")
+    _table_head()
+    _round_row("flip_coin from 12 corrections", learn(env, world.config(steps=steps)))
+
+
+def _thumbs(world, root: Path, steps: int, method: str) -> None:
+    """Thumbs only: half the turns right (up), the others what the serving model really answers (down)."""
+    from mmagent.continual import scenario as S
+    from mmagent.continual.learn import learn
+
+    rows = []
+    for m in ["replay", method]:
+        env = world.env(root / m)
+        S.log_thumbs(env, S.COIN, S.FC, "coin", model=env.chat_model(None))
+        rep = learn(env, world.config(method=m, steps=steps, min_gain=0.0))
+        rows.append((m, rep, _truth_score(world, env, rep, S.FC)))
+    _table_head()
+    for m, rep, _ in rows:
+        _round_row(f"flip_coin from thumbs only ({m})", rep)
+    for m, rep, (b, a) in rows:
+        print(f"\n{m}: held-out prompts scored against the true call (never trained on; users gave only thumbs): {b:.0f}% -> {a:.0f}%")
+
+
+def _poison(world, root: Path, steps: int, method: str) -> None:
+    from mmagent.continual import scenario as S
+    from mmagent.continual.learn import learn
+
+    env = world.env(root)
+    S.log_corrections(env, S.COIN, S.FC, "coin")
+    _table_head()
+    _round_row("flip_coin (corrections)", learn(env, world.config(steps=steps)))
+    S.log_corrections(env, S.READ, S.DF, "poison", images=["image_1"])
+    held = learn(env, world.config(steps=steps))
+    _round_row("poisoned: read_text -> detect_faces, 8 sessions (check on)", held)
+    env2 = world.env(root / "nocheck")
+    S.log_corrections(env2, S.COIN, S.FC, "coin")
+    learn(env2, world.config(steps=steps))
+    S.log_corrections(env2, S.READ, S.DF, "poison", images=["image_1"])
+    cfg = world.config(steps=steps).model_copy(update={"poisoning_check": False})
+    trained = learn(env2, cfg)
+    _round_row("the same batch trained (check off)", trained)
+    print(f"\ncheck on: {held.gate.poisoning.reason if held.gate.poisoning else held.message}")
+    print(f"check off: {trained.gate.verdict}, regression drop {trained.gate.regression_drop:.1f} points; "
+          + "; ".join(f"{t.tool} {t.before:.0f} -> {t.after:.0f}" for t in trained.gate.tools if not t.ok))
+
+
+def _rounds(world, root: Path, steps: int, method: str) -> None:
+    """Three rounds in a row on one registry: coin (corrections), die (thumbs only), card (corrections)."""
+    from mmagent.continual import scenario as S
+    from mmagent.continual.learn import learn, suite_score
+
+    env = world.env(root)
+    base = suite_score(env.chat_model(None), world.suite, env.tools.schemas())
+    _table_head()
+    plan = [("1: flip_coin, corrections", "replay", lambda: S.log_corrections(env, S.COIN, S.FC, "coin")),
+            ("2: roll_die, thumbs only", method, lambda: S.log_thumbs(env, S.DIE, S.RD, "die", model=_serving_model(env))),
+            ("3: pick_card, corrections", "replay", lambda: S.log_corrections(env, S.CARD, S.PC, "card"))]
+    for tag, m, log_feedback in plan:
+        log_feedback()
+        rep = learn(env, world.config(method=m, steps=steps, min_gain=0.0))
+        _round_row(tag, rep)
+    serving = env.registry.serving()
+    now = suite_score(env.chat_model(serving.path if serving else None), world.suite, env.tools.schemas())
+    c = rep.continual
+    print(f"\nfrozen regression suite: base {base:.1f} -> after the three rounds {now:.1f} ({now - base:+.1f} points); "
+          f"held-out feedback over the promoted rounds: MFT {c.mft}, MFN {c.mfn}, BWT {c.bwt}")
+
+
+def _serving_model(env):
+    s = env.registry.serving()
+    return env.chat_model(s.path if s else None)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     sub = ap.add_subparsers(dest="what", required=True)
@@ -204,12 +340,21 @@ def main() -> None:
     e.add_argument("--lr", type=float, default=2e-4)
     e.add_argument("--replay-ratio", type=float, default=2.0)
     e.add_argument("--simulate", action="store_true", help="log the feedback turns without running the agent (quick sweeps)")
+    e.add_argument("--scenario", choices=["corrections", "thumbs"], default="corrections",
+                   help="thumbs: no corrections, only up/down (with --simulate every other turn is right), learnt with --method preference")
+    c = sub.add_parser("scenarios", help="corrections / thumbs only / poisoned batch / three rounds (tiny world)")
+    c.add_argument("--scenario", choices=["all", "corrections", "thumbs", "poison", "rounds"], default="all")
+    c.add_argument("--threads", type=int, default=1)
+    c.add_argument("--steps", type=int, default=60)
+    c.add_argument("--method", default="preference", help="the method for thumbs-only rounds")
     m = sub.add_parser("methods")
     m.add_argument("--threads", type=int, default=1)
     m.add_argument("--steps", type=int, default=40)
     a = ap.parse_args()
-    if a.what == "embedded":
-        embedded(a.items, a.steps, a.regression_limit, a.threads, a.probe, a.poison, a.lr, a.replay_ratio, a.simulate)
+    if a.what == "scenarios":
+        scenarios(a.scenario, a.threads, a.steps, a.method)
+    elif a.what == "embedded":
+        embedded(a.items, a.steps, a.regression_limit, a.threads, a.probe, a.poison, a.lr, a.replay_ratio, a.simulate, a.scenario)
     else:
         methods(a.threads, a.steps)
 

@@ -33,6 +33,7 @@ class Method(str, Enum):
     replay = "replay"
     ewc = "ewc"
     olora = "olora"
+    preference = "preference"
 
 
 def feedback(
@@ -66,36 +67,40 @@ def feedback(
 
 
 def learn(
-    method: Annotated[Method, typer.Option("--method", help="replay (the replay buffer alone), ewc (a Fisher-weighted pull to the serving adapter) or olora (a LoRA orthogonal to the earlier ones); all mix in the replay buffer.")] = Method.replay,
+    method: Annotated[Method, typer.Option("--method", help="replay (the replay buffer alone), ewc (a Fisher-weighted pull to the serving adapter), olora (a LoRA orthogonal to the earlier ones) or preference (DPO on corrections, KTO on thumbs up/down, the serving adapter as reference: learns from every rating); all mix in the replay buffer.")] = Method.replay,
     replay_ratio: Annotated[float, typer.Option("--replay-ratio", help="Base-data conversations per feedback conversation.")] = 2.0,
     steps: Annotated[Optional[int], typer.Option("--steps", help="Training steps of the round (default 40).")] = None,
     min_gain: Annotated[float, typer.Option("--min-gain", help="Least gain on held-out feedback items to promote, in points.")] = 5.0,
     max_drop: Annotated[float, typer.Option("--max-drop", help="Most the regression suite may fall, in points.")] = 1.0,
-    regression_suite: Annotated[Optional[Path], typer.Option("--regression-suite", help="Frozen eval suite (default: recipes/suites/unseen-phrasings.jsonl).")] = None,
+    regression_suite: Annotated[Optional[list[Path]], typer.Option("--regression-suite", help="Frozen eval suite(s), repeatable (default: recipes/suites/unseen-phrasings.jsonl + heldout-natural-builtins.jsonl, 220 items).")] = None,
+    model: Annotated[str, typer.Option("--model", help="The composed MM-LLM whose turns to learn from (catalog name or folder); each has its own adapter versions.")] = "mmagent-default",
     review: Annotated[bool, typer.Option("--review", help="Only list the feedback earlier rounds held for review (trains nothing).")] = False,
     json_out: Annotated[bool, typer.Option("--json", help="Print the round report as JSON.")] = False,
 ) -> None:
     """Learns a new adapter version from new feedback; promotes it only if it passes the gate.
 
     Trains warm from the serving version (with a replay buffer of the base data), evaluates it on the
-    frozen regression suite and on held-out feedback items, and promotes it atomically only if the
-    regression drop <= --max-drop and the learning gain >= --min-gain. A killed run resumes.
+    frozen regression suites (overall and per tool) and on held-out feedback items, and promotes it
+    atomically only if the regression drop <= --max-drop, no tool lost more than 10 points and the
+    learning gain >= --min-gain. A batch that contradicts what the serving model reliably does is
+    held for review, not trained on. A killed run resumes.
 
-    Example: mmagent learn --method olora --json
+    Example: mmagent learn --method preference --json
     """
     from mmagent.continual.defaults import default_config, default_env
     from mmagent.continual.learn import NoNewData, learn as run_round
+    from mmagent.errors import UserError
 
     if review:
         return _review(json_out)
     try:
-        env = default_env(regression_suite=regression_suite)
-        config = default_config(method.value, replay_ratio, steps, min_learning_gain=min_gain, max_regression_drop=max_drop)
+        env = default_env(regression_suite=regression_suite or None, model=model)
+        config = default_config(method.value, replay_ratio, steps, model, min_learning_gain=min_gain, max_regression_drop=max_drop)
         total = config.update.recipe_config(Path(".")).steps
         with progress("learn: training", total, enabled=not json_out) as update:
             env.on_step = lambda step: update(step, "then eval + gate" if step == total else "")
             report = run_round(env, config)
-    except (NoNewData, FileNotFoundError) as err:
+    except (NoNewData, FileNotFoundError, UserError) as err:
         fail(str(err))
     except OSError as err:
         if err.errno == errno.ENOSPC:
@@ -107,7 +112,8 @@ def learn(
     console.print(("[green]promoted[/] " if report.promoted else "[yellow]not promoted[/] ") + report.message, highlight=False)
     console.print(f"data: {report.counts}; conflicts: {len(report.conflicts)}; held for review: {len(report.held_for_review)}")
     t = report.times
-    console.print(f"time: data {t.data_s:.1f} s, train {t.train_s:.1f} s, eval {t.eval_s:.1f} s, promote {t.promote_s:.2f} s")
+    console.print(f"time: data {t.data_s:.1f} s, serving check {t.check_s:.1f} s, train {t.train_s:.1f} s, eval {t.eval_s:.1f} s, "
+                  f"promote {t.promote_s:.2f} s")
     c = report.continual
     if c and c.rounds:
         console.print(f"across {c.rounds} promoted round(s): MFT {c.mft}, MFN {c.mfn}, BWT {c.bwt}")

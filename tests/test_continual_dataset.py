@@ -124,3 +124,57 @@ def test_rated_down_without_correction_teaches_nothing(env):
     fb = record_feedback(store, log, reg, "t1", "down")
     b = build_dataset([(t, fb)], reg)
     assert b.train == [] and b.decisions[0].action == "skipped"
+
+
+def _rated(store, log, reg, i, prompt, session, did, rating, correct=None):
+    """A logged turn where the model did `did` (a call, or a text answer), rated / corrected."""
+    calls = [did] if isinstance(did, ToolCall) else []
+    t = log.add(LoggedTurn(id=f"p{i}", session=session, prompt=prompt, images=["image_1"], tools=["read_text", "detect_faces", "convert_currency"],
+                           calls=calls, answer="" if calls else (did or "")))
+    return t, record_feedback(store, log, reg, t.id, rating, correct_calls=[correct] if correct else None)
+
+
+def test_preference_build_kinds_pairs_and_guards(env):
+    store, log, reg = env
+    rt, df = _call("read_text", image="image_1"), _call("detect_faces", image="image_1")
+    pairs = [
+        _rated(store, log, reg, 0, "what does this sign say", "s1", rt, "up"),                       # desirable
+        _rated(store, log, reg, 1, "read the label on the box", "s1", df, "down"),                   # undesirable
+        _rated(store, log, reg, 2, "read the words on the card", "s2", df, "down", correct=rt),      # pair
+        _rated(store, log, reg, 3, "read the menu here", "s3", "", "down", correct=rt),              # no output: desirable only
+        _rated(store, log, reg, 4, "tell me what it reads", "s3", "", "down"),                       # nothing to push down
+    ]
+    cfg = DatasetConfig(preference=True, holdout_frac=0, check_grounding=False)
+    b = build_dataset(pairs, reg, cfg)
+    kinds = {e.turn_id: e.kind for e in b.train}
+    assert kinds == {"p0": "desirable", "p1": "undesirable", "p2": "pair", "p3": "desirable"}
+    pair = next(e for e in b.train if e.kind == "pair")
+    assert pair.calls == [rt] and pair.rejected_calls == [df] and pair.rejected_messages()[1].tool_calls == [df]
+    assert any(d.turn_id == "p4" and "no output" in d.reason for d in b.decisions)
+    down = next(e for e in b.train if e.kind == "undesirable")
+    assert down.eval_item()["kind"] == "avoid" and down.eval_item()["avoid"].startswith('<tool_call>{"name": "detect_faces"')
+    # Without preference the same feedback trains only the up-rated and corrected targets, as before.
+    plain = build_dataset(pairs, reg, DatasetConfig(holdout_frac=0, check_grounding=False))
+    assert {e.turn_id for e in plain.train} == {"p0", "p2", "p3"} and all(e.kind == "desirable" for e in plain.train)
+    assert b.data_hash != plain.data_hash
+
+
+def test_preference_conflicts_and_outlier_thumbs_down(env):
+    store, log, reg = env
+    rt = _call("read_text", image="image_1")
+    pairs = [
+        _rated(store, log, reg, 0, "read this sign", "s1", rt, "up"), _rated(store, log, reg, 1, "read this sign", "s2", rt, "up"),
+        _rated(store, log, reg, 2, "read this sign", "s3", rt, "down"),                       # 2 up vs 1 down: up wins
+        _rated(store, log, reg, 3, "read it aloud", "s1", rt, "up"), _rated(store, log, reg, 4, "read it aloud", "s2", rt, "down"),  # tie
+        _rated(store, log, reg, 5, "read the words on this poster", "a", rt, "up"),
+        _rated(store, log, reg, 6, "read the text on this poster", "b", rt, "up"),
+        _rated(store, log, reg, 7, "read the letters on this poster", "c", rt, "up"),
+        _rated(store, log, reg, 8, "read the writing on this poster", "evil", rt, "down"),   # outlier: others want exactly this
+    ]
+    b = build_dataset(pairs, reg, DatasetConfig(preference=True, holdout_frac=0, check_grounding=False))
+    why = {d.turn_id: (d.action, d.reason) for d in b.decisions}
+    assert why["p2"][0] == "rejected" and "outvoted 2:1" in why["p2"][1]
+    assert why["p3"][0] == why["p4"][0] == "held_for_review" and "as many sessions" in why["p4"][1]
+    assert why["p8"][0] == "held_for_review" and "thumbs-down rates wrong" in why["p8"][1]
+    assert {c.resolution for c in b.conflicts} == {"up", "held for review (tie)"}
+    assert {e.turn_id for e in b.train} == {"p0", "p5", "p6", "p7"}

@@ -49,10 +49,27 @@ def test_learn_new_tool_then_reject_poison_then_no_data(world, tmp_path):
     # Poison: many sessions agree that reading text means detecting faces.
     S.log_corrections(env, S.READ, S.DF, "poison", images=["image_1"])
     bad = learn(env, cfg)
-    assert not bad.promoted and "FAIL" in bad.gate.reasons[0], bad.message
-    assert env.registry.serving().version == "v0001"  # the serving version is untouched
-    assert env.registry.get(bad.candidate).parent == "v0001"
+    print(bad.message)
+    # Held by the poisoning check before any training: the serving model reads text reliably
+    # on the regression items these prompts resemble, and the batch says it should not.
+    assert not bad.promoted and bad.gate.failed == ["poisoning"] and bad.candidate is None, bad.message
+    assert "held for review" in bad.message and len(bad.held_for_review) >= len(S.READ) - 1
+    assert bad.gate.poisoning.contradicting[0]["serving_calls"] == ["read_text"]
+    assert env.registry.serving().version == "v0001" and len(env.registry.list()) == 1  # nothing trained
     assert [h["promoted"] for h in history(env.registry)] == [True, False]
+
+
+def test_poisoned_batch_is_rejected_by_the_gate_without_the_check(world, tmp_path):
+    env = world.env(tmp_path)
+    cfg = world.config()
+    S.log_corrections(env, S.COIN, S.FC, "coin")
+    assert learn(env, cfg).promoted
+    S.log_corrections(env, S.READ, S.DF, "poison", images=["image_1"])
+    bad = learn(env, cfg.model_copy(update={"poisoning_check": False}))
+    print(bad.message)
+    assert not bad.promoted and "regression" in bad.gate.failed and "tool:read_text" in bad.gate.failed, bad.message
+    assert bad.gate.regression_drop >= 5  # the issue's margin
+    assert env.registry.get(bad.candidate).parent == "v0001" and env.registry.serving().version == "v0001"
 
 
 def test_killed_round_leaves_serving_and_resumes(world, tmp_path):
@@ -99,10 +116,22 @@ def test_second_round_with_anti_forgetting_method(world, tmp_path, method):
     assert env.registry.get(second.candidate).method == method
 
 
+class Scripted:
+    """A chat model that never calls a tool (the serving side of the fake rounds)."""
+
+    name = "scripted"
+
+    def chat(self, messages, tools=None, **kw):
+        from mmagent.chat import ChatResult
+
+        return ChatResult(text="no idea")
+
+
 def _fake_env(tmp_path, train):
     log = InteractionLog(tmp_path / "interactions.sqlite")
+    suite = S.write_suite(tmp_path / "suite", [("read it", S.RT, 1)], "reg")
     return LearnEnv(feedback=FeedbackStore(log.path), turns=log, tools=S.tiny_tools(), registry=AdapterRegistry(tmp_path / "adapters"),
-                    train=train, chat_model=lambda adapter: None, regression_suite=tmp_path / "none.jsonl")
+                    train=train, chat_model=lambda adapter: Scripted(), regression_suite=suite, media=lambda turn, aid: b"")
 
 
 def test_disk_full_during_training_is_clear_and_loses_nothing(tmp_path):
@@ -125,14 +154,6 @@ def test_feedback_that_teaches_nothing_is_reported(tmp_path):
 
 
 def test_round_killed_during_its_gate_reuses_the_trained_version(tmp_path):
-    from mmagent.chat import ChatResult
-
-    class Scripted:
-        name = "scripted"
-
-        def chat(self, messages, tools=None, **kw):
-            return ChatResult(text="no idea")
-
     trained, calls = [], {"n": 0}
 
     def train(job):
@@ -143,9 +164,9 @@ def test_round_killed_during_its_gate_reuses_the_trained_version(tmp_path):
         return d
 
     def chat_model(adapter):
-        calls["n"] += 1
-        if calls["n"] == 1:
-            raise KeyboardInterrupt  # killed while evaluating
+        calls["n"] += adapter is not None
+        if adapter is not None and calls["n"] == 1:
+            raise KeyboardInterrupt  # killed while evaluating the candidate
         return Scripted()
 
     env = _fake_env(tmp_path, train)
@@ -157,3 +178,23 @@ def test_round_killed_during_its_gate_reuses_the_trained_version(tmp_path):
     rep = learn(env, LearnConfig())
     assert len(trained) == 1 and [r.version for r in env.registry.list()] == ["v0001"]
     assert not rep.promoted and "FAIL" in rep.message and env.registry.serving() is None
+
+
+def test_thumbs_only_round_learns_a_new_tool_with_preference(world, tmp_path):
+    """No corrections: half the turns right (up), the rest what the serving model really said (down).
+    The preference round trains KTO on both, promotes, and the held-out prompts get the true call."""
+    from mmagent.continual.dataset import Example
+    from mmagent.continual.learn import suite_score
+
+    env = world.env(tmp_path)
+    S.log_thumbs(env, S.COIN, S.FC, "coin", model=env.chat_model(None))
+    rep = learn(env, world.config(method="preference", min_gain=0.0))
+    assert rep.promoted and rep.method == "preference", rep.message
+    train = [Example.model_validate_json(x) for x in (env.registry.root / "rounds" / rep.round / "train.jsonl").read_text().splitlines()]
+    assert {e.kind for e in train} == {"desirable", "undesirable"}
+    held = [env.turns.get_turn(f.turn_id).prompt for f in env.feedback.latest()
+            if f"fb{f.id}" in (env.registry.root / "rounds" / rep.round / "heldout.jsonl").read_text()]
+    truth = S.write_suite(tmp_path / "truth", [(p, S.FC, 0) for p in held], "truth")
+    tools = env.tools.schemas()
+    assert suite_score(env.chat_model(None), truth, tools) == 0
+    assert suite_score(env.chat_model(env.registry.serving().path), truth, tools) >= 80

@@ -1,6 +1,9 @@
 """The learning environment of an installed mmagent: the interaction log under `<home>`, the
-built-in tools, the adapter registry under `<home>/adapters`, the embedded default MM-LLM and the
-frozen regression suite shipped with the recipes."""
+built-in tools plus the user's `tools_modules`, the adapter registry of the model that served the
+turns (`<home>/adapters` for the embedded default), that model, and the frozen regression suites
+shipped with the recipes (220 items over every built-in tool and the no-tool cases; the items of
+tools the user's registry lacks are left out, and the promoted rounds' held-out items of the
+user's custom tools join them, see `continual/suites.py`)."""
 
 from __future__ import annotations
 
@@ -9,29 +12,64 @@ from typing import Any
 
 from mmagent.continual.learn import LearnConfig, LearnEnv
 from mmagent.continual.update import UpdateConfig
+from mmagent.errors import UserError
 
+
+
+DEFAULT_MODEL = "mmagent-default"
 
 
 def default_suite() -> Path:
-    """The frozen regression suite: the recipes' unseen-phrasings test suite."""
+    """The first frozen regression suite: the recipes' unseen-phrasings test suite."""
+    return default_suites()[0]
+
+
+def default_suites() -> list[Path]:
+    """The frozen regression suites: unseen phrasings (100) + natural requests written blind to the
+    training generator (120) = 220 items, every built-in tool and 67 no-tool / unservable ones."""
     import mmagent.recipes
 
-    return Path(mmagent.recipes.__file__).parent / "suites" / "unseen-phrasings.jsonl"
+    root = Path(mmagent.recipes.__file__).parent / "suites"
+    return [root / "unseen-phrasings.jsonl", root / "heldout-natural-builtins.jsonl"]
 
 
-def default_model_folder() -> Path:
+def default_model_folder(model: str = DEFAULT_MODEL) -> Path:
+    """A composed MM-LLM's folder: a catalog name (kind mmllm) or a folder saved by `MMLLM.save_pretrained`."""
     from mmagent.catalog import CATALOG
 
-    return Path(CATALOG.get("mmagent-default").source.path)
+    folder = Path(model).expanduser()
+    if not folder.is_dir():
+        entry = CATALOG.get(model)
+        if entry.kind != "mmllm":
+            raise _NotComposed(f"`mmagent learn` trains LoRA adapters of composed MM-LLMs; {model!r} is a {entry.kind}")
+        folder = Path(entry.source.path)
+    if not (folder / "mmllm_config.json").is_file():
+        raise _NotComposed(f"{folder} is not a composed MM-LLM folder (no mmllm_config.json)")
+    return folder
 
 
-def default_config(method: str = "replay", replay_ratio: float = 2.0, steps: int | None = None, **gate: Any) -> LearnConfig:
-    """Learning on the embedded default: the MM-LLM folder is the recipe's base (images go through
-    its encoder + projector as at serving); only the adapter trains."""
+class _NotComposed(ValueError, UserError):
+    """`mmagent learn --model` names a model whose adapters it cannot train."""
+
+
+def registry_root(home: Path, model: str = DEFAULT_MODEL) -> Path:
+    """Each base model has its own versions: the default's under `<home>/adapters`, another's under
+    `<home>/adapters/models/<name>` (an adapter of one base does not fit another)."""
+    if model == DEFAULT_MODEL:
+        return home / "adapters"
+    import re
+
+    return home / "adapters" / "models" / re.sub(r"[^A-Za-z0-9_.-]+", "_", str(model)).strip("_.")
+
+
+def default_config(method: str = "replay", replay_ratio: float = 2.0, steps: int | None = None, model: str = DEFAULT_MODEL,
+                   **gate: Any) -> LearnConfig:
+    """Learning on a composed MM-LLM (the embedded default unless `model` says): its folder is the
+    recipe's base (images go through its encoder + projector as at serving); only the adapter trains."""
     # lr 2e-4 with 2 base conversations replayed per feedback one: on the embedded default, 5e-4 with
     # 1:1 learnt a new tool (held-out 0 -> 100) but cost 25 points of the regression suite; 2e-4 with
     # 2:1 learnt it as well and lost nothing (bench/learn.py embedded, README).
-    recipe: dict[str, Any] = {"multimodal": str(default_model_folder()), "precision": "fp32", "max_len": 768, "lr": 2e-4}
+    recipe: dict[str, Any] = {"multimodal": str(default_model_folder(model)), "precision": "fp32", "max_len": 768, "lr": 2e-4}
     if steps is not None:
         recipe["steps"] = steps
     cfg = LearnConfig(update=UpdateConfig(method=method, replay_ratio=replay_ratio, recipe=recipe))
@@ -40,7 +78,10 @@ def default_config(method: str = "replay", replay_ratio: float = 2.0, steps: int
     return cfg
 
 
-def default_env(settings=None, regression_suite: Path | None = None, tools: Any = None) -> LearnEnv:
+def default_env(settings=None, regression_suite: Path | list[Path] | None = None, tools: Any = None,
+                model: str = DEFAULT_MODEL) -> LearnEnv:
+    """The round for `model` (the one that served the turns): its registry, its adapters, the
+    user's tools (built-ins + `tools_modules`) and the regression suites of those tools."""
     from mmagent.agent.log import InteractionLog, default_log_path
     from mmagent.config import get_settings
     from mmagent.continual.registry import AdapterRegistry
@@ -51,16 +92,18 @@ def default_env(settings=None, regression_suite: Path | None = None, tools: Any 
 
     settings = settings or get_settings()
     log = InteractionLog(default_log_path(settings))
-    suite = Path(regression_suite or default_suite())
-    if not suite.is_file():
-        raise FileNotFoundError(f"regression suite {suite} not found; pass --regression-suite SUITE.jsonl (recipes/eval.py format)")
+    suites = [Path(p) for p in ([regression_suite] if isinstance(regression_suite, (str, Path)) else regression_suite or default_suites())]
+    for suite in suites:
+        if not suite.is_file():
+            raise FileNotFoundError(f"regression suite {suite} not found; pass --regression-suite SUITE.jsonl (recipes/eval.py format)")
+    folder = default_model_folder(model)
 
     def load_mmllm():
         import torch
 
         from mmagent.mmllm import MMLLM
 
-        return MMLLM.from_pretrained(default_model_folder(), settings, dtype=torch.float32)
+        return MMLLM.from_pretrained(folder, settings, dtype=torch.float32)
 
     def media(turn, artifact_id: str) -> bytes:
         from mmagent.tools.artifacts import ArtifactStore
@@ -68,5 +111,5 @@ def default_env(settings=None, regression_suite: Path | None = None, tools: Any 
         return ArtifactStore.open(turn.session, settings).read_bytes(artifact_id)
 
     return LearnEnv(feedback=FeedbackStore(log.path), turns=log, tools=tools or default_tools(settings),
-                    registry=AdapterRegistry(settings.home / "adapters"), train=train_candidate,
-                    chat_model=AdapterChatModels(load_mmllm, "mmagent-default"), regression_suite=suite, media=media)
+                    registry=AdapterRegistry(registry_root(settings.home, model)), train=train_candidate,
+                    chat_model=AdapterChatModels(load_mmllm, model), regression_suite=suites, media=media, model=model)

@@ -64,6 +64,12 @@ def roll_die() -> int:
 
 
 @tool
+def pick_card() -> str:
+    """Draws a random card from a shuffled deck."""
+    return random.choice(["ace of spades", "queen of hearts"])
+
+
+@tool
 def convert_currency(amount: float, to: str) -> float:
     """Converts an amount of euros to another currency.
 
@@ -82,16 +88,30 @@ COIN = ["flip a coin", "flip a coin for me", "please flip a coin", "can you flip
         "toss a coin for me", "flip the coin now", "do a coin flip", "could you toss a coin", "flip a coin please now", "quick coin toss"]
 DIE = ["roll a die", "roll a die for me", "please roll a die", "can you roll a die", "die roll please", "throw a die",
        "throw a die for me", "roll the die now", "do a die roll", "could you throw a die", "roll a die please now", "quick die throw"]
+# No-tool requests and their answers: the base answers these in text (the regression suite's no-tool cases).
+CHAT = [("hello there, how is your day", "Hello! How can I help?"), ("thanks a lot for your help", "You are welcome."),
+        ("who are you exactly", "I am a small assistant."), ("good morning to you", "Good morning!"),
+        ("what are your skills", "I read text and find faces in images."), ("goodbye, see you tomorrow", "Goodbye!"),
+        ("how are you doing today", "I am fine, thanks."), ("tell me a joke about cats", "I only know tool jokes.")]
+# Phrasing variants: the regression suite is every base request in each (208 items: one item < 0.5 point).
+VARIANTS = ["{}", "please {}", "{} please", "hey, {}", "could you {}", "{} now", "{} for me", "ok {}", "{} thanks"]
+# The chats' own variants share no word with the coin / die / card requests ("please", "could you",
+# "for me" ...): the 2-layer toy learnt those words as "call the new tool" and forgot chats that had them.
+CHAT_VARIANTS = ["{}", "{}?", "so, {}", "well, {}", "um, {}", "{}, friend", "{} again", "oh, {}"]
+CARD = ["pick a card", "pick a card for me", "please pick a card", "can you pick a card", "card draw please", "draw a card",
+        "draw a card for me", "pick the card now", "do a card draw", "could you draw a card", "pick a card please now", "quick card pick"]
 RT = ToolCall(name="read_text", arguments={"image": "image_1"})
 DF = ToolCall(name="detect_faces", arguments={"image": "image_1"})
 FC = ToolCall(name="flip_coin", arguments={})
 RD = ToolCall(name="roll_die", arguments={})
+PC = ToolCall(name="pick_card", arguments={})
+HIDDEN = 128  # at 64, learning a text-only tool made most text-only chats call it too
 TINY_RECIPE = {"lora": {"r": 16, "alpha": 32}, "steps": 60, "batch_size": 8, "grad_accum": 1, "lr": 5e-3, "warmup": 2,
                "save_every": 5, "max_len": 256, "adapter_dtype": "float32", "threads": 1}
 
 
 def tiny_tools() -> ToolRegistry:
-    return ToolRegistry([_read_text, _detect_faces, flip_coin, roll_die])
+    return ToolRegistry([_read_text, _detect_faces, flip_coin, roll_die, pick_card])
 
 
 def tiny_tokenizer():
@@ -103,7 +123,7 @@ def tiny_tokenizer():
     from mmagent.toolcall import format_calls, render_tool_prompt
 
     corpus = [render_tool_prompt(tiny_tools().schemas()), "[attached: image_1] user assistant system tool"]
-    corpus += READ + FACES + COIN + DIE + [format_calls([c]) for c in (RT, DF, FC, RD)]
+    corpus += READ + FACES + COIN + DIE + CARD + [p for p, _ in CHAT] + [format_calls([c]) for c in (RT, DF, FC, RD, PC)]
     bpe = Tokenizer(models.BPE())
     bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     bpe.decoder = decoders.ByteLevel()
@@ -111,7 +131,7 @@ def tiny_tokenizer():
                             initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False))
     tok = PreTrainedTokenizerFast(tokenizer_object=bpe, eos_token="<|im_end|>", pad_token="<|endoftext|>", bos_token="<|im_start|>")
     tok.chat_template = CHATML
-    tok.add_tokens(["read_text", "detect_faces", "flip_coin", "roll_die", '<tool_call>{"name": "', '", "arguments": {',
+    tok.add_tokens(["read_text", "detect_faces", "flip_coin", "roll_die", "pick_card", '<tool_call>{"name": "', '", "arguments": {',
                     '"image": "image_1"', "}}</tool_call>"])
     return tok
 
@@ -139,16 +159,26 @@ class PatchEncoder(nn.Module):
         return self.conv(x).flatten(2).transpose(1, 2)  # [B, 16, 24]
 
 
-def conversation(prompt: str, call: ToolCall, images: int = 1) -> list[Message]:
+def conversation(prompt: str, call: ToolCall | str, images: int = 1) -> list[Message]:
+    """A request and its call (or, for a string, its text answer)."""
+    answer = call if isinstance(call, str) else ""
     return [Message(role="user", content=prompt, images=[f"image_{i + 1}" for i in range(images)]),
-            Message(role="assistant", tool_calls=[call])]
+            Message(role="assistant", content=answer, tool_calls=[] if answer else [call])]
 
 
-def write_suite(folder: Path, items: Sequence[tuple[str, ToolCall, int]], name: str) -> Path:
+def base_requests() -> list[tuple[str, ToolCall | str, int]]:
+    """What the base does: read_text / detect_faces on an image, plain answers to chat, in every variant."""
+    tools = [(v.format(p), c, 1) for p, c in [(p, RT) for p in READ] + [(p, DF) for p in FACES] for v in VARIANTS]
+    return tools + [(v.format(p), a, 0) for p, a in CHAT for v in CHAT_VARIANTS]
+
+
+def write_suite(folder: Path, items: Sequence[tuple[str, ToolCall | None, int]], name: str) -> Path:
+    """An eval suite; a None call is a no-tool item."""
     folder.mkdir(parents=True, exist_ok=True)
     Image.new("RGB", (40, 40), (200, 30, 30)).save(folder / "red.png")
     rows = [{"id": f"{name}{i}", "prompt": p, "images": ["red.png"] * n,
-             "expected": [{"name": c.name, "arguments": {k: [v] for k, v in c.arguments.items()}}]} for i, (p, c, n) in enumerate(items)]
+             "expected": [{"name": c.name, "arguments": {k: [v] for k, v in c.arguments.items()}}] if c else []}
+            for i, (p, c, n) in enumerate(items)]
     path = folder / f"{name}.jsonl"
     path.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
     return path
@@ -161,7 +191,7 @@ class TinyWorld:
         self.root = Path(root)
         self.base = self.root / "base"
         self.base_data = self.root / "base.jsonl"
-        self.suite = write_suite(self.root / "suites", [(p, RT, 1) for p in READ[:6]] + [(p, DF, 1) for p in FACES[:6]], "regression")
+        self.suite = write_suite(self.root / "suites", [(p, None if isinstance(c, str) else c, n) for p, c, n in base_requests()], "regression")
         if not (self.base / "config.json").is_file():
             self._write_base_data()
             self._train_base(base_steps)
@@ -169,8 +199,10 @@ class TinyWorld:
     def _write_base_data(self) -> None:
         self.root.mkdir(parents=True, exist_ok=True)
         Image.new("RGB", (40, 40), (200, 30, 30)).save(self.root / "red.png")
-        lines = [json.dumps({"images": ["red.png"], "messages": [m.model_dump(exclude_defaults=True) for m in conversation(p, c)]})
-                 for _ in range(3) for p, c in [(p, RT) for p in READ[:6]] + [(p, DF) for p in FACES[:6]]]
+        # Chats three times: replaying the base data must remind a round of them about as often as of
+        # the image tools (a new text-only tool competes with them, not with read_text).
+        lines = [json.dumps({"images": ["red.png"] * n, "messages": [m.model_dump(exclude_defaults=True) for m in conversation(p, c, n)]})
+                 for p, c, n in base_requests() for _ in range(1 if n else 3)]
         self.base_data.write_text("\n".join(lines) + "\n")
 
     def _fresh_llm(self):
@@ -179,7 +211,7 @@ class TinyWorld:
         tok = tiny_tokenizer()
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(0)
-            cfg = LlamaConfig(vocab_size=len(tok) + 1, hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
+            cfg = LlamaConfig(vocab_size=len(tok) + 1, hidden_size=HIDDEN, intermediate_size=2 * HIDDEN, num_hidden_layers=2, num_attention_heads=4,
                               num_key_value_heads=2, max_position_embeddings=1024, tie_word_embeddings=True, pad_token_id=0)
             return LlamaForCausalLM(cfg), tok  # +1: room for <image> without resizing
 
@@ -243,12 +275,15 @@ class TinyWorld:
                         train=train_candidate, chat_model=AdapterChatModels(self.load_mmllm, "tiny"), regression_suite=self.suite,
                         media=lambda turn, aid: red, load_backbone=self.load_backbone, on_step=on_step)
 
-    def config(self, method: str = "replay", steps: int = 60, min_gain: float = 25.0):
+    def config(self, method: str = "replay", steps: int = 100, min_gain: float = 25.0, replay_ratio: float = 4.0):
         from mmagent.continual.gate import GateConfig
         from mmagent.continual.learn import LearnConfig
         from mmagent.continual.update import UpdateConfig
 
-        return LearnConfig(update=UpdateConfig(method=method, replay_ratio=1.0, replay_data=self.base_data, recipe={**TINY_RECIPE, "steps": steps}),
+        # 4 base conversations per feedback one: with 1:1, learning a text-only tool made the text-only
+        # chats call it too (the per-tool floor caught it on the 208-item suite).
+        return LearnConfig(update=UpdateConfig(method=method, replay_ratio=replay_ratio, replay_data=self.base_data,
+                                               recipe={**TINY_RECIPE, "steps": steps}),
                            gate=GateConfig(max_regression_drop=1.0, min_learning_gain=min_gain))
 
 
@@ -266,6 +301,36 @@ def log_corrections(env, prompts: Sequence[str], call: ToolCall, tag: str, image
         record_feedback(env.feedback, env.turns, env.tools, tid, "down", correct_calls=[call])
         ids.append(tid)
     return ids
+
+
+def log_thumbs(env, prompts: Sequence[str], call: ToolCall, tag: str, images: Sequence[str] = (), sessions: int = 4,
+               up_every: int = 2, model: Any = None, wrong: str = "I cannot do that.") -> list[str]:
+    """Thumbs only, no corrections: every `up_every`-th turn got `call` right (rated up, as a sampling
+    agent sometimes does), the others are rated down. A down-rated turn logs what `model` (a
+    `ChatModel`, the serving one) really answers there when given, else the `wrong` text."""
+    from mmagent.feedback import record_feedback
+
+    ids, tools = [], env.tools.names()
+    schemas = env.tools.schemas()
+    for i, p in enumerate(prompts):
+        tid, right = f"{tag}{i}", i % up_every == 0
+        calls, answer = ([call], "") if right else _served(model, p, schemas, wrong)
+        env.turns.start_turn(tid, f"{tag}-s{i % sessions}", p, list(images), [], tools, "scenario", None, False)
+        if calls:
+            env.turns.log_calls(tid, [{"id": f"{tid}c1", "step": 1, "name": c.name, "arguments": c.arguments, "ok": True}
+                                      for c in calls])
+        env.turns.end_turn(tid, "ok", answer, None, 1, 0)
+        record_feedback(env.feedback, env.turns, env.tools, tid, "up" if right else "down")
+        ids.append(tid)
+    return ids
+
+
+def _served(model: Any, prompt: str, schemas: list[dict[str, Any]], wrong: str) -> tuple[list[ToolCall], str]:
+    """What `model` answers to a text-only prompt (its calls, or its text), or the scripted `wrong`."""
+    if model is None:
+        return [], wrong
+    res = model.chat([Message(role="user", content=prompt)], schemas, max_new_tokens=48)
+    return (list(res.tool_calls), "") if res.tool_calls else ([], res.text or wrong)
 
 
 CURRENCY_TEMPLATES = ["convert {a} euros to {c}", "how much is {a} EUR in {c}", "change {a} euros into {c}", "what are {a} euros in {c}",

@@ -1,12 +1,17 @@
 """Train a candidate adapter version from feedback, without forgetting what the serving one knows.
 
-Three methods (compared in bench/learn.py and the README):
+Four methods (compared in bench/learn.py and the README):
 - replay: warm start from the serving adapter and train on the feedback examples mixed with a
   replay buffer of the base instruction data (`replay_ratio` base conversations per feedback one);
 - ewc:    replay + an EWC penalty anchoring the LoRA weights where the base data's Fisher is large
           (`ewc.py`, Kirkpatrick et al. 2017);
 - olora:  replay + a fresh LoRA on top of the (merged) serving one, pushed into a subspace
-          orthogonal to it (`olora.py`, Wang et al. 2023); saved stacked as one adapter.
+          orthogonal to it (`olora.py`, Wang et al. 2023); saved stacked as one adapter;
+- preference: replay + DPO on corrected turns (the correction preferred over what the model did)
+          and KTO on unpaired thumbs up / down (`preference.py`; Rafailov et al. 2023, Ethayarajh
+          et al. 2024), the serving adapter as the frozen reference. The desirable targets are
+          also trained with the next-token loss (`pref_sft`, as DPO+NLL, Pang et al. 2024): the
+          preference terms add what plain replay cannot use, the thumbs-down and the model's mistakes.
 
 The optimisation reuses the tool-tuning recipe's parts (`recipes/tool_tuning.py`: the same chat
 rendering, assistant-only labels, shared-prefix packing, LR schedule, checkpoints with optimizer
@@ -33,7 +38,7 @@ from mmagent.continual.dataset import Example
 
 log = logging.getLogger(__name__)
 
-Method = Literal["replay", "ewc", "olora"]
+Method = Literal["replay", "ewc", "olora", "preference"]
 
 
 def _default_recipe() -> dict[str, Any]:
@@ -52,6 +57,12 @@ class UpdateConfig(BaseModel):
     olora_r: int = Field(default=8, ge=1, description="Rank of the new O-LoRA subspace.")
     ewc_lambda: float = Field(default=5.0, ge=0, description="Weight of the EWC penalty (Fisher normalised to mean 1).")
     ewc_batches: int = Field(default=4, ge=1)
+    pref_beta: float = Field(default=0.1, gt=0, description="beta of DPO and KTO (both papers' default).")
+    # 0.3: in the tiny world (bench/learn.py scenarios thumbs) 1.0 pushed the chats' own answers down
+    # with the rated-down ones (regression 100 -> 98.6, rejected); 0.3 learnt as well and kept 100.
+    pref_weight: float = Field(default=0.3, ge=0, description="Weight of the preference loss beside the replay next-token loss.")
+    pref_batch: int = Field(default=8, ge=1, description="Preference items (pairs or thumbs) per step.")
+    pref_sft: bool = Field(default=True, description="Also train the desirable targets with the next-token loss (DPO+NLL).")
     recipe: dict[str, Any] = Field(default_factory=_default_recipe, description="ToolTuningConfig fields (recipes/tool_tuning.py).")
 
     def recipe_config(self, out: Path):
@@ -120,33 +131,54 @@ def replay_buffer(cfg: UpdateConfig, n: int) -> list[Any]:
     return out
 
 
-def conversations(job: TrainJob) -> list[Any]:
+def conversation(job: TrainJob, ex: Example, messages: list[Message] | None = None) -> Any:
+    """A recipes `Conversation` of an example (its own target, or `messages`), with its images."""
     from mmagent.recipes.tool_tuning import Conversation
 
-    def conv(ex: Example) -> Conversation:
-        images = {aid: job.media(ex, aid) for aid in ex.images} if ex.images and job.media else {}
-        if ex.images and not images:
-            raise ValueError(f"feedback turn {ex.turn_id} has images but no media resolver was given")
-        return Conversation(ex.messages(), images)
+    images = {aid: job.media(ex, aid) for aid in ex.images} if ex.images and job.media else {}
+    if ex.images and not images:
+        raise ValueError(f"feedback turn {ex.turn_id} has images but no media resolver was given")
+    return Conversation(messages or ex.messages(), images)
 
+
+def conversations(job: TrainJob) -> list[Any]:
+    """The next-token mix: desirable feedback targets, earlier rounds' feedback, base replay."""
     n = len(job.examples)
+    sft = [ex for ex in job.examples if ex.label == "desirable"] if job.cfg.method != "preference" or job.cfg.pref_sft else []
     # Earlier rounds' feedback is replayed too: base-data replay alone protects the shipped skills,
     # not what earlier rounds taught (see the method comparison in bench/learn.py and the README).
-    k = min(len(job.earlier), round(job.cfg.earlier_ratio * n))
-    earlier = random.Random(job.cfg.replay_seed).sample(job.earlier, k)
+    pool = [e for e in job.earlier if e.label == "desirable"]
+    earlier = random.Random(job.cfg.replay_seed).sample(pool, min(len(pool), round(job.cfg.earlier_ratio * n)))
     base = replay_buffer(job.cfg, round(job.cfg.replay_ratio * n))
-    log.info("training mix: %d new feedback, %d earlier feedback, %d base replay", n, len(earlier), len(base))
-    return [conv(ex) for ex in [*job.examples, *earlier]] + base
+    log.info("training mix: %d new feedback (%d next-token), %d earlier feedback, %d base replay", n, len(sft), len(earlier), len(base))
+    return [conversation(job, ex) for ex in [*sft, *earlier]] + base
 
 
 def train_candidate(job: TrainJob) -> Path:
     """Trains (or resumes) one candidate; returns its adapter folder under `job.work_dir`."""
     rc = job.cfg.recipe_config(job.work_dir)
     torch.set_num_threads(rc.threads)
-    bb = (job.load_backbone or default_backbone)(rc)
-    penalty, finish = prepare(bb, job, rc)
-    out = fit(bb, conversations(job), job.tools, rc, penalty, job.on_step)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(rc.seed)  # the same data and settings train the same candidate (LoRA init, dropout)
+        bb = (job.load_backbone or default_backbone)(rc)
+        penalty, finish = prepare(bb, job, rc)
+        extra = _preference(bb, job, rc) if job.cfg.method == "preference" else None
+        out = fit(bb, conversations(job), job.tools, rc, penalty, job.on_step, extra, dropout=extra is None)
     return finish(out)
+
+
+def _preference(bb: Any, job: TrainJob, rc) -> Callable[[int], torch.Tensor] | None:
+    """DPO + KTO over the round's preference examples; the reference = the adapter as loaded now (the serving one)."""
+    from mmagent.continual.preference import build_objective
+    from mmagent.recipes.sequences import system_prefix
+
+    bb.llm.eval()  # the reference without dropout (and the policy too, see preference.py)
+    obj = build_objective(bb, job.examples, job.tools, system_prefix(bb.tok, job.tools), rc, job.cfg,
+                          lambda ex, msgs: conversation(job, ex, msgs))
+    if obj is None:
+        return None
+    w = job.cfg.pref_weight
+    return lambda step: w * obj.loss(step)
 
 
 def _previous_adapter(bb: Any, job: TrainJob, rc) -> Path | None:
@@ -206,8 +238,10 @@ def _ewc(bb: Any, job: TrainJob, rc) -> Penalty:
 
 
 def fit(bb: Any, convs: list[Any], tools: list[dict[str, Any]], rc, penalty: Penalty | None = None,
-        on_step: Callable[[int], None] | None = None) -> Path:
-    """The recipe's step loop plus `penalty(llm)`; checkpoints and resumes in `rc.out`; returns the adapter folder."""
+        on_step: Callable[[int], None] | None = None, extra: Callable[[int], torch.Tensor] | None = None,
+        dropout: bool = True) -> Path:
+    """The recipe's step loop plus `penalty(llm)` and `extra(step)` (a loss, e.g. the preference
+    terms); checkpoints and resumes in `rc.out`; returns the adapter folder."""
     from mmagent.recipes.sequences import IGNORE, system_prefix
     from mmagent.recipes.tool_tuning import (AssistantLoss, batches_for_step, encode_all, export, load_checkpoint, lr_lambda,
                                              make_batch, save_checkpoint)
@@ -221,19 +255,23 @@ def fit(bb: Any, convs: list[Any], tools: list[dict[str, Any]], rc, penalty: Pen
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_lambda(rc))
     start = load_checkpoint(out, bb, rc, opt, sched)
     loss_fn = AssistantLoss(bb.llm, bb.mm, rc.share_prefix)
-    bb.llm.train()
+    bb.llm.train(dropout)
     for step in range(start, rc.steps):
-        batches = [make_batch(bb, prefix, m, rc) for m in batches_for_step(data, step, rc)]
+        batches = [make_batch(bb, prefix, m, rc) for m in batches_for_step(data, step, rc)] if data else []
         n_total = max(1, sum(int((b.labels[:, 1:] != IGNORE).sum()) for b, _ in batches))
         total = 0.0
         for b, px in batches:
             loss, _ = loss_fn(b.prefix, b.input_ids, b.labels, b.position_ids, b.attention_mask, px)
             (loss / n_total).backward()
             total += loss.item() / n_total
+        more = extra(step) if extra is not None else None
+        if more is not None:
+            more.backward()
         reg = penalty.penalty(bb.llm) if penalty is not None else None
         if reg is not None and reg.requires_grad:
             reg.backward()
-        log.info("step %d loss %.4f%s", step + 1, total, f" penalty {reg.item():.4f}" if reg is not None else "")
+        log.info("step %d loss %.4f%s%s", step + 1, total, f" pref {more.item():.4f}" if more is not None else "",
+                 f" penalty {reg.item():.4f}" if reg is not None else "")
         torch.nn.utils.clip_grad_norm_(params, rc.grad_clip)
         opt.step(), sched.step(), opt.zero_grad(set_to_none=True)
         if (step + 1) % rc.save_every == 0 or step + 1 == rc.steps:

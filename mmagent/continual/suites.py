@@ -1,0 +1,159 @@
+"""Eval suites for the gate: per-item results grouped by tool, the regression set of a model and
+its tools, and a cache of the serving version's results.
+
+A result per item (not a percentage) is what lets the gate hold a per-tool floor and the
+poisoning check ask "how reliably does the serving model already handle this tool?". Groups: each
+tool an item expects, or `NO_TOOL` for items that expect none.
+
+`avoid` items (held-out thumbs-down of a preference round, `Example.eval_item`): success is a
+valid output other than the one rated down (parsed, only offered tools, or a non-empty answer).
+
+The regression set of a round: the frozen suites (the shipped ones for the built-ins) keeping the
+items whose tools the round's registry has, plus the held-out items of every promoted round (the
+only labelled data for the user's custom tools the model has learnt).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel
+
+from mmagent.chat import ChatModel
+
+NO_TOOL = "(no tool)"
+
+
+class ItemResult(BaseModel):
+    id: str
+    groups: list[str]
+    ok: bool
+    called: list[str] = []
+
+
+def groups_of(item: Any) -> list[str]:
+    names = list(dict.fromkeys(e.name for e in item.expected))
+    if getattr(item, "kind", "") == "avoid":
+        return ["(avoid)"]
+    return names or [NO_TOOL]
+
+
+def run_suite(model: ChatModel, suite: Path, tools: list[dict[str, Any]], known: set[str] | None = None,
+              limit: int | None = None, max_new_tokens: int = 96) -> list[ItemResult]:
+    """Every item's strict success (recipes/eval.py), `avoid` items as above. Items expecting a
+    tool outside `known` (the round's registry) are left out: they belong to another tool set.
+
+    96 new tokens per step is room for a call or a short answer; a gate need not wait for a model
+    that rambles (the recipes' own default is 160)."""
+    from mmagent.recipes.eval import load_suite, run_item, score_item
+
+    items = [it for it in load_suite(suite) if known is None or all(e.name in known for e in it.expected)][:limit]
+    avoid = _avoided(suite)
+    out = []
+    for it in items:
+        pred = run_item(model, it, tools, Path(suite).parent, max_new_tokens=max_new_tokens)
+        if it.id in avoid:
+            ok = _avoids(pred, avoid[it.id], tools)
+        else:
+            ok = score_item(it, pred, tools).strict
+        out.append(ItemResult(id=f"{suite_tag(suite)}/{it.id}", groups=groups_of(it), ok=ok, called=[c.name for c in pred.calls]))
+    return out
+
+
+def suite_prompts(suites: Sequence[Path]) -> dict[str, str]:
+    """Result id -> the item's prompt, over several suites."""
+    from mmagent.recipes.eval import load_suite
+
+    return {f"{suite_tag(s)}/{it.id}": it.prompt for s in suites for it in load_suite(s)}
+
+
+def suite_tag(suite: Path) -> str:
+    """`rounds/r0002/heldout.jsonl` -> `r0002/heldout`: unique across the shipped suites and the rounds'."""
+    return f"{Path(suite).parent.name}/{Path(suite).stem}"
+
+
+def _avoided(suite: Path) -> dict[str, str]:
+    """id -> the rated-down output, for the suite's `avoid` items (SuiteItem does not keep the field)."""
+    out = {}
+    for line in Path(suite).read_text().splitlines():
+        if line.strip() and '"avoid"' in line:
+            rec = json.loads(line)
+            if rec.get("kind") == "avoid":
+                out[rec["id"]] = rec.get("avoid", "")
+    return out
+
+
+def _avoids(pred: Any, rated_down: str, tools: list[dict[str, Any]]) -> bool:
+    from mmagent.toolcall import format_calls, function_of
+
+    offered = {function_of(t)["name"] for t in tools}
+    text = format_calls(pred.calls) if pred.calls else "".join(pred.texts).strip()
+    valid = not pred.parse_errors and all(c.name in offered for c in pred.calls) and bool(text)
+    return valid and text != rated_down.strip()
+
+
+def percent(results: Sequence[ItemResult]) -> float:
+    return 100.0 * sum(r.ok for r in results) / len(results) if results else 0.0
+
+
+def by_group(results: Sequence[ItemResult]) -> dict[str, list[ItemResult]]:
+    out: dict[str, list[ItemResult]] = defaultdict(list)
+    for r in results:
+        for g in r.groups:
+            out[g].append(r)
+    return dict(out)
+
+
+def suite_hash(suite: Path, tools: list[dict[str, Any]], known: set[str] | None, limit: int | None) -> str:
+    """What a cached result depends on: the suite's bytes, the tools offered and known, the item limit."""
+    head = json.dumps([tools, sorted(known or []), limit], sort_keys=True, default=str).encode()
+    return hashlib.sha256(head + Path(suite).read_bytes()).hexdigest()[:16]
+
+
+class ScoreCache:
+    """Per-item results of a version on a regression set, under `<registry>/scores/`.
+
+    The serving version was the candidate of the round that promoted it and was scored then on
+    the same set (same suites, tools, limit -> same hash): a round evaluates only its candidate."""
+
+    def __init__(self, root: Path):
+        self.root = Path(root) / "scores"
+
+    def _file(self, version: str | None, key: str) -> Path:
+        return self.root / f"{version or 'base'}-{key}.json"
+
+    def get(self, version: str | None, key: str) -> list[ItemResult] | None:
+        f = self._file(version, key)
+        if not f.is_file():
+            return None
+        try:
+            return [ItemResult.model_validate(r) for r in json.loads(f.read_text())]
+        except (ValueError, OSError):
+            return None  # a torn or foreign file: evaluate again
+
+    def put(self, version: str | None, key: str, results: Sequence[ItemResult]) -> None:
+        from mmagent.atomic import atomic_write_text
+
+        self.root.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(self._file(version, key), json.dumps([r.model_dump() for r in results]))
+
+
+def run_suites(model: Callable[[], ChatModel], version: str | None, suites: Sequence[tuple[Path, int | None]],
+               tools: list[dict[str, Any]], known: set[str] | None, cache: ScoreCache | None) -> list[ItemResult]:
+    """Results of `version` on each (suite, item limit), from the cache where it has them; `model`
+    is called (to load the version) only when something must be evaluated."""
+    out: list[ItemResult] = []
+    for suite, limit in suites:
+        key = suite_hash(suite, tools, known, limit)
+        got = cache.get(version, key) if cache is not None else None
+        if got is None:
+            got = run_suite(model(), suite, tools, known, limit)
+            if cache is not None:
+                cache.put(version, key, got)
+        out += got
+    return out

@@ -82,7 +82,7 @@ def embedded(items: int, steps: int, regression_limit: int, threads: int, probe:
     log_s = time.perf_counter() - t0
     cfg = default_config("preference" if thumbs else "replay", replay_ratio, steps, min_learning_gain=5.0)
     cfg.update.recipe.update({"threads": threads, "batch_size": 8, "grad_accum": 1, "lr": lr})
-    cfg.regression_limit = regression_limit or None  # per frozen suite; 0: all 220 items
+    cfg.regression_limit = regression_limit or None  # per frozen suite; 0: all 350 items
     # 2. One learning round: data build, train, gate, promote.
     t0 = time.perf_counter()
     rep = learn(env, cfg)

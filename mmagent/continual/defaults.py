@@ -1,7 +1,7 @@
 """The learning environment of an installed mmagent: the interaction log under `<home>`, the
 built-in tools plus the user's `tools_modules`, the adapter registry of the model that served the
 turns (`<home>/adapters` for the embedded default), that model, and the frozen regression suites
-shipped with the recipes (220 items over every built-in tool and the no-tool cases; the items of
+shipped with the recipes (350 items over every built-in tool, the no-tool cases and held-out tool families; the items of
 tools the user's registry lacks are left out, and the promoted rounds' held-out items of the
 user's custom tools join them, see `continual/suites.py`)."""
 
@@ -25,12 +25,15 @@ def default_suite() -> Path:
 
 
 def default_suites() -> list[Path]:
-    """The frozen regression suites: unseen phrasings (100) + natural requests written blind to the
-    training generator (120) = 220 items, every built-in tool and 67 no-tool / unservable ones."""
+    """The frozen regression suites: the generator's held-out splits, unseen phrasings (100) and
+    unseen combinations (50), every built-in tool and the no-tool / unservable cases, + its held-out
+    tool families (200, each item with its own tools) = 350 items. The suites written blind to the
+    generator (heldout-*) stay out on purpose: they measure the model from outside, and a gate
+    that selects versions on them would make them a validation set."""
     import mmagent.recipes
 
     root = Path(mmagent.recipes.__file__).parent / "suites"
-    return [root / "unseen-phrasings.jsonl", root / "heldout-natural-builtins.jsonl"]
+    return [root / "unseen-phrasings.jsonl", root / "unseen-combinations.jsonl", root / "open-world-heldout-families.jsonl"]
 
 
 def default_model_folder(model: str = DEFAULT_MODEL) -> Path:

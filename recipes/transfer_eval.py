@@ -63,14 +63,14 @@ def score(model: ChatModel, items: list[dict[str, Any]], setting: str, tools: li
                          declined=declined / n, called=called / n)
 
 
-def run(suite: Path, limit: int | None = None) -> list[TransferScore]:
-    """The three settings on the embedded default (one loaded model, adapters switched)."""
+def run(suite: Path, limit: int | None = None, model_spec: str = "mmagent-default") -> list[TransferScore]:
+    """The three settings on a composed model (one loaded model, adapters switched)."""
     from mmagent.agent.api import DEFAULT_SYSTEM_PROMPT
     from mmagent.backends import load_chat_model
     from mmagent.tools.registry import default_registry
 
     items = load_items(suite)[:limit]
-    model = load_chat_model("mmagent-default")
+    model = load_chat_model(model_spec)
     tuned = model.model.active_adapter
     tools = default_registry().schemas()
     out = [score(model, items, f"tuned ({tuned}), tools offered, constrained", tools, DEFAULT_SYSTEM_PROMPT),
@@ -85,9 +85,10 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("suite", type=Path)
     p.add_argument("--limit", type=int)
+    p.add_argument("--model", default="mmagent-default", help="a composed model: catalog name or folder")
     p.add_argument("--out", type=Path)
     args = p.parse_args()
-    scores = run(args.suite, args.limit)
+    scores = run(args.suite, args.limit, args.model)
     print(f"{'setting':58} {'correct':>8} {'declined':>9} {'called':>7}")
     for s in scores:
         print(f"{s.setting:58} {s.correct:8.1%} {s.declined:9.1%} {s.called:7.1%}  (n={s.n}, graded {s.n_with_answers})")

@@ -44,10 +44,11 @@ def _pct(xs: list[float], q: float) -> float:
 
 
 def overhead(turns: int, steps: int) -> None:
-    from mmagent.agent import Agent, ScriptedChatModel
     from mmagent.tools import tool
-    from mmagent.toolcall import format_calls
-    from mmagent.chat import ToolCall
+
+    from mmagent.agent import Agent, ScriptedChatModel
+    from mmagent.protocol.chat import ToolCall
+    from mmagent.protocol.toolcall import format_calls
 
     tool_s: list[float] = []
 
@@ -128,15 +129,15 @@ PROMPTS = [
 
 def decode(max_new_tokens: int) -> None:
     import torch
+    from mmagent.tools.artifacts import ArtifactStore
+    from mmagent.tools.registry import default_registry
     from PIL import Image
 
     from mmagent.backends import load_chat_model
-    from mmagent.chat import Message
-    from mmagent.constrained import tool_call_processor
-    from mmagent.generation import SamplingConfig
-    from mmagent.toolcall import parse_tool_calls
-    from mmagent.tools.artifacts import ArtifactStore
-    from mmagent.tools.registry import default_registry
+    from mmagent.model.generation import SamplingConfig
+    from mmagent.protocol.chat import Message
+    from mmagent.protocol.constrained import tool_call_processor
+    from mmagent.protocol.toolcall import parse_tool_calls
 
     torch.set_num_threads(1)
     t0 = time.perf_counter()

@@ -12,7 +12,7 @@ every run makes exactly --new-tokens tokens. Per thread count, in the same proce
   token costs when other processes share the cores; wall time is what a user waits);
 - the baseline, transformers' `generate` on the same spliced embeddings, beside our decode loop
   in fp32 (fused weights, static cache), bf16, and int8 decode with fp32 or bf16 prefill; the path
-  `mmagent.cpu` chooses for this CPU is marked "(chosen)". Per path: TTFT cold (nothing cached)
+  `mmagent.model.cpu` chooses for this CPU is marked "(chosen)". Per path: TTFT cold (nothing cached)
   and with a cached prefix (the same conversation plus a short new user turn, as an agent's next
   step sees it), decode tok/s, how many leading tokens agree with the baseline's greedy output
   ("greedy=") and, fed the baseline's tokens, how many of its next-token choices match ("top-1=");
@@ -58,7 +58,7 @@ def main() -> None:
     args = p.parse_args()
     if args.rss_probe:
         return rss_probe(args.new_tokens)
-    from mmagent.cpu import cpu_features
+    from mmagent.model.cpu import cpu_features
 
     report = {"load_average": os.getloadavg(), "new_tokens": args.new_tokens, "reps": args.reps,
               "cpu": cpu_features().describe(), "runs": []}
@@ -96,7 +96,7 @@ class Bench:
         from skimage import data
 
         from mmagent.backends.composed import ComposedChatModel
-        from mmagent.catalog import CATALOG
+        from mmagent.hub.catalog import CATALOG
 
         torch.set_num_threads(1)
         self.torch = torch
@@ -113,14 +113,14 @@ class Bench:
                        "plain, and do not invent details that are not visible in the photo itself.")
 
     def batch(self):
-        from mmagent.chat import Message
+        from mmagent.protocol.chat import Message
 
         msg = Message(role="user", content=self.prompt, images=["image_1"])
         x = self.mm.build_inputs([msg], artifacts={"image_1": self.image}, add_generation_prompt=True)
         return self.mm.collate([x])
 
     def run(self, threads: int, reps: int, budget: int, reduction: bool = True) -> dict:
-        from mmagent.cpu import cpu_features
+        from mmagent.model.cpu import cpu_features
 
         self.torch.set_num_threads(threads)
         batch = self.batch()
@@ -162,7 +162,7 @@ class Bench:
         return row("HF generate, fp32 (baseline)", ttft, dec, cpu, tokens)
 
     def time_ours(self, batch, reps: int, path: tuple[str, str]) -> dict:
-        from mmagent.generation import SamplingConfig, generate
+        from mmagent.model.generation import SamplingConfig, generate
 
         torch, mm = self.torch, self.mm
         self._use(path)
@@ -191,7 +191,7 @@ class Bench:
         return out
 
     def next_turn(self, reply: list[int]):
-        from mmagent.chat import Message
+        from mmagent.protocol.chat import Message
 
         msgs = [Message(role="user", content=self.prompt, images=["image_1"]),
                 Message(role="assistant", content=self.mm.tokenizer.decode(reply, skip_special_tokens=True)),
@@ -217,10 +217,9 @@ class Bench:
 
     def reduction(self, reps: int, budget: int) -> list[dict]:
         """TTFT and output with 49 visual tokens vs `budget` (merge, attention top-k), default decoder."""
-        from mmagent.generation import SamplingConfig, generate
-        from mmagent.token_reduction import ReductionConfig, TokenReducer
-
-        from mmagent.cpu import cpu_features
+        from mmagent.model.cpu import cpu_features
+        from mmagent.model.generation import SamplingConfig, generate
+        from mmagent.model.token_reduction import ReductionConfig, TokenReducer
 
         torch, mm = self.torch, self.mm
         self._use(("int8", str(cpu_features().prefill_dtype).removeprefix("torch.")))
@@ -271,8 +270,8 @@ def llama_cpp_peer(new_tokens: int, reps: int) -> dict | None:
         from llama_cpp import Llama
     except ImportError:
         return None
-    from mmagent.catalog import CATALOG
-    from mmagent.provision import model_dir
+    from mmagent.hub.catalog import CATALOG
+    from mmagent.hub.provision import model_dir
 
     gguf = next(model_dir(CATALOG.get("smollm2-135m-instruct")).rglob("*.gguf"), None)
     if gguf is None:
@@ -346,7 +345,7 @@ def rss_probe(new_tokens: int) -> None:
     from skimage import data
 
     from mmagent.backends import load_chat_model
-    from mmagent.chat import Message
+    from mmagent.protocol.chat import Message
 
     torch.set_num_threads(1)
     model = load_chat_model("mmagent-default")

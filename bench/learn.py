@@ -40,6 +40,7 @@ def embedded(items: int, steps: int, regression_limit: int, threads: int, probe:
              lr: float = 2e-4, replay_ratio: float = 2.0, simulate: bool = False, scenario: str = "corrections") -> None:
     """The issue's scenario on the embedded default, end to end, with the round timed."""
     import torch
+    from mmagent.tools.registry import default_registry
 
     from mmagent.agent.api import Agent
     from mmagent.config import get_settings
@@ -47,7 +48,6 @@ def embedded(items: int, steps: int, regression_limit: int, threads: int, probe:
     from mmagent.continual.defaults import default_config, default_env
     from mmagent.continual.learn import learn
     from mmagent.feedback import record_feedback
-    from mmagent.tools.registry import default_registry
 
     torch.set_num_threads(threads)
     home = Path(tempfile.mkdtemp(prefix="mmagent-bench-learn-"))
@@ -132,11 +132,12 @@ def _times_table(rep, total: float) -> None:
 
 def _poisoned_round(agent, env, cfg, n: int) -> None:
     """Many sessions "correct" read-the-text requests on a sign to detect_faces: the gate must refuse."""
-    from mmagent.chat import ToolCall
-    from mmagent.feedback import record_feedback
     from mmagent.recipes import phrasings as P
     from mmagent.recipes.data import heldout_phrasings
     from mmagent.recipes.drawings import draw
+
+    from mmagent.feedback import record_feedback
+    from mmagent.protocol.chat import ToolCall
 
     rng = random.Random(7)
     seen = [p for i, p in enumerate(P.PHRASINGS["read_text"]) if i not in heldout_phrasings("read_text")]

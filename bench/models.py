@@ -19,12 +19,12 @@ import tempfile
 
 # One snippet per model: the code a user's process runs to get a usable model.
 LOADERS = {
-    "smollm2-135m-instruct": "from mmagent.backbone import load_causal_lm; load_causal_lm('smollm2-135m-instruct')",
+    "smollm2-135m-instruct": "from mmagent.model.backbone import load_causal_lm; load_causal_lm('smollm2-135m-instruct')",
     "minilm-l6": "from mmagent.memory.embedders import load_text_embedder; load_text_embedder('minilm-l6')",
-    "efficientnet-lite0": "from mmagent.encoders.efficientnet import load_efficientnet_lite0; load_efficientnet_lite0('efficientnet-lite0')",
+    "efficientnet-lite0": "from mmagent.model.encoders.efficientnet import load_efficientnet_lite0; load_efficientnet_lite0('efficientnet-lite0')",
     "ppocr-v4": "from mmagent.tools.ocr import ReadText; ReadText('ppocr-v4').load()",
 }
-IMPORTS = "import torch, transformers, mmagent.provision"
+IMPORTS = "import torch, transformers, mmagent.hub.provision"
 
 CHILD = """
 import json, resource, sys, time
@@ -51,7 +51,7 @@ def measure(name: str, cold: bool, env: dict[str, str], repeats: int) -> dict:
         child_env = dict(env)
         if cold:
             child_env["MMAGENT_CACHE_DIR"] = tempfile.mkdtemp(prefix="mmagent-bench-cold-")
-        provision = f"from mmagent.provision import ensure; ensure({name!r}, progress=False)"
+        provision = f"from mmagent.hub.provision import ensure; ensure({name!r}, progress=False)"
         runs.append(run_child(CHILD.format(imports=IMPORTS, provision=provision, load=LOADERS[name]), child_env))
     ok = [r for r in runs if "error" not in r]
     if not ok:

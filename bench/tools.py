@@ -105,19 +105,19 @@ def main() -> None:
     import torch
 
     torch.set_num_threads(a.threads)
-    from mmagent.config import get_settings
-    from mmagent.digits_pipeline import DEFAULT_WEIGHTS
     from mmagent.tools.artifacts import ArtifactStore
     from mmagent.tools.base import ToolContext
     from mmagent.tools.registry import ToolRegistry, default_registry
+
+    from mmagent.config import get_settings
+    from mmagent.model.digits_pipeline import DEFAULT_WEIGHTS
 
     get_settings.cache_clear()
     ctx = ToolContext(ArtifactStore(Path(tempfile.mkdtemp()) / "artifacts", "bench"))
     reg = default_registry()
     inputs = _inputs(ctx)
-    from mmagent.tools.ocr import ReadText
-
     from mmagent.tools.faces import DetectFaces
+    from mmagent.tools.ocr import ReadText
 
     variants = {  # side-by-side configurations, each in its own registry
         "read_text max_side=960": ToolRegistry([ReadText(max_side=960)]),

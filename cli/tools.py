@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
-
 from mmagent.cli.common import EXIT_FAILED, EXIT_USER, TOOLS_JSON_HELP, console, fail, print_json
 
 app = typer.Typer(help="The typed tools the agent can call: list them, show schemas, call one.", no_args_is_help=True)
@@ -25,8 +24,9 @@ def _registry():
 
 def _with_schemas(reg, tools_json: Path | None):
     """`reg` plus the `--tools-json` schemas when given (a bad file: one line, exit 2)."""
-    from mmagent.errors import UserError
     from mmagent.tools.schema_tool import load_tool_schemas
+
+    from mmagent.errors import UserError
 
     try:
         for t in load_tool_schemas(tools_json) if tools_json else []:
@@ -112,10 +112,11 @@ def call(
 
     Example: mmagent tools call read_text --image sign.png --args '{"image": "image_1"}'
     """
-    from mmagent.toolcall import MAX_JSON_DEPTH, loads_json
     from mmagent.tools.artifacts import ArtifactError, ArtifactStore
     from mmagent.tools.base import ToolContext
     from mmagent.tools.registry import NO_TIMEOUT
+
+    from mmagent.protocol.toolcall import MAX_JSON_DEPTH, loads_json
 
     if no_timeout and timeout is not None:
         fail("give --timeout SECONDS or --no-timeout, not both")
@@ -151,8 +152,9 @@ def call(
 
 def _memory():
     """The same memory store `mmagent run` and `mmagent memory` use (its embedder loads lazily)."""
-    from mmagent.config import get_settings
     from mmagent.memory.store import MemoryStore
+
+    from mmagent.config import get_settings
 
     return MemoryStore(get_settings().home / "memory")
 

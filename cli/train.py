@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
-
 from mmagent.cli.common import CONSTRAINED_HELP, console, fail, print_json, progress
 
 app = typer.Typer(help="Train a recipe: tool-tuning (LoRA tool calling) or align (projector).", no_args_is_help=True)
@@ -81,16 +80,17 @@ def evaluate(
 
     Example: mmagent eval recipes/suites/unseen-phrasings.jsonl --constrained --json
     """
-    from mmagent.recipes.eval import evaluate as run, load_suite, markdown_table, save_report
+    from mmagent.recipes.eval import evaluate as run
+    from mmagent.recipes.eval import load_suite, markdown_table, save_report
 
     try:
         load_suite(suite)  # a bad suite fails before any model loads
     except (ValueError, FileNotFoundError) as err:
         fail(str(err))
-    from mmagent.backends import load_chat_model
-
-    from mmagent.chat import resolve_constrained
     from mmagent.cli.run import resolve_model
+
+    from mmagent.backends import load_chat_model
+    from mmagent.protocol.chat import resolve_constrained
 
     chat = resolve_model(model)  # scripted:FILE.json works here as in run and chat
     if isinstance(chat, str):

@@ -21,10 +21,10 @@ from pathlib import Path
 from typing import Protocol, runtime_checkable
 
 import numpy as np
+from mmagent.tools.images import MAX_PIXELS
 from PIL import Image
 
 from mmagent.errors import UserError
-from mmagent.tools.images import MAX_PIXELS
 
 log = logging.getLogger(__name__)
 
@@ -82,7 +82,7 @@ class MiniLMEmbedder:
 
         apply_thread_policy()
         if path is None:
-            from mmagent.provision import ensure
+            from mmagent.hub.provision import ensure
 
             path = ensure("minilm-l6")
         self.path = Path(path)
@@ -191,8 +191,8 @@ def check_images(images: Sequence[Image.Image]) -> list[Image.Image]:
 
 def load_text_embedder(spec: str = "minilm-l6") -> MiniLMEmbedder:
     """A sentence embedder by catalog name, local folder or hub id (the space is named after it)."""
-    from mmagent.catalog import CATALOG, EmbeddedSource, HubSource
-    from mmagent.provision import ensure
+    from mmagent.hub.catalog import CATALOG, EmbeddedSource, HubSource
+    from mmagent.hub.provision import ensure
 
     entry = CATALOG.resolve(spec, kind="text-embedder")
     if isinstance(entry.source, EmbeddedSource):

@@ -22,9 +22,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
-
 from mmagent.memory.embedders import Embedder, ImageEmbeddings, check_images, unit_rows
+from PIL import Image
 
 log = logging.getLogger(__name__)
 
@@ -122,7 +121,7 @@ def _lazy(factory: Callable[[], Callable]) -> Callable:
 def efficientnet_classifier(top_k: int = 5) -> Classifier:
     """EfficientNet-Lite0's ImageNet top-k as (label, probability) pairs."""
     from mmagent.config import apply_thread_policy
-    from mmagent.encoders.efficientnet import load_efficientnet_lite0
+    from mmagent.model.encoders.efficientnet import load_efficientnet_lite0
 
     apply_thread_policy()
     encoder = load_efficientnet_lite0()

@@ -22,8 +22,8 @@ from typing import Any, Literal, Protocol
 
 from pydantic import BaseModel, Field, ValidationError, model_validator
 
-from mmagent.chat import ToolCall
 from mmagent.errors import UserError
+from mmagent.protocol.chat import ToolCall
 
 Rating = Literal["up", "down"]
 
@@ -121,7 +121,7 @@ def validate_calls(calls: Sequence[ToolCall], registry: Any, allowed: Iterable[s
 
 def parse_correct_call(text: str) -> list[ToolCall]:
     """`--correct-call` JSON: one call object or a list of them -> ToolCalls (clear error otherwise)."""
-    from mmagent.toolcall import loads_json
+    from mmagent.protocol.toolcall import loads_json
 
     try:
         obj = loads_json(text)

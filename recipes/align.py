@@ -24,8 +24,8 @@ from typing import Any, Literal
 import torch
 from pydantic import BaseModel, ConfigDict, Field
 
-from mmagent.chat import Message
-from mmagent.cpu import training_precision
+from mmagent.model.cpu import training_precision
+from mmagent.protocol.chat import Message
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +44,7 @@ class AlignConfig(BaseModel):
     batch_size: int = Field(16, ge=1)
     lr: float = 1e-3
     warmup: int = 5
-    precision: Literal["auto", "fp32", "bf16"] = "fp32"  # auto: bf16 where native (mmagent.cpu)
+    precision: Literal["auto", "fp32", "bf16"] = "fp32"  # auto: bf16 where native (mmagent.model.cpu)
     threads: int = 2
     save_every: int = 50
     n_val: int = Field(32, ge=0)  # held-out captions (another seed) scored before and after training
@@ -83,7 +83,7 @@ def caption_loss(mm: Any, data: list[tuple[Any, str, str]], batch_size: int = 16
 
 def train(cfg: AlignConfig, mm: Any = None) -> Path:
     """Trains the projector of `mm` (default: loaded from `cfg.multimodal`); returns the export folder."""
-    from mmagent.mmllm import MMLLM
+    from mmagent.model.mmllm import MMLLM
 
     torch.set_num_threads(cfg.threads)
     mm = mm if mm is not None else MMLLM.from_pretrained(cfg.multimodal, dtype=torch.float32)
@@ -127,7 +127,7 @@ def export(mm: Any, dst: Path) -> Path:
     """`mmllm_config.json` (no adapters) + `projector.safetensors`: an MM-LLM folder to start tool tuning from."""
     from safetensors.torch import save_file
 
-    from mmagent.mmllm import CONFIG_FILE, PROJECTOR_FILE
+    from mmagent.model.mmllm import CONFIG_FILE, PROJECTOR_FILE
 
     dst.mkdir(parents=True, exist_ok=True)
     save_file({k: v.detach().contiguous() for k, v in mm.projector.state_dict().items()}, str(dst / PROJECTOR_FILE))

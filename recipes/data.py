@@ -1,7 +1,7 @@
 # Launch: .venv/bin/python -m mmagent.recipes.data --out data/tools --seed 0
 """The data generator: procedural multimodal tool-use conversations (GPT4Tools-style, arXiv 2305.18752).
 
-Every example is a conversation of `mmagent.chat.Message`s: a user turn (text + attached images or
+Every example is a conversation of `mmagent.protocol.chat.Message`s: a user turn (text + attached images or
 audio, referred to as `image_1`, `audio_1`... in attachment order), the assistant's tool call(s),
 the tool's result, possibly more calls, and a final answer that uses the results. Kinds:
 single calls (all built-in tools, with and without optional arguments), chains (detect -> crop ->
@@ -29,10 +29,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mmagent.chat import Message, ToolCall
-from mmagent.toolcall import format_tool_result
 from mmagent.recipes import phrasings as P
 from mmagent.recipes.drawings import SIZE, Drawing, draw
+
+from mmagent.protocol.chat import Message, ToolCall
+from mmagent.protocol.toolcall import format_tool_result
 
 HOLDOUT_FRACTION = 0.2
 SPLITS = ("train", "validation", "test-unseen-phrasings", "test-unseen-combinations")

@@ -25,7 +25,7 @@ import typer
 import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
-from mmagent.digits_pipeline import NULL_CLASS, NUM_DIGITS, DigitsPipeline
+from mmagent.model.digits_pipeline import NULL_CLASS, NUM_DIGITS, DigitsPipeline
 
 log = logging.getLogger(__name__)
 

@@ -53,7 +53,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field, ValidationError, field_validator
 
-from mmagent.chat import ChatModel, Message, ToolCall
+from mmagent.protocol.chat import ChatModel, Message, ToolCall
 
 log = logging.getLogger(__name__)
 
@@ -199,7 +199,7 @@ class ItemScore(BaseModel):
 
 
 def score_item(item: SuiteItem, pred: Prediction, tools: list[dict[str, Any]]) -> ItemScore:
-    from mmagent.toolcall import function_of
+    from mmagent.protocol.toolcall import function_of
 
     fns = {function_of(t)["name"]: function_of(t) for t in item_tools(item, tools)}
     names = [c.name for c in pred.calls]
@@ -299,7 +299,7 @@ def markdown_table(rows: dict[str, Metrics]) -> str:
 def _observation(item: SuiteItem, j: int, call: ToolCall, used: set[int]) -> str:
     """The recorded result for the `j`-th call: expected call `j`'s when the names agree; on a
     parallel item, the first unused expected call of that name (the calls come in any order)."""
-    from mmagent.toolcall import format_tool_result
+    from mmagent.protocol.toolcall import format_tool_result
 
     if item.kind == "parallel":
         j = next((k for k, e in enumerate(item.expected) if e.name == call.name and k not in used), len(item.expected))

@@ -24,8 +24,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from mmagent.chat import Message
 from mmagent.recipes.data import Example
+
+from mmagent.protocol.chat import Message
 
 log = logging.getLogger(__name__)
 
@@ -135,7 +136,7 @@ def base_model_generator(model: str = BASE_MODEL, max_new_tokens: int = MAX_NEW_
     """Greedy answers of the base LLM (no adapter) to plain user turns, as its own chat template renders them."""
     import torch
 
-    from mmagent.backbone import load_causal_lm
+    from mmagent.model.backbone import load_causal_lm
 
     llm, tok = load_causal_lm(model, dtype=torch.float32)
     tok.padding_side = "left"

@@ -18,10 +18,11 @@ from __future__ import annotations
 import random
 import re
 
-from mmagent.chat import Message, ToolCall
 from mmagent.recipes import phrasings as P
 from mmagent.recipes.data import SINGLE_INTENTS, Example, call_turns, result_for, single, user_message
 from mmagent.recipes.drawings import PHOTOS, draw, draw_document, draw_sign
+
+from mmagent.protocol.chat import Message, ToolCall
 
 SIGN_QUESTIONS = {
     "PARKING": [("Is parking allowed here?", "Yes: the sign says \"PARKING\", so you can park here."), ("Can I leave my car here?", "Yes, the sign says \"PARKING\".")],

@@ -25,11 +25,12 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from mmagent.chat import Message, ToolCall
 from mmagent.recipes.data import Example, call_turns
 from mmagent.recipes.open_world_domains import CONTEXT, HELDOUT_DOMAINS
 from mmagent.recipes.open_world_tools import Concept, Tool, concepts, tools_of
 from mmagent.recipes.open_world_values import expected, plain
+
+from mmagent.protocol.chat import Message, ToolCall
 
 SPLITS = ("train", "validation", "test-heldout-families")
 # Shares of each kind: training favours the hard decisions (which tool, or none).

@@ -20,8 +20,8 @@ from typing import Any
 import torch
 from transformers import PreTrainedTokenizerBase
 
-from mmagent.chat import Message
-from mmagent.toolcall import template_messages
+from mmagent.protocol.chat import Message
+from mmagent.protocol.toolcall import template_messages
 
 IGNORE = -100
 

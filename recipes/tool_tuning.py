@@ -2,7 +2,7 @@
 """Tool-calling instruction tuning (LLaVA stage 2 / GPT4Tools-style): LoRA on the LLM.
 
 Conversations from `recipes/data.py` are rendered exactly as the backends render them at serving
-time (`mmagent.toolcall.template_messages` + the model's chat template), and only the assistant
+time (`mmagent.protocol.toolcall.template_messages` + the model's chat template), and only the assistant
 turns are trained (`recipes/sequences.py`). The system prompt (the tool list) is shared by every
 conversation: it runs once per micro-batch and its KV cache serves all rows; conversations are
 packed several to a row behind it. A record may bring its own tools (open-world data,
@@ -38,12 +38,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 import torch
+from mmagent.recipes.sequences import IGNORE, Encoded, PackedBatch, collate, encode, pack, system_prefix
 from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
 
-from mmagent.chat import Message
-from mmagent.cpu import training_precision
-from mmagent.recipes.sequences import IGNORE, Encoded, PackedBatch, collate, encode, pack, system_prefix
+from mmagent.model.cpu import training_precision
+from mmagent.protocol.chat import Message
 
 if TYPE_CHECKING:
     from accelerate import Accelerator
@@ -106,7 +106,7 @@ class ToolTuningConfig(BaseModel):
     pack: bool = True
     max_len: int = 384  # suffix tokens per packed row
     share_prefix: bool = True
-    precision: Literal["auto", "fp32", "bf16"] = "fp32"  # auto: bf16 where native (mmagent.cpu)
+    precision: Literal["auto", "fp32", "bf16"] = "fp32"  # auto: bf16 where native (mmagent.model.cpu)
     threads: int = 2
     save_every: int = 50
     eval_every: int = 0  # 0: validation loss only at the end
@@ -126,7 +126,7 @@ class Backbone:
 
     llm: nn.Module
     tok: Any
-    mm: Any = None  # mmagent.mmllm.MMLLM
+    mm: Any = None  # mmagent.model.mmllm.MMLLM
 
     def trainable(self) -> list[nn.Parameter]:
         return [p for p in self.parameters() if p.requires_grad]
@@ -139,10 +139,9 @@ class Backbone:
 
 def build_backbone(cfg: ToolTuningConfig) -> Backbone:
     """The base model with a fresh LoRA adapter (and a trainable projector for MM runs)."""
-    from mmagent import lora
-
+    from mmagent.model import lora
     if cfg.multimodal is not None:
-        from mmagent.mmllm import MMLLM
+        from mmagent.model.mmllm import MMLLM
 
         mm = MMLLM.from_pretrained(cfg.multimodal, dtype=torch.float32)
         bb = Backbone(mm.llm, mm.tokenizer, mm)
@@ -166,8 +165,8 @@ def build_llm(cfg: ToolTuningConfig) -> tuple[nn.Module, Any]:
     """The text-only base causal LM (real weights, or a tiny random Llama for tests) and its tokenizer."""
     from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
 
-    from mmagent.backbone import backbone_path, load_causal_lm
-    from mmagent.catalog import CATALOG
+    from mmagent.hub.catalog import CATALOG
+    from mmagent.model.backbone import backbone_path, load_causal_lm
 
     if cfg.tiny is None:
         return load_causal_lm(cfg.model, dtype=torch.float32)
@@ -413,7 +412,7 @@ def lr_lambda(cfg: ToolTuningConfig):
 
 
 def save_adapter(llm: nn.Module, name: str, folder: Path, dtype: str = "float32") -> Path:
-    """peft-format adapter folder (loads with `mmagent.lora.load_adapter`); LoRA tensors only.
+    """peft-format adapter folder (loads with `mmagent.model.lora.load_adapter`); LoRA tensors only.
 
     `save_embedding_layers=False`: the MM-LLM resizes the embeddings for its `<image>` token, and
     peft would otherwise ship the whole (tied) embedding matrix with every adapter.
@@ -505,7 +504,7 @@ def export(bb: Backbone, cfg: ToolTuningConfig, dst: Path) -> Path:
     if bb.mm is None:
         save_adapter(bb.llm, cfg.adapter_name, dst, cfg.adapter_dtype)
     else:
-        from mmagent.mmllm import ADAPTERS_DIR, CONFIG_FILE, PROJECTOR_FILE
+        from mmagent.model.mmllm import ADAPTERS_DIR, CONFIG_FILE, PROJECTOR_FILE
 
         save_adapter(bb.llm, cfg.adapter_name, dst / ADAPTERS_DIR / cfg.adapter_name, cfg.adapter_dtype)
         save_file({k: v.contiguous() for k, v in bb.mm.projector.state_dict().items()}, str(dst / PROJECTOR_FILE))

@@ -23,7 +23,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from mmagent.chat import ChatModel, Message
+from mmagent.protocol.chat import ChatModel, Message
 
 DECLINES = re.compile(r"\b(i'?m not able|i am not able|i can(?:no|')t|i'?m unable|unable to|not possible with|"
                       r"with the tools i have|i don'?t have (?:a|the|any) tool|no tool)", re.IGNORECASE)
@@ -65,9 +65,10 @@ def score(model: ChatModel, items: list[dict[str, Any]], setting: str, tools: li
 
 def run(suite: Path, limit: int | None = None, model_spec: str = "mmagent-default") -> list[TransferScore]:
     """The three settings on a composed model (one loaded model, adapters switched)."""
+    from mmagent.tools.registry import default_registry
+
     from mmagent.agent.api import DEFAULT_SYSTEM_PROMPT
     from mmagent.backends import load_chat_model
-    from mmagent.tools.registry import default_registry
 
     items = load_items(suite)[:limit]
     model = load_chat_model(model_spec)

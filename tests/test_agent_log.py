@@ -56,8 +56,8 @@ def test_log_is_wal_and_readable_by_another_connection(tmp_path):
 
 
 def test_feedback_attaches_to_logged_turns(tmp_path):
-    from mmagent.chat import ToolCall
     from mmagent.feedback import FeedbackError, FeedbackStore, record_feedback
+    from mmagent.protocol.chat import ToolCall
 
     agent = make_agent(tmp_path, [call("add", a=2, b=2), "5"])
     r = agent.run("2+2?")

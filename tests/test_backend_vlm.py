@@ -13,13 +13,13 @@ from pathlib import Path
 
 import pytest
 import torch
+from mmagent.tools.artifacts import ArtifactStore
 from PIL import Image
 
 from mmagent.backends.media import ImageTooLargeError, MediaError, UnsupportedMediaError, decode_image
 from mmagent.backends.vlm import ContextLengthError, VLMChatModel
-from mmagent.chat import ChatModel, Message, ToolCall
-from mmagent.toolcall import format_calls, format_tool_result
-from mmagent.tools.artifacts import ArtifactStore
+from mmagent.protocol.chat import ChatModel, Message, ToolCall
+from mmagent.protocol.toolcall import format_calls, format_tool_result
 
 CHATML = (
     "{% for m in messages %}<|im_start|>{{ m['role'] }}\n"
@@ -59,9 +59,9 @@ def _tokenizer(corpus: list[str]):
 
 def build_tiny_llava(path: Path) -> None:
     """A random tiny LLaVA + processor saved as a local `save_pretrained` folder."""
-    from transformers import (CLIPImageProcessor, CLIPVisionConfig, LlamaConfig, LlavaConfig,
-                              LlavaForConditionalGeneration, LlavaProcessor)
-    from mmagent.toolcall import render_tool_prompt
+    from transformers import CLIPImageProcessor, CLIPVisionConfig, LlamaConfig, LlavaConfig, LlavaForConditionalGeneration, LlavaProcessor
+
+    from mmagent.protocol.toolcall import render_tool_prompt
 
     tok = _tokenizer([render_tool_prompt([READ_TEXT]), TARGET, QUESTION, "[attached: image_1]", "user assistant system"])
     image_processor = CLIPImageProcessor(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32})
@@ -179,7 +179,7 @@ def test_the_image_matters(vlm, store):
 
 def test_constrained_decoding_keeps_calls_valid(vlm, store):
     """On an image it was not trained on, the overfit model garbles the call; with the tool-call
-    grammar (mmagent.constrained) every emitted call names a real tool with valid arguments."""
+    grammar (mmagent.protocol.constrained) every emitted call names a real tool with valid arguments."""
     free = vlm.chat(_ask(("image_2",)), tools=[READ_TEXT], artifacts=store, max_new_tokens=60)
     assert free.tool_calls != [ToolCall(name="read_text", arguments={"image": "image_1"})]
     guided = vlm.chat(_ask(("image_2",)), tools=[READ_TEXT], artifacts=store, max_new_tokens=60, constrained=True)

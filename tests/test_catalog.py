@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from mmagent import provision as prov
-from mmagent.catalog import CATALOG, Catalog, EmbeddedSource, ModelEntry, UnknownModelError
 from mmagent.config import Settings
+from mmagent.hub import provision as prov
+from mmagent.hub.catalog import CATALOG, Catalog, EmbeddedSource, ModelEntry, UnknownModelError
 
 PAYLOAD = b"weights" * 1000
 

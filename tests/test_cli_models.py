@@ -5,9 +5,8 @@ import os
 import subprocess
 import sys
 
-from typer.testing import CliRunner
-
 from mmagent.cli.app import app
+from typer.testing import CliRunner
 
 runner = CliRunner()
 
@@ -42,10 +41,10 @@ def test_unknown_model_is_one_line_and_exit_2():
 def test_doctor_names_the_cpu_and_the_path_chosen_for_it(monkeypatch):
     import json
 
+    from mmagent.cli.app import app
     from typer.testing import CliRunner
 
-    from mmagent import cpu
-    from mmagent.cli.app import app
+    from mmagent.model import cpu
 
     avx2 = cpu.CpuFeatures(capability="AVX2", native_bf16=False, amx=False, vnni=False)
     monkeypatch.setattr(cpu, "cpu_features", lambda: avx2)

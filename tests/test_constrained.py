@@ -11,8 +11,8 @@ import pytest
 import torch
 from pydantic import BaseModel, ConfigDict, Field
 
-from mmagent.constrained import ToolCallGrammar, tool_call_lark, tool_call_processor
-from mmagent.toolcall import parse_tool_calls
+from mmagent.protocol.constrained import ToolCallGrammar, tool_call_lark, tool_call_processor
+from mmagent.protocol.toolcall import parse_tool_calls
 
 
 class ReadText(BaseModel):
@@ -278,7 +278,7 @@ def test_keywords_llguidance_lacks_are_left_unenforced_not_fatal(tok):
 
 
 def test_nested_objects_are_closed_like_the_arguments_object():
-    from mmagent.constrained import argument_schema, closed_objects
+    from mmagent.protocol.constrained import argument_schema, closed_objects
 
     params = argument_schema(WEATHER)
     assert params["additionalProperties"] is False and params["properties"]["at"]["additionalProperties"] is False

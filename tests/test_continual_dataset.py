@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import pytest
-
 from continual_fakes import FakeLog, registry
-from mmagent.chat import ToolCall
+
 from mmagent.continual.dataset import DatasetConfig, build_dataset, data_hash
 from mmagent.feedback import FeedbackError, FeedbackStore, LoggedTurn, parse_correct_call, record_feedback
+from mmagent.protocol.chat import ToolCall
 
 
 def _turn(i, prompt, session="s1", images=("image_1",), calls=()):

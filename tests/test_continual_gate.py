@@ -3,10 +3,10 @@ cache; a round only learns from turns its model served; `avoid` items."""
 
 from __future__ import annotations
 
-from mmagent.chat import ToolCall
 from mmagent.continual.dataset import Example
 from mmagent.continual.gate import GateConfig, decide_results, poisoning_check
 from mmagent.continual.suites import NO_TOOL, ItemResult, ScoreCache, _avoids
+from mmagent.protocol.chat import ToolCall
 
 
 def _results(spec: dict[str, tuple[int, int]]) -> list[ItemResult]:

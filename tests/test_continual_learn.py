@@ -122,7 +122,7 @@ class Scripted:
     name = "scripted"
 
     def chat(self, messages, tools=None, **kw):
-        from mmagent.chat import ChatResult
+        from mmagent.protocol.chat import ChatResult
 
         return ChatResult(text="no idea")
 

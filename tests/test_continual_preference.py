@@ -8,14 +8,22 @@ import math
 
 import pytest
 import torch
-
 from continual_fakes import registry
-from mmagent.chat import Message, ToolCall
-from mmagent.continual.dataset import Example
-from mmagent.continual.preference import (PrefItem, PreferenceObjective, build_objective, dpo_loss, kto_loss, kto_reference_point,
-                                          kto_weights, sequence_logps)
-from mmagent.continual.update import UpdateConfig
 from tiny_mmllm import color_image, tiny_mmllm
+
+from mmagent.continual.dataset import Example
+from mmagent.continual.preference import (
+    PreferenceObjective,
+    PrefItem,
+    build_objective,
+    dpo_loss,
+    kto_loss,
+    kto_reference_point,
+    kto_weights,
+    sequence_logps,
+)
+from mmagent.continual.update import UpdateConfig
+from mmagent.protocol.chat import Message, ToolCall
 
 
 def _sigmoid(x: float) -> float:
@@ -105,8 +113,9 @@ def test_sequence_logps_match_a_plain_forward_with_images(bb):
 def test_objective_at_step_zero_and_one_step_moves_the_right_way(bb):
     """Policy = reference before any step: DPO = log 2 per pair, KTO = lambda/2 (z_0 = 0); a gradient
     step raises the chosen / desirable log-probs relative to the rejected / undesirable ones."""
-    from mmagent import lora
     from mmagent.recipes.sequences import system_prefix
+
+    from mmagent.model import lora
 
     tools = registry().schemas()
     rt, df = ToolCall(name="read_text", arguments={"image": "image_1"}), ToolCall(name="detect_faces", arguments={"image": "image_1"})

@@ -5,11 +5,11 @@ from __future__ import annotations
 import torch
 from transformers import LlamaConfig, LlamaForCausalLM
 
-from mmagent import lora
 from mmagent.continual.registry import AdapterRegistry
 from mmagent.continual.scenario import PatchEncoder, tiny_tokenizer
 from mmagent.continual.serving import AdapterChatModels, activate_serving
-from mmagent.mmllm import MMLLM, MMLLMConfig
+from mmagent.model import lora
+from mmagent.model.mmllm import MMLLM, MMLLMConfig
 
 
 def _mmllm() -> MMLLM:

@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 import torch
 import yaml
+from mmagent.recipes import digits_diffusion as recipe
 from pydantic import ValidationError
 
-from mmagent.digits_pipeline import DEFAULT_WEIGHTS, DigitsPipeline, digits_from_prompt, load_default_pipeline
-from mmagent.recipes import digits_diffusion as recipe
+from mmagent.model.digits_pipeline import DEFAULT_WEIGHTS, DigitsPipeline, digits_from_prompt, load_default_pipeline
 
 CONFIG_DIR = Path(__file__).parents[1] / "recipes" / "configs"
 CONFIGS = sorted(CONFIG_DIR.glob("digits-*.yaml"))

@@ -9,9 +9,8 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from mmagent.encoders.efficientnet import (EfficientNetEncoder, EfficientNetLite0, SameConv2d, convert_checkpoint,
-                                           imagenet_labels)
-from mmagent.encoders.preprocess import ImageInputError, check_image, resize_center_crop, to_tensor
+from mmagent.model.encoders.efficientnet import EfficientNetEncoder, EfficientNetLite0, SameConv2d, convert_checkpoint, imagenet_labels
+from mmagent.model.encoders.preprocess import ImageInputError, check_image, resize_center_crop, to_tensor
 
 
 @pytest.mark.parametrize("size,k,stride", [(224, 3, 2), (225, 5, 2), (7, 3, 1), (31, 5, 2)])
@@ -80,7 +79,7 @@ def _tiny_clip(tmp_path):
 
 
 def test_clip_tower_drops_cls_and_takes_layer_minus_2(tmp_path):
-    from mmagent.encoders import load_encoder
+    from mmagent.model.encoders import load_encoder
 
     enc = load_encoder(_tiny_clip(tmp_path))
     assert enc.has_cls and enc.num_tokens == 16 and enc.hidden_size == 32
@@ -96,7 +95,7 @@ def test_clip_tower_drops_cls_and_takes_layer_minus_2(tmp_path):
 def test_siglip_tower_has_no_cls(tmp_path):
     from transformers import SiglipVisionConfig, SiglipVisionModel
 
-    from mmagent.encoders import load_encoder
+    from mmagent.model.encoders import load_encoder
 
     cfg = SiglipVisionConfig(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
                              image_size=32, patch_size=8)
@@ -110,7 +109,7 @@ def test_siglip_tower_has_no_cls(tmp_path):
 def test_whisper_encoder_pools_frames(tmp_path):
     from transformers import WhisperConfig, WhisperFeatureExtractor, WhisperModel
 
-    from mmagent.encoders import load_encoder
+    from mmagent.model.encoders import load_encoder
 
     # chunk_length 2 s -> 200 mel frames -> 100 encoder positions (conv stride 2) -> 25 tokens (pool 4)
     cfg = WhisperConfig(d_model=32, encoder_layers=2, decoder_layers=1, encoder_attention_heads=4, decoder_attention_heads=4,

@@ -9,22 +9,22 @@ import sqlite3
 import time
 from pathlib import Path
 
+import mmagent.cli.memory as memory_cli
 import numpy as np
 import pytest
 from memory_fakes import FakeEmbedder
 from memory_hostile import BOMB_SIDE, bomb_png, hostile_bundles, read_items, sparse_png, text_as_png, tree
-from PIL import Image, ImageFile
-from typer.testing import CliRunner
-
-import mmagent.cli.memory as memory_cli
 from mmagent.cli.app import app
-from mmagent.errors import UserError
 from mmagent.memory.embedders import UnsupportedContentError
 from mmagent.memory.store import MemoryStore, NamespaceError
 from mmagent.tools.artifacts import ArtifactError, ArtifactStore
 from mmagent.tools.base import ToolContext
 from mmagent.tools.memory_tools import remember, search_memory
 from mmagent.tools.registry import ToolRegistry
+from PIL import Image, ImageFile
+from typer.testing import CliRunner
+
+from mmagent.errors import UserError
 
 
 @pytest.fixture()
@@ -54,8 +54,9 @@ def no_decoding(monkeypatch):
 # --- item 6: limits before reading or decoding ---------------------------------------------------
 
 def test_the_pixel_limit_is_defined_once():
-    import mmagent.encoders.preprocess as preprocess
     from mmagent.tools import images
+
+    import mmagent.model.encoders.preprocess as preprocess
 
     assert images.MAX_PIXELS == 40_000_000
     assert images.ImageLimits().max_pixels is images.MAX_PIXELS

@@ -8,11 +8,18 @@ import pytest
 import torch
 from tiny_mmllm import color_image, tiny_mmllm
 
-from mmagent.chat import Message
-from mmagent.mmllm import (IGNORE, EmptyPromptError, ImageTokenMismatchError, MMLLM, MMLLMConfig, PromptTooLongError,
-                           UnsupportedMediaError)
-from mmagent.projectors import ProjectorConfig
-from mmagent.token_reduction import ReductionConfig
+from mmagent.model.mmllm import (
+    IGNORE,
+    MMLLM,
+    EmptyPromptError,
+    ImageTokenMismatchError,
+    MMLLMConfig,
+    PromptTooLongError,
+    UnsupportedMediaError,
+)
+from mmagent.model.projectors import ProjectorConfig
+from mmagent.model.token_reduction import ReductionConfig
+from mmagent.protocol.chat import Message
 
 RED, BLUE, GREEN = color_image((255, 0, 0)), color_image((0, 0, 255)), color_image((0, 255, 0))
 ART = {"image_1": RED, "image_2": BLUE, "image_3": GREEN}
@@ -54,7 +61,7 @@ def test_labels_cover_only_assistant_turns(model):
 
 
 def test_tool_calls_and_tools_render_into_the_prompt(model):
-    from mmagent.chat import ToolCall
+    from mmagent.protocol.chat import ToolCall
 
     tools = [{"type": "function", "function": {"name": "read_text", "description": "Reads text.",
                                                "parameters": {"type": "object", "properties": {"image": {"type": "string"}}}}}]
@@ -93,7 +100,7 @@ def test_training_loss_reaches_projector_only(model):
 
 
 def test_generation_with_kv_cache_equals_without(model):
-    from mmagent.generation import SamplingConfig
+    from mmagent.model.generation import SamplingConfig
 
     x = model.build_inputs([_user("What is in this picture?", "image_1")], artifacts=ART, add_generation_prompt=True)
     batch = model.collate([x])
@@ -104,7 +111,7 @@ def test_generation_with_kv_cache_equals_without(model):
 
 
 def test_left_padded_batch_generates_as_single_rows(model):
-    from mmagent.generation import SamplingConfig
+    from mmagent.model.generation import SamplingConfig
 
     items = [model.build_inputs([_user("What is in this picture?", "image_1")], artifacts=ART, add_generation_prompt=True),
              model.build_inputs([_user("fox")], add_generation_prompt=True)]
@@ -117,7 +124,7 @@ def test_left_padded_batch_generates_as_single_rows(model):
 
 
 def test_sampling_is_reproducible_with_a_seed(model):
-    from mmagent.generation import SamplingConfig
+    from mmagent.model.generation import SamplingConfig
 
     batch = model.collate([model.build_inputs([_user("fox")], add_generation_prompt=True)])
     s = SamplingConfig(max_new_tokens=8, temperature=1.0, top_k=50, top_p=0.9, seed=3)
@@ -125,7 +132,7 @@ def test_sampling_is_reproducible_with_a_seed(model):
 
 
 def test_processor_hook_sees_every_step_and_can_force_tokens(model):
-    from mmagent.generation import SamplingConfig
+    from mmagent.model.generation import SamplingConfig
 
     target = model.tokenizer.encode("the lazy dog", add_special_tokens=False)
     seen = []
@@ -144,7 +151,7 @@ def test_processor_hook_sees_every_step_and_can_force_tokens(model):
 
 
 def test_adapters_switch_at_run_time_and_save_load_gives_identical_logits(model, tmp_path):
-    from mmagent.lora import LoraSettings
+    from mmagent.model.lora import LoraSettings
 
     m = tiny_mmllm(MMLLMConfig(llm="tiny", encoder="tiny", projector=ProjectorConfig(kind="resampler", num_queries=4, heads=4)))
     x = m.collate([m.build_inputs([_user("What is in this picture?", "image_1")], artifacts=ART)])
@@ -228,9 +235,10 @@ def test_unsupported_corrupt_and_oversized_media(model):
 
 
 def test_composed_chat_streams_and_uses_the_artifact_store(model, tmp_path):
-    from mmagent.backends.composed import ComposedChatModel
-    from mmagent.chat import ChatModel, ChatResult
     from mmagent.tools.artifacts import ArtifactStore
+
+    from mmagent.backends.composed import ComposedChatModel
+    from mmagent.protocol.chat import ChatModel, ChatResult
 
     store = ArtifactStore(tmp_path / "art", "s")
     art = store.add_image(RED)
@@ -251,7 +259,7 @@ def test_composed_chat_streams_and_uses_the_artifact_store(model, tmp_path):
 
 def test_composed_chat_parses_tool_calls(model):
     from mmagent.backends.composed import ComposedChatModel
-    from mmagent.generation import SamplingConfig
+    from mmagent.model.generation import SamplingConfig
 
     call = '<tool_call>{"name": "read_text", "arguments": {"image": "image_1"}}</tool_call>'
     target = model.tokenizer.encode(call, add_special_tokens=False) + [model.eos_token_ids[0]]
@@ -302,8 +310,8 @@ def _wav() -> bytes:
 
 
 def test_fast_llama_decoder_matches_transformers_forward(model):
-    from mmagent import llama_decoder
-    from mmagent.generation import HFDecoder, SamplingConfig, generate
+    from mmagent.model import llama_decoder
+    from mmagent.model.generation import HFDecoder, SamplingConfig, generate
 
     assert llama_decoder.supports(model.llm)
     items = [model.build_inputs([_user("What is in this picture?", "image_1")], artifacts=ART, add_generation_prompt=True),
@@ -322,8 +330,8 @@ def test_fast_llama_decoder_matches_transformers_forward(model):
 
 
 def test_fast_decoder_merges_the_active_adapter_and_rebuilds_on_change():
-    from mmagent.generation import HFDecoder, SamplingConfig, generate
-    from mmagent.lora import LoraSettings
+    from mmagent.model.generation import HFDecoder, SamplingConfig, generate
+    from mmagent.model.lora import LoraSettings
 
     m = tiny_mmllm()
     m.add_adapter("a", LoraSettings(r=4, alpha=8, dropout=0.0))
@@ -346,7 +354,7 @@ def test_fast_decoder_merges_the_active_adapter_and_rebuilds_on_change():
 
 
 def test_active_adapter_reports_none_when_disabled():
-    from mmagent.lora import LoraSettings
+    from mmagent.model.lora import LoraSettings
 
     m = tiny_mmllm()
     assert m.active_adapter is None
@@ -359,8 +367,7 @@ def test_active_adapter_reports_none_when_disabled():
 
 
 def test_int8_decode_stays_close_to_float(model):
-    from mmagent import llama_decoder
-
+    from mmagent.model import llama_decoder
     if not llama_decoder.int8_kernel_available():
         pytest.skip("no fbgemm int8 kernel in this torch build")
     batch = model.collate([model.build_inputs([_user("What is in this picture?", "image_1")], artifacts=ART,
@@ -377,9 +384,9 @@ def test_int8_decode_stays_close_to_float(model):
 
 
 def test_constrained_decoding_plugs_into_the_decode_loop(model):
-    from mmagent.constrained import tool_call_processor
-    from mmagent.generation import SamplingConfig
-    from mmagent.toolcall import parse_tool_calls
+    from mmagent.model.generation import SamplingConfig
+    from mmagent.protocol.constrained import tool_call_processor
+    from mmagent.protocol.toolcall import parse_tool_calls
 
     tools = [{"type": "function", "function": {"name": "read_text", "description": "Reads text.", "parameters": {
         "type": "object", "properties": {"image": {"type": "string"}}, "required": ["image"]}}}]
@@ -392,9 +399,10 @@ def test_constrained_decoding_plugs_into_the_decode_loop(model):
 
 def test_adapter_saves_when_image_token_grew_a_tied_vocab(tmp_path):
     """Adding <image> resizes tied embeddings; saving an adapter must not drag them along."""
-    from mmagent import lora
-    from mmagent.mmllm import MMLLM, MMLLMConfig
     from tiny_mmllm import TinyEncoder, tiny_llm, tiny_tokenizer
+
+    from mmagent.model import lora
+    from mmagent.model.mmllm import MMLLM, MMLLMConfig
 
     tok = tiny_tokenizer()
     m = MMLLM(MMLLMConfig(llm="tiny", encoder="tiny"), tiny_llm(len(tok)), tok, TinyEncoder()).eval()  # no room: resized
@@ -426,8 +434,8 @@ def test_adapter_saves_when_image_token_grew_a_tied_vocab(tmp_path):
 def test_prefix_reuse_gives_the_same_greedy_tokens(model):
     """A conversation continued step by step (as the agent does): the reusing decoder prefills
     only what is new after the longest common prefix, and decodes exactly what a fresh one does."""
-    from mmagent import llama_decoder
-    from mmagent.generation import SamplingConfig, generate
+    from mmagent.model import llama_decoder
+    from mmagent.model.generation import SamplingConfig, generate
 
     s = SamplingConfig(max_new_tokens=6)
     reusing = llama_decoder.LlamaDecoder(model.llm)
@@ -449,8 +457,7 @@ def test_prefix_reuse_gives_the_same_greedy_tokens(model):
 
 
 def test_prefill_dtype_follows_the_cpu(monkeypatch):
-    from mmagent import cpu, llama_decoder
-
+    from mmagent.model import cpu, llama_decoder
     if not llama_decoder.int8_kernel_available():
         pytest.skip("no fbgemm int8 kernel in this torch build")
     m = tiny_mmllm()

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from mmagent.projectors import ProjectorConfig, build_projector, projected_tokens
-from mmagent.token_reduction import ReductionConfig, TokenReducer, attention_scores, merge_tokens, topk_tokens
+from mmagent.model.projectors import ProjectorConfig, build_projector, projected_tokens
+from mmagent.model.token_reduction import ReductionConfig, TokenReducer, attention_scores, merge_tokens, topk_tokens
 
 
 @pytest.mark.parametrize("kind,n_out", [("linear", 49), ("mlp", 49), ("resampler", 8)])

@@ -7,10 +7,9 @@ import json
 from pathlib import Path
 
 import torch
-from tiny_mmllm import tiny_mmllm
-
 from mmagent.recipes.align import AlignConfig, captions, train
 from mmagent.recipes.recipe_config import load_config
+from tiny_mmllm import tiny_mmllm
 
 CONFIGS = Path(__file__).resolve().parents[1] / "recipes" / "configs"
 
@@ -22,7 +21,7 @@ def test_captions_are_true_of_their_drawings():
 
 
 def test_align_trains_only_the_projector_and_exports_a_loadable_folder(tmp_path):
-    from mmagent.mmllm import MMLLM
+    from mmagent.model.mmllm import MMLLM
 
     mm = tiny_mmllm()
     llm_before = {k: v.clone() for k, v in mm.llm.state_dict().items()}

@@ -6,12 +6,22 @@ import json
 from pathlib import Path
 
 import pytest
+from mmagent.recipes.eval import (
+    Prediction,
+    SuiteItem,
+    arguments_match,
+    evaluate,
+    load_suite,
+    markdown_table,
+    run_item,
+    score_item,
+    summarize,
+    value_matches,
+)
 from PIL import Image
 from typer.testing import CliRunner
 
-from mmagent.chat import ChatResult, Message, ToolCall
-from mmagent.recipes.eval import (Prediction, SuiteItem, arguments_match, evaluate, load_suite, markdown_table, run_item,
-                                  score_item, summarize, value_matches)
+from mmagent.protocol.chat import ChatResult, Message, ToolCall
 
 TOOLS = [
     {"type": "function", "function": {"name": "read_text", "parameters": {"type": "object", "properties": {"image": {"type": "string"}, "min_confidence": {"type": "number", "default": 0.5}}, "required": ["image"]}}},
@@ -94,7 +104,7 @@ class Scripted:
         self.replies, self.seen = list(replies), []
 
     def chat(self, messages, tools=None, *, artifacts=None, max_new_tokens=256, constrained=False, on_token=None) -> ChatResult:
-        from mmagent.toolcall import parse_tool_calls
+        from mmagent.protocol.toolcall import parse_tool_calls
 
         self.seen.append(list(messages))
         text = self.replies.pop(0)
@@ -145,8 +155,9 @@ def test_bad_suites_are_refused_with_the_line(tmp_path):
 
 
 def test_eval_cli_table_json_and_errors(tmp_path, monkeypatch):
-    import mmagent.backends
     from mmagent.cli.app import app
+
+    import mmagent.backends
 
     suite = _suite(tmp_path)
     replies = ['<tool_call>{"name": "detect_faces", "arguments": {"image": "image_1"}}</tool_call>', "no", "Hi!"]

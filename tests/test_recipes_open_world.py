@@ -11,14 +11,14 @@ from pathlib import Path
 
 import pytest
 import torch
-
 from mmagent.recipes import general_chat
 from mmagent.recipes.data import to_suite_line
 from mmagent.recipes.open_world import generate
 from mmagent.recipes.open_world_domains import DOMAINS, HELDOUT_DOMAINS
 from mmagent.recipes.open_world_mix import build, chat_tools
 from mmagent.recipes.open_world_tools import catalog, concepts
-from mmagent.toolcall import function_of
+
+from mmagent.protocol.toolcall import function_of
 
 ROOT = Path(__file__).resolve().parents[1]
 SUITE = ROOT / "recipes" / "suites" / "open-world-heldout-families.jsonl"
@@ -250,8 +250,16 @@ def test_the_mix_has_its_shares_and_the_records_the_trainer_reads(mix):
 def test_own_tools_batches_compute_the_same_loss_as_full_sequences(mix):
     from mmagent.recipes.recipe_config import load_config
     from mmagent.recipes.sequences import IGNORE, system_prefix
-    from mmagent.recipes.tool_tuning import (ToolTuningConfig, AssistantLoss, build_backbone, encode_all, load_conversations,
-                                             make_batch, make_batches, tool_schemas)
+    from mmagent.recipes.tool_tuning import (
+        AssistantLoss,
+        ToolTuningConfig,
+        build_backbone,
+        encode_all,
+        load_conversations,
+        make_batch,
+        make_batches,
+        tool_schemas,
+    )
 
     out, _ = mix
     cfg = load_config(ToolTuningConfig, CONFIGS / "tools-tiny-cpu.yaml", [f"data.dir={out}", "max_len=4096"])
@@ -285,9 +293,10 @@ def test_own_tools_batches_compute_the_same_loss_as_full_sequences(mix):
 
 
 def test_open_world_config_continues_the_shipped_default():
-    from mmagent.mmllm import CONFIG_FILE
     from mmagent.recipes.recipe_config import launch_command, load_config
     from mmagent.recipes.tool_tuning import ToolTuningConfig
+
+    from mmagent.model.mmllm import CONFIG_FILE
 
     path = CONFIGS / "tools-open-world.yaml"
     cfg = load_config(ToolTuningConfig, path)

@@ -8,12 +8,12 @@ from pathlib import Path
 
 import pytest
 import torch
-from safetensors.torch import load_file
-
-from mmagent.chat import Message, ToolCall
 from mmagent.recipes.recipe_config import load_config
 from mmagent.recipes.sequences import IGNORE, collate, encode, pack, system_prefix
 from mmagent.recipes.tool_tuning import AssistantLoss, ToolTuningConfig, build_backbone, load_conversations, tool_schemas, train
+from safetensors.torch import load_file
+
+from mmagent.protocol.chat import Message, ToolCall
 
 CONFIGS = Path(__file__).resolve().parents[1] / "recipes" / "configs"
 
@@ -110,9 +110,8 @@ def test_overrides_and_bad_configs_say_what_is_wrong(tmp_path):
 
 
 def test_train_cli_runs_a_recipe_and_refuses_bad_configs(tmp_path):
-    from typer.testing import CliRunner
-
     from mmagent.cli.app import app
+    from typer.testing import CliRunner
 
     r = CliRunner().invoke(app, ["train", "tool-tuning", "--config", str(CONFIGS / "tools-tiny-cpu.yaml"), f"out={tmp_path}", "steps=2", "--json"])
     assert r.exit_code == 0, r.output

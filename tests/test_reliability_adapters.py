@@ -31,8 +31,8 @@ import torch
 from continual_fakes import lora_folder
 from typer.testing import CliRunner
 
-from mmagent import lora
 from mmagent.continual.registry import MAX_HISTORY, AdapterRegistry, RegistryError
+from mmagent.model import lora
 
 REPO = Path(__file__).resolve().parents[1]
 runner = CliRunner()
@@ -54,11 +54,11 @@ def _mmagent(*args: str, home: Path) -> subprocess.CompletedProcess:
 def tiny(tmp_path_factory):
     """llm/ (a 2-layer Llama + BPE tokenizer), enc/ (a 2-layer CLIP tower), model/ (MMLLM.save_pretrained
     with its shipped adapter `tools`), and real LoRA adapters for that LLM made on demand."""
+    from tiny_mmllm import tiny_tokenizer
     from transformers import CLIPVisionConfig, CLIPVisionModel, LlamaConfig, LlamaForCausalLM
 
-    from mmagent.encoders import load_encoder
-    from mmagent.mmllm import MMLLM, MMLLMConfig
-    from tiny_mmllm import tiny_tokenizer
+    from mmagent.model.encoders import load_encoder
+    from mmagent.model.mmllm import MMLLM, MMLLMConfig
 
     root = tmp_path_factory.mktemp("tiny-composed")
     tok = tiny_tokenizer()

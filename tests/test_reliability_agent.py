@@ -139,7 +139,7 @@ class _SmallContext:
         self.limit = limit
 
     def chat(self, messages, tools=None, **kw):
-        from mmagent.chat import ChatResult, ContextOverflowError
+        from mmagent.protocol.chat import ChatResult, ContextOverflowError
 
         if sum(len(m.content) for m in messages) > self.limit:
             raise ContextOverflowError(f"over {self.limit} characters")

@@ -11,10 +11,10 @@ from typing import Any
 import httpx
 import openai
 import pytest
+from serve_fixtures import png_data_uri, served_agent
 
 from mmagent.agent import ScriptedChatModel
-from mmagent.chat import ContextOverflowError
-from serve_fixtures import png_data_uri, served_agent
+from mmagent.protocol.chat import ContextOverflowError
 
 WEATHER = {"type": "function", "function": {"name": "get_weather", "description": "Weather in a city.",
            "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}}}
@@ -201,8 +201,9 @@ def test_oversized_bodies_and_images_are_refused(tmp_path):
 def test_an_image_over_the_byte_limit_is_refused_before_it_is_decoded(monkeypatch):
     import base64
 
-    from mmagent.interop import media
     from mmagent.tools.images import ImageLimits
+
+    from mmagent.interop import media
 
     def never(*a, **k):
         raise AssertionError("decoded")

@@ -4,8 +4,8 @@ import json
 
 import pytest
 
-from mmagent.chat import Message, ToolCall
-from mmagent.toolcall import (
+from mmagent.protocol.chat import Message, ToolCall
+from mmagent.protocol.toolcall import (
     format_calls,
     format_tool_result,
     parse_tool_calls,

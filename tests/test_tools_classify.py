@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import pytest
 import torch
-from PIL import Image
-
-from mmagent.encoders.efficientnet import EfficientNetEncoder, EfficientNetLite0, imagenet_labels
 from mmagent.tools.artifacts import ArtifactStore
 from mmagent.tools.base import ToolContext
 from mmagent.tools.classify import ClassifyImage
 from mmagent.tools.registry import ToolRegistry
+from PIL import Image
+
+from mmagent.model.encoders.efficientnet import EfficientNetEncoder, EfficientNetLite0, imagenet_labels
 
 
 @pytest.fixture(scope="module")

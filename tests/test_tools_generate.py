@@ -10,7 +10,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-
 from mmagent.tools.artifacts import ArtifactStore
 from mmagent.tools.base import ToolContext
 from mmagent.tools.generate import GenerateImage, class_ids_from_prompt, load_pipeline
@@ -60,7 +59,7 @@ def digits_folder(tmp_path_factory) -> Path:
     """A class-conditional UNet2DModel (10 digits + the null class) in the embedded pipeline's class."""
     from diffusers import DDIMScheduler, UNet2DModel
 
-    from mmagent.digits_pipeline import DigitsPipeline
+    from mmagent.model.digits_pipeline import DigitsPipeline
 
     torch.manual_seed(0)
     unet = UNet2DModel(
@@ -137,7 +136,7 @@ def test_class_ids_from_prompt_uses_pipeline_label_names():
 
 
 def test_default_generator_missing_says_how_to_get_one(ctx, tmp_path, monkeypatch):
-    import mmagent.digits_pipeline as digits
+    import mmagent.model.digits_pipeline as digits
 
     monkeypatch.delenv("MMAGENT_GENERATOR", raising=False)
     monkeypatch.setattr(digits, "DEFAULT_WEIGHTS", tmp_path / "not-trained")  # as in a checkout before training
@@ -146,7 +145,7 @@ def test_default_generator_missing_says_how_to_get_one(ctx, tmp_path, monkeypatc
 
 
 def test_default_generator_is_the_digits_folder(digits_folder, ctx, monkeypatch):
-    import mmagent.digits_pipeline as digits
+    import mmagent.model.digits_pipeline as digits
 
     monkeypatch.delenv("MMAGENT_GENERATOR", raising=False)
     monkeypatch.setattr(digits, "DEFAULT_WEIGHTS", digits_folder)

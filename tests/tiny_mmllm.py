@@ -48,7 +48,7 @@ TinyEncoder = PatchEncoder
 
 
 def tiny_mmllm(config=None, seed: int = 0):
-    from mmagent.mmllm import MMLLM, MMLLMConfig
+    from mmagent.model.mmllm import MMLLM, MMLLMConfig
 
     tok = tiny_tokenizer()
     llm = tiny_llm(len(tok) + 1, seed)  # +1: room for <image> without resizing

@@ -1,6 +1,6 @@
 """classify_image: EfficientNet-Lite0 (Tan & Le, arXiv 1905.11946) ImageNet-1k top-k, embedded.
 
-The network and its weights loader are `mmagent.encoders.efficientnet` (the same encoder the
+The network and its weights loader are `mmagent.model.encoders.efficientnet` (the same encoder the
 MM-LLM uses for visual tokens); this tool only asks its ImageNet head for the top-k classes.
 """
 
@@ -8,9 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, Field
-
 from mmagent.tools.base import ImageId, StrictInput, Tool, ToolContext
+from pydantic import BaseModel, Field
 
 
 class ClassifyImageInput(StrictInput):
@@ -44,7 +43,7 @@ class ClassifyImage(Tool):
 
         apply_thread_policy()
         if self.encoder is None:
-            from mmagent.encoders.efficientnet import load_efficientnet_lite0
+            from mmagent.model.encoders.efficientnet import load_efficientnet_lite0
 
             self.encoder = load_efficientnet_lite0(self.model)
         self.encoder.eval()

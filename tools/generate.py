@@ -1,7 +1,7 @@
 """generate_image: diffusers pipelines behind one tool.
 
 Which pipeline: `GenerateImage(pipeline=...)`, else `settings.generator` (`MMAGENT_GENERATOR`), else
-the embedded class-conditional digits generator (`mmagent.digits_pipeline`, trained in this repo).
+the embedded class-conditional digits generator (`mmagent.model.digits_pipeline`, trained in this repo).
 A pipeline is a diffusers folder (`model_index.json`) or a hub id. What a pipeline can do is read
 from its `__call__` signature, not its name:
 
@@ -23,12 +23,11 @@ import threading
 from pathlib import Path
 from typing import Any
 
+from mmagent.tools.base import ImageId, StrictInput, Tool, ToolContext
 from PIL import Image
 from pydantic import BaseModel, Field
 
-from mmagent.tools.base import ImageId, StrictInput, Tool, ToolContext
-
-CUSTOM_PIPELINES = {"DigitsPipeline": "mmagent.digits_pipeline:DigitsPipeline"}
+CUSTOM_PIPELINES = {"DigitsPipeline": "mmagent.model.digits_pipeline:DigitsPipeline"}
 _NUMBER_WORDS = {w: i for i, w in enumerate("zero one two three four five six seven eight nine".split())}
 _NUMBER = re.compile(r"(?<![\w.])(\d+|" + "|".join(_NUMBER_WORDS) + r")(?![\w.])", re.IGNORECASE)
 
@@ -105,7 +104,7 @@ class GenerateImage(Tool):
 
 def load_default():
     """The embedded digits generator; if it is not there, say how to get it or choose another."""
-    from mmagent.digits_pipeline import load_default_pipeline
+    from mmagent.model.digits_pipeline import load_default_pipeline
 
     try:
         return load_default_pipeline()

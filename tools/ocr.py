@@ -11,10 +11,9 @@ from __future__ import annotations
 import threading
 
 import numpy as np
-from pydantic import BaseModel, Field
-
 from mmagent.tools.base import ImageId, StrictInput, Tool, ToolContext
 from mmagent.tools.boxes import Box
+from pydantic import BaseModel, Field
 
 MODEL_FILES = {
     "det_model_path": "ch_PP-OCRv4_det_infer.onnx",
@@ -58,7 +57,7 @@ class ReadText(Tool):
         from rapidocr_onnxruntime import RapidOCR
 
         from mmagent.config import get_settings
-        from mmagent.provision import ensure
+        from mmagent.hub.provision import ensure
 
         folder = ensure(self.model)
         threads = self.threads if self.threads is not None else get_settings().threads

@@ -28,12 +28,12 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Any, Literal
 
+from mmagent.tools.artifacts import ArtifactError
+from mmagent.tools.base import Tool, ToolContext, ToolInputError, tool
 from pydantic import BaseModel, Field, ValidationError
 
-from mmagent.tools.artifacts import ArtifactError
 from mmagent.errors import UserError
-from mmagent.toolcall import MAX_JSON_DEPTH, value_nesting_exceeds
-from mmagent.tools.base import Tool, ToolContext, ToolInputError, tool
+from mmagent.protocol.toolcall import MAX_JSON_DEPTH, value_nesting_exceeds
 
 log = logging.getLogger(__name__)
 
@@ -330,8 +330,9 @@ def _run_with_timeout(fn: Callable[[], Any], timeout_s: float | None) -> tuple[s
 def default_registry(settings=None, include: Iterable[str] | None = None) -> ToolRegistry:
     """The built-in tools (models load lazily on first call) and the user's `tools_modules`.
     `include` picks a subset by name."""
-    from mmagent.config import get_settings
     from mmagent.tools.builtins import builtin_tools
+
+    from mmagent.config import get_settings
 
     settings = settings or get_settings()
     reg = ToolRegistry(builtin_tools(settings))

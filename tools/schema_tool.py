@@ -8,7 +8,7 @@
 The model sees the schema as given; arguments are validated by a pydantic model built from it:
 string / integer / number / boolean / null, `enum` and `const`, arrays (`items`, `minItems`,
 `maxItems`), nested objects (closed to unknown keys like the arguments object unless
-`additionalProperties` says otherwise, the rule `mmagent.constrained` decodes by), `anyOf` /
+`additionalProperties` says otherwise, the rule `mmagent.protocol.constrained` decodes by), `anyOf` /
 `oneOf` / type lists / `nullable`, `$ref` into `$defs` or `definitions`, required vs optional
 (+ `default`), and the cheap constraints (`minLength`, `maxLength`, `pattern`, `minimum`,
 `maximum`, exclusive bounds, `multipleOf`). A keyword it does not know leaves that value
@@ -30,11 +30,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, Literal, Optional, Union
 
+from mmagent.tools.base import Tool, ToolContext, ToolDefinitionError
 from pydantic import BaseModel, ConfigDict, Field, create_model
 from pydantic_core import to_jsonable_python
 
 from mmagent.errors import UserError
-from mmagent.tools.base import Tool, ToolContext, ToolDefinitionError
 
 Handler = Callable[[dict[str, Any]], Any]
 # OpenAI's function-name alphabet plus the dots MCP servers use to namespace their tools.
@@ -89,7 +89,7 @@ class SchemaTool(Tool):
 def function_schema(schema: Any) -> dict[str, Any]:
     """`{"name", "description", "parameters"}` from an OpenAI (`{"type": "function", "function": ...}`
     or flat) or MCP (`inputSchema`) tool schema; `ToolSchemaError` says what is wrong."""
-    from mmagent.toolcall import function_of
+    from mmagent.protocol.toolcall import function_of
 
     if not isinstance(schema, dict):
         raise ToolSchemaError(f"a tool schema must be a JSON object, got {type(schema).__name__}")

@@ -35,7 +35,7 @@ from pydantic import BaseModel, Field
 from mmagent.agent.events import AgentEvent
 from mmagent.agent.graph import AgentContext, AgentInputError, build_graph, normalize_decision, open_checkpointer
 from mmagent.agent.log import InteractionLog
-from mmagent.chat import ChatModel, Message, clean_text, resolve_constrained
+from mmagent.protocol.chat import ChatModel, Message, clean_text, resolve_constrained
 
 DEFAULT_SYSTEM_PROMPT = (
     "You are mmagent, a helpful assistant. You see images and hear audio only through tools: "
@@ -327,11 +327,11 @@ class Agent:
         return session, inp
 
     def _serve_adapter(self, session: str) -> None:
-        """The adapter a session runs with is the model's business (`mmagent.chat.ServesSessions`):
+        """The adapter a session runs with is the model's business (`mmagent.protocol.chat.ServesSessions`):
         a composed MM-LLM serves the version `mmagent learn` promoted, read when the session first
         runs in this process (no restart needed) and kept for that session. The model is resolved
         first, so one given by name is served like one passed in."""
-        from mmagent.chat import ServesSessions
+        from mmagent.protocol.chat import ServesSessions
 
         model = self.model  # loads a spec now, before the turn
         if not isinstance(model, ServesSessions):

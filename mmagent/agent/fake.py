@@ -20,9 +20,9 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from mmagent.chat import ChatResult, Message, OnToken
 from mmagent.errors import UserError
-from mmagent.toolcall import parse_tool_calls
+from mmagent.protocol.chat import ChatResult, Message, OnToken
+from mmagent.protocol.toolcall import parse_tool_calls
 
 
 class ScriptError(ValueError, UserError):

@@ -44,9 +44,9 @@ from langgraph.types import interrupt
 
 from mmagent.agent.log import InteractionLog
 from mmagent.agent.state import AgentState, CallRecord, StepRecord
-from mmagent.chat import ChatModel, ChatResult, ContextOverflowError, Message, ToolCall
 from mmagent.errors import UserError
-from mmagent.toolcall import format_tool_result, parse_tool_calls
+from mmagent.protocol.chat import ChatModel, ChatResult, ContextOverflowError, Message, ToolCall
+from mmagent.protocol.toolcall import format_tool_result, parse_tool_calls
 from mmagent.tools.base import ToolContext
 
 REPAIR_KINDS = ("validation", "unknown_tool")  # the model's mistakes, not the tools'

@@ -38,7 +38,7 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from mmagent.agent.state import CallRecord, StepRecord
-from mmagent.chat import clean_text
+from mmagent.protocol.chat import clean_text
 
 SCHEMA_VERSION = 1
 
@@ -260,8 +260,8 @@ class InteractionLog:
 
     def get_turn(self, turn_id: str):  # -> mmagent.feedback.LoggedTurn | None
         """The continual-learning view of a turn (`mmagent.feedback.TurnLookup`)."""
-        from mmagent.chat import ToolCall
         from mmagent.feedback import LoggedTurn
+        from mmagent.protocol.chat import ToolCall
 
         t = self.turn(turn_id)
         if t is None:

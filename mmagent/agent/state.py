@@ -51,7 +51,7 @@ class AgentState(TypedDict, total=False):
     turn_id: str
     prompt: str
     media: list[dict[str, str]]  # perceive's input: {"kind": "image"|"audio", "path": ...} or {"kind", "id"}
-    messages: Annotated[list[dict[str, Any]], operator.add]  # `mmagent.chat.Message` dumps, whole session
+    messages: Annotated[list[dict[str, Any]], operator.add]  # `mmagent.protocol.chat.Message` dumps, whole session
     steps: int  # model calls in this turn
     repairs: int  # invalid outputs / invalid calls sent back to the model in this turn
     pending: list[dict[str, Any]]  # calls parsed at the last plan step, waiting to run

@@ -1,4 +1,4 @@
-"""Chat backends behind the one `ChatModel` interface (mmagent.chat), chosen by a spec string.
+"""Chat backends behind the one `ChatModel` interface (mmagent.protocol.chat), chosen by a spec string.
 
     load_chat_model("mmagent-default")            # the embedded composed MM-LLM (catalog kind mmllm)
     load_chat_model("./my-mmllm")                 # a folder saved by MMLLM.save_pretrained
@@ -12,17 +12,16 @@ model's name.
 from __future__ import annotations
 
 from pathlib import Path
-
 from typing import Any
 
-from mmagent.chat import ChatModel, ServesSessions
+from mmagent.protocol.chat import ChatModel, ServesSessions
 
 DEFAULT = "mmagent-default"
 
 
 def load_chat_model(spec: str = DEFAULT, settings=None) -> ChatModel:
     """A spec string -> a ready `ChatModel` (see the module docstring for the forms)."""
-    from mmagent.catalog import CATALOG
+    from mmagent.hub.catalog import CATALOG
 
     if spec.startswith(("openai:", "http://", "https://")):
         from mmagent.backends.remote import RemoteChatModel
@@ -39,7 +38,7 @@ def load_chat_model(spec: str = DEFAULT, settings=None) -> ChatModel:
         return _composed(Path(entry.source.path), spec, settings)
     folder = Path(spec).expanduser()
     if folder.is_dir():
-        from mmagent.mmllm import CONFIG_FILE
+        from mmagent.model.mmllm import CONFIG_FILE
 
         return _composed(folder, spec, settings) if (folder / CONFIG_FILE).is_file() else _vlm(spec, settings)
     raise ValueError(
@@ -61,7 +60,7 @@ def serve_promoted(model: ChatModel, registry: Any = None) -> ChatModel:
 
 
 def _chat_names() -> list[str]:
-    from mmagent.catalog import CATALOG
+    from mmagent.hub.catalog import CATALOG
 
     return [e.name for e in CATALOG.entries() if e.kind in ("mmllm", "vlm")]
 

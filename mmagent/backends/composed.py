@@ -1,9 +1,9 @@
-"""The composed MM-LLM (`mmagent.mmllm.MMLLM`) behind the chat interface.
+"""The composed MM-LLM (`mmagent.model.mmllm.MMLLM`) behind the chat interface.
 
     messages (+ image artifact ids) -> MMLLM.build_inputs (chat template, tool prompt, placeholders)
     -> splice image features -> own decode loop (KV cache; tokens streamed to `on_token`;
-    `constrained=True` adds `mmagent.constrained`'s tool-call grammar as a per-step logits processor)
-    -> text -> `mmagent.toolcall.parse_tool_calls` -> ChatResult
+    `constrained=True` adds `mmagent.protocol.constrained`'s tool-call grammar as a per-step logits processor)
+    -> text -> `mmagent.protocol.toolcall.parse_tool_calls` -> ChatResult
 
     from mmagent.backends import load_chat_model
     model = load_chat_model("mmagent-default")
@@ -19,9 +19,9 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from mmagent.chat import AdapterHook, ChatResult, Message, OnToken
-from mmagent.generation import SamplingConfig, TextStream
-from mmagent.mmllm import MMLLM
+from mmagent.model.generation import SamplingConfig, TextStream
+from mmagent.model.mmllm import MMLLM
+from mmagent.protocol.chat import AdapterHook, ChatResult, Message, OnToken
 
 if TYPE_CHECKING:
     from mmagent.tools.artifacts import ArtifactStore
@@ -37,7 +37,7 @@ class ComposedChatModel:
         self.model = model
         self.name = name
         self.sampling = sampling or SamplingConfig()
-        self.adapter_hook = adapter_hook  # picks a new session's adapter (`mmagent.chat.ServesSessions`)
+        self.adapter_hook = adapter_hook  # picks a new session's adapter (`mmagent.protocol.chat.ServesSessions`)
         self._default_adapter = model.active_adapter  # the model's own (shipped) one
         self._sessions: dict[str, str | None] = {}
 
@@ -72,9 +72,9 @@ class ComposedChatModel:
                         dtype: torch.dtype | None = None) -> ComposedChatModel:
         """Loads a saved MM-LLM for serving. Unless `dtype` says otherwise, a bf16 fast decoder
         gets the LLM itself in bf16, and an int8 one in its prefill dtype (bf16 where the CPU has
-        it natively, else fp32: `mmagent.cpu`): the decoder's float weights are then the LLM's own
+        it natively, else fp32: `mmagent.model.cpu`): the decoder's float weights are then the LLM's own
         (no second copy, ~0.4 GB for SmolLM2-135M) and no precision is lost on the way."""
-        from mmagent.cpu import cpu_features
+        from mmagent.model.cpu import cpu_features
 
         config = MMLLM.read_config(folder)
         if dtype is None and config.fast_decode and config.decode_dtype == "bfloat16":
@@ -95,7 +95,7 @@ class ComposedChatModel:
         constrained: bool = False,
         on_token: OnToken | None = None,
     ) -> ChatResult:
-        from mmagent.toolcall import parse_tool_calls
+        from mmagent.protocol.toolcall import parse_tool_calls
 
         m = self.model
         inputs = m.build_inputs(messages, tools, artifacts=artifacts, add_generation_prompt=True, reserve_tokens=max_new_tokens)
@@ -109,7 +109,7 @@ class ComposedChatModel:
                           completion_tokens=len(out.tokens[0]), model=self.name, adapter=m.active_adapter)
 
     def _grammar(self, tools: list[dict[str, Any]], max_new_tokens: int):
-        from mmagent.constrained import tool_call_processor
+        from mmagent.protocol.constrained import tool_call_processor
 
         return tool_call_processor(self.model.tokenizer, tools, eos_token_ids=self.model.eos_token_ids,
                                    max_new_tokens=max_new_tokens)

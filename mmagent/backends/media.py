@@ -24,7 +24,7 @@ from PIL import Image
 from mmagent.tools.images import MAX_PIXELS as DEFAULT_MAX_PIXELS  # the one pixel limit (see there)
 
 if TYPE_CHECKING:
-    from mmagent.chat import Message
+    from mmagent.protocol.chat import Message
     from mmagent.tools.artifacts import ArtifactStore
 
 

@@ -16,7 +16,7 @@ each message with media names its ids (`[attached: image_1]`) so the model can p
 With `native_tools` (default) the tool schemas go in `tools` and the server's `tool_calls` become
 `ToolCall`s; `<tool_call>` blocks in the content are parsed too, for servers that answer in text.
 With `native_tools=False` the tool prompt and past calls are rendered as text
-(`mmagent.toolcall.template_messages`), exactly as the local backends see them. `ChatResult.text`
+(`mmagent.protocol.toolcall.template_messages`), exactly as the local backends see them. `ChatResult.text`
 always holds the calls in the one `<tool_call>` format, so a remote model's logged turns are
 training data for the local one.
 
@@ -43,8 +43,8 @@ import httpx
 from pydantic import BaseModel, Field
 
 from mmagent.backends.media import audio_payload, image_payload, to_data_uri
-from mmagent.chat import ChatResult, Message, OnToken, ToolCall
 from mmagent.errors import UserError
+from mmagent.protocol.chat import ChatResult, Message, OnToken, ToolCall
 
 if TYPE_CHECKING:
     from mmagent.tools.artifacts import ArtifactStore
@@ -251,7 +251,7 @@ class RemoteChatModel:
 def native_messages(messages: Sequence[Message]) -> list[dict[str, Any]]:
     """`Message`s -> OpenAI messages with native `tool_calls` / `tool` turns; ids filled in where
     missing (a tool result without an id answers the oldest open call of the same name)."""
-    from mmagent.toolcall import attachment_note
+    from mmagent.protocol.toolcall import attachment_note
 
     out: list[dict[str, Any]] = []
     open_calls: list[tuple[str, str]] = []  # (call id, tool name), not yet answered
@@ -308,7 +308,7 @@ def _answer(open_calls: list[tuple[str, str]], name: str | None) -> str | None:
 def text_messages(messages: Sequence[Message], tools: list[dict[str, Any]] | None) -> list[dict[str, Any]]:
     """The local backends' rendering (tool prompt, `<tool_call>` text); tool results sent as user
     turns, since servers reject `tool` turns that answer no native call."""
-    from mmagent.toolcall import template_messages
+    from mmagent.protocol.toolcall import template_messages
 
     rendered = template_messages(messages, tools)
     return [{"role": "user" if t["role"] == "tool" else t["role"], "content": t["content"]} for t in rendered]
@@ -360,7 +360,7 @@ class _Reply:
             self.completion_tokens = int(usage.get("completion_tokens") or 0)
 
     def to_result(self, model: str) -> ChatResult:
-        from mmagent.toolcall import format_calls, loads_json, parse_tool_calls
+        from mmagent.protocol.toolcall import format_calls, loads_json, parse_tool_calls
 
         calls, errors = [], []
         for n, part in enumerate(self.calls[k] for k in sorted(self.calls)):

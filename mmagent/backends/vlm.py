@@ -12,11 +12,11 @@ Spec string for `mmagent.backends.load_chat_model`: `vlm:<catalog name | path | 
 `vlm:./my-llava` -> `VLMChatModel.from_pretrained("./my-llava")`.
 
 The conversation goes through the processor's own chat template: messages are rendered as
-`mmagent.toolcall.template_messages` renders them for every backend (tool prompt in the system
+`mmagent.protocol.toolcall.template_messages` renders them for every backend (tool prompt in the system
 message, calls in the `<tool_call>` format, `[attached: image_1]` notes), and each message's
 images become `{"type": "image"}` parts in front of its text, which the processor expands to the
-model's image tokens. The reply is parsed with `mmagent.toolcall.parse_tool_calls`;
-`constrained=True` adds `mmagent.constrained`'s tool-call grammar as a logits processor.
+model's image tokens. The reply is parsed with `mmagent.protocol.toolcall.parse_tool_calls`;
+`constrained=True` adds `mmagent.protocol.constrained`'s tool-call grammar as a logits processor.
 
 Image processors are the slow PIL ones (`backend="pil"`): the fast ones need torchvision, which
 has no CPU build here. For the same reason Qwen2-VL does not load here: transformers 5.23's
@@ -35,7 +35,7 @@ from PIL import Image
 from transformers import TextStreamer
 
 from mmagent.backends.media import DEFAULT_MAX_PIXELS, MediaError, UnsupportedMediaError, load_message_images
-from mmagent.chat import ChatResult, ContextOverflowError, Message, OnToken
+from mmagent.protocol.chat import ChatResult, ContextOverflowError, Message, OnToken
 
 if TYPE_CHECKING:
     from transformers import PreTrainedModel, ProcessorMixin
@@ -84,9 +84,9 @@ class VLMChatModel:
         """Loads a catalog name, local folder or hub id on the configured device and dtype."""
         from transformers import AutoModelForImageTextToText, AutoProcessor
 
-        from mmagent.backbone import backbone_path
-        from mmagent.catalog import CATALOG
         from mmagent.config import apply_thread_policy, get_settings, torch_dtype
+        from mmagent.hub.catalog import CATALOG
+        from mmagent.model.backbone import backbone_path
 
         settings = settings or get_settings()
         apply_thread_policy(settings)
@@ -110,7 +110,7 @@ class VLMChatModel:
         constrained: bool = False,
         on_token: OnToken | None = None,
     ) -> ChatResult:
-        from mmagent.toolcall import parse_tool_calls
+        from mmagent.protocol.toolcall import parse_tool_calls
 
         conversation, images = self.conversation(messages, tools, artifacts)
         inputs = self.encode(conversation, images)
@@ -130,7 +130,7 @@ class VLMChatModel:
         self, messages: Sequence[Message], tools: list[dict[str, Any]] | None, artifacts: ArtifactStore | None
     ) -> tuple[list[dict[str, Any]], list[Image.Image]]:
         """Messages -> (chat-template conversation with image parts, the images in prompt order)."""
-        from mmagent.toolcall import template_messages
+        from mmagent.protocol.toolcall import template_messages
 
         _check_prompt(messages)
         rendered = template_messages(messages, tools)
@@ -228,12 +228,12 @@ def _eos_ids(model: PreTrainedModel, tokenizer) -> set[int]:
 
 
 def _constrained_processors(tokenizer, tools: list[dict[str, Any]], eos: set[int], max_new_tokens: int):
-    """`mmagent.constrained`'s tool-call grammar as an HF logits processor: once the model opens
+    """`mmagent.protocol.constrained`'s tool-call grammar as an HF logits processor: once the model opens
     `<tool_call>`, only a call that parses and fits one tool's schema can follow, and an open call
     is closed before the token budget runs out."""
     from transformers import LogitsProcessorList
 
-    from mmagent.constrained import tool_call_processor
+    from mmagent.protocol.constrained import tool_call_processor
 
     return LogitsProcessorList([tool_call_processor(tokenizer, tools, eos_token_ids=sorted(eos), max_new_tokens=max_new_tokens)])
 

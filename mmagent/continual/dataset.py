@@ -36,9 +36,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-from mmagent.chat import Message, ToolCall
 from mmagent.feedback import Feedback, LoggedTurn, validate_calls
-from mmagent.toolcall import format_calls
+from mmagent.protocol.chat import Message, ToolCall
+from mmagent.protocol.toolcall import format_calls
 
 _ARTIFACT_ID = re.compile(r"^(image|audio|text)_\d+$")
 _WORD = re.compile(r"[a-z0-9]+")
@@ -80,7 +80,7 @@ class Example(BaseModel):
         return "pair" if self.rejected_calls or self.rejected_answer else "desirable"
 
     def target_text(self) -> str:
-        """The assistant text in THE tool-call format (`mmagent.toolcall.format_calls`)."""
+        """The assistant text in THE tool-call format (`mmagent.protocol.toolcall.format_calls`)."""
         return format_calls(self.calls) if self.calls else self.answer
 
     def rejected_text(self) -> str:

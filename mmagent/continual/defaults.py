@@ -14,8 +14,6 @@ from mmagent.continual.learn import LearnConfig, LearnEnv
 from mmagent.continual.update import UpdateConfig
 from mmagent.errors import UserError
 
-
-
 DEFAULT_MODEL = "mmagent-default"
 
 
@@ -38,7 +36,7 @@ def default_suites() -> list[Path]:
 
 def default_model_folder(model: str = DEFAULT_MODEL) -> Path:
     """A composed MM-LLM's folder: a catalog name (kind mmllm) or a folder saved by `MMLLM.save_pretrained`."""
-    from mmagent.catalog import CATALOG
+    from mmagent.hub.catalog import CATALOG
 
     folder = Path(model).expanduser()
     if not folder.is_dir():
@@ -104,7 +102,7 @@ def default_env(settings=None, regression_suite: Path | list[Path] | None = None
     def load_mmllm():
         import torch
 
-        from mmagent.mmllm import MMLLM
+        from mmagent.model.mmllm import MMLLM
 
         return MMLLM.from_pretrained(folder, settings, dtype=torch.float32)
 

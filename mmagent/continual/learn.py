@@ -28,7 +28,6 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from mmagent.chat import ChatModel
 from mmagent.continual.dataset import Build, DatasetConfig, Example, build_dataset
 from mmagent.continual.gate import GateConfig, GateReport, decide_results, poisoning_check
 from mmagent.continual.metrics import ContinualReport, RoundScores, continual_metrics
@@ -37,6 +36,7 @@ from mmagent.continual.suites import ItemResult, ScoreCache, percent, run_suite,
 from mmagent.continual.update import TrainJob, UpdateConfig
 from mmagent.errors import UserError
 from mmagent.feedback import FeedbackStore, LoggedTurn, TurnLookup
+from mmagent.protocol.chat import ChatModel
 
 log = logging.getLogger(__name__)
 

@@ -42,7 +42,7 @@ from mmagent.atomic import atomic_write_text as atomic_write
 from mmagent.errors import UserError
 
 ADAPTER_FILES = ("adapter_config.json",)  # what a complete peft adapter folder must hold
-WEIGHTS_FILE = "adapter_model.safetensors"  # what serving loads (`mmagent.lora.load_adapter`)
+WEIGHTS_FILE = "adapter_model.safetensors"  # what serving loads (`mmagent.model.lora.load_adapter`)
 MAX_HISTORY = 20  # versions `previous` remembers for rollback
 LOCK_TIMEOUT_S = 60.0
 _VERSION = re.compile(r"^v[0-9]{4,}$")

@@ -23,7 +23,7 @@ import torch
 from PIL import Image
 from torch import nn
 
-from mmagent.chat import Message, ToolCall
+from mmagent.protocol.chat import Message, ToolCall
 from mmagent.tools.base import ImageId, tool
 from mmagent.tools.registry import ToolRegistry
 
@@ -120,7 +120,7 @@ def tiny_tokenizer():
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast
 
-    from mmagent.toolcall import format_calls, render_tool_prompt
+    from mmagent.protocol.toolcall import format_calls, render_tool_prompt
 
     corpus = [render_tool_prompt(tiny_tools().schemas()), "[attached: image_1] user assistant system tool"]
     corpus += READ + FACES + COIN + DIE + CARD + [p for p, _ in CHAT] + [format_calls([c]) for c in (RT, DF, FC, RD, PC)]
@@ -243,7 +243,7 @@ class TinyWorld:
 
     @staticmethod
     def _mmllm(llm, tok):
-        from mmagent.mmllm import MMLLM, MMLLMConfig
+        from mmagent.model.mmllm import MMLLM, MMLLMConfig
 
         return MMLLM(MMLLMConfig(llm="tiny", encoder="tiny"), llm, tok, PatchEncoder())
 

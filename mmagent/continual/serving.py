@@ -12,8 +12,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from mmagent.chat import AdapterHost
 from mmagent.continual.registry import AdapterRegistry, default_registry
+from mmagent.protocol.chat import AdapterHost
 
 log = logging.getLogger(__name__)
 
@@ -67,7 +67,7 @@ def _say_fallback(bad: list[str], failed: dict[str, str], instead: str) -> None:
 
 
 class PromotedAdapter:
-    """The learning loop's `AdapterHook` for a composed model (see `mmagent.chat.ServesSessions`):
+    """The learning loop's `AdapterHook` for a composed model (see `mmagent.protocol.chat.ServesSessions`):
     a new session runs with the version promoted in `registry` (default `<home>/adapters`, read
     at each new session: a promotion needs no restart), or the previous good one if it fails to load."""
 

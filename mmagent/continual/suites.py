@@ -24,7 +24,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from mmagent.chat import ChatModel
+from mmagent.protocol.chat import ChatModel
 
 NO_TOOL = "(no tool)"
 
@@ -89,7 +89,7 @@ def _avoided(suite: Path) -> dict[str, str]:
 
 
 def _avoids(pred: Any, rated_down: str, tools: list[dict[str, Any]]) -> bool:
-    from mmagent.toolcall import format_calls, function_of
+    from mmagent.protocol.toolcall import format_calls, function_of
 
     offered = {function_of(t)["name"] for t in tools}
     text = format_calls(pred.calls) if pred.calls else "".join(pred.texts).strip()

@@ -33,8 +33,8 @@ from typing import Any, Literal, Protocol
 import torch
 from pydantic import BaseModel, Field
 
-from mmagent.chat import Message
 from mmagent.continual.dataset import Example
+from mmagent.protocol.chat import Message
 
 log = logging.getLogger(__name__)
 
@@ -98,7 +98,7 @@ def default_backbone(rc) -> Any:
     from mmagent.recipes.tool_tuning import Backbone, build_llm
 
     if rc.multimodal is not None:
-        from mmagent.mmllm import MMLLM
+        from mmagent.model.mmllm import MMLLM
 
         mm = MMLLM.from_pretrained(rc.multimodal, dtype=torch.float32)
         bb = Backbone(mm.llm, mm.tokenizer, mm)
@@ -192,8 +192,7 @@ def _previous_adapter(bb: Any, job: TrainJob, rc) -> Path | None:
 
 def prepare(bb: Any, job: TrainJob, rc) -> tuple[Penalty | None, Callable[[Path], Path]]:
     """Sets up the trainable adapter `learn` for the method; returns its penalty and the finisher."""
-    from mmagent import lora
-
+    from mmagent.model import lora
     cfg, llm = job.cfg, bb.llm
     prev = _previous_adapter(bb, job, rc)
     settings = lora.LoraSettings(r=rc.lora.r, alpha=rc.lora.alpha, dropout=rc.lora.dropout, target_modules=rc.lora.targets)
@@ -243,8 +242,16 @@ def fit(bb: Any, convs: list[Any], tools: list[dict[str, Any]], rc, penalty: Pen
     """The recipe's step loop plus `penalty(llm)` and `extra(step)` (a loss, e.g. the preference
     terms); checkpoints and resumes in `rc.out`; returns the adapter folder."""
     from mmagent.recipes.sequences import IGNORE, system_prefix
-    from mmagent.recipes.tool_tuning import (AssistantLoss, batches_for_step, encode_all, export, load_checkpoint, lr_lambda,
-                                             make_batch, save_checkpoint)
+    from mmagent.recipes.tool_tuning import (
+        AssistantLoss,
+        batches_for_step,
+        encode_all,
+        export,
+        load_checkpoint,
+        lr_lambda,
+        make_batch,
+        save_checkpoint,
+    )
 
     out = Path(rc.out)
     out.mkdir(parents=True, exist_ok=True)

@@ -24,9 +24,9 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 
-from mmagent.chat import ToolCall
 from mmagent.errors import UserError
 from mmagent.interop.media import MediaInputError, image_bytes
+from mmagent.protocol.chat import ToolCall
 from mmagent.serve.openai_protocol import ApiError
 from mmagent.serve.wire import parse, read_json, run_streaming, sse
 

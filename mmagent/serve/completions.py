@@ -31,16 +31,37 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 
-from mmagent.chat import ChatResult, ContextOverflowError, Message, ServesSessions, ToolCall, resolve_constrained, supports_constrained
 from mmagent.errors import UserError
 from mmagent.interop.media import MediaInputError, audio_bytes, image_bytes
+from mmagent.protocol.chat import (
+    ChatResult,
+    ContextOverflowError,
+    Message,
+    ServesSessions,
+    ToolCall,
+    resolve_constrained,
+    supports_constrained,
+)
+from mmagent.protocol.toolcall import CALL_CLOSE, CALL_OPEN, format_tool_result, parse_tool_calls
 from mmagent.serve.openai_protocol import (
-    ApiError, AssistantMessage, ChatCompletion, ChatCompletionChunk, ChatCompletionRequest, ChatMessageIn, Choice, ChunkChoice,
-    Delta, DeltaToolCall, FunctionCallOut, ModelCard, ModelList, ToolCallOut, Usage,
+    ApiError,
+    AssistantMessage,
+    ChatCompletion,
+    ChatCompletionChunk,
+    ChatCompletionRequest,
+    ChatMessageIn,
+    Choice,
+    ChunkChoice,
+    Delta,
+    DeltaToolCall,
+    FunctionCallOut,
+    ModelCard,
+    ModelList,
+    ToolCallOut,
+    Usage,
 )
 from mmagent.serve.shared_model import SharedChatModel, use_session
 from mmagent.serve.wire import parse, read_json, run_streaming, sse
-from mmagent.toolcall import CALL_CLOSE, CALL_OPEN, format_tool_result, parse_tool_calls
 
 log = logging.getLogger(__name__)
 DEFAULT_MAX_TOKENS = 256
@@ -198,7 +219,7 @@ def completion(result: ChatResult, model_id: str, max_new: int, offered: bool) -
 
 def to_messages(messages: list[ChatMessageIn], store: Any, allow_urls: bool) -> list[Message]:
     """OpenAI messages -> `Message`s; media are stored in `store` (checked there) and named by id."""
-    from mmagent.toolcall import loads_json
+    from mmagent.protocol.toolcall import loads_json
     from mmagent.tools.artifacts import ArtifactError
 
     out: list[Message] = []

@@ -18,7 +18,7 @@ import contextvars
 import threading
 from typing import Any
 
-from mmagent.chat import ChatModel, ChatResult, Message, OnToken
+from mmagent.protocol.chat import ChatModel, ChatResult, Message, OnToken
 
 _SESSION: contextvars.ContextVar[str | None] = contextvars.ContextVar("mmagent_serve_session", default=None)
 

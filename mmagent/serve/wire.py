@@ -37,7 +37,7 @@ async def read_json(request: Request, max_bytes: int) -> Any:
         body += chunk
         if len(body) > max_bytes:
             raise _too_large(len(body), max_bytes)
-    from mmagent.toolcall import loads_json
+    from mmagent.protocol.toolcall import loads_json
 
     try:
         return loads_json(body.decode("utf-8"))

@@ -9,15 +9,15 @@ import pytest
 from PIL import Image
 from pydantic import ValidationError
 
-from mmagent.toolcall import parse_tool_calls
+from mmagent.protocol.toolcall import parse_tool_calls
 
 pytestmark = pytest.mark.integration
 
 
 def test_one_turn_on_the_embedded_model(tmp_path):
     from mmagent.agent import Agent
-    from mmagent.constrained import tool_call_processor
-    from mmagent.generation import SamplingConfig
+    from mmagent.model.generation import SamplingConfig
+    from mmagent.protocol.constrained import tool_call_processor
 
     agent = Agent(model="mmagent-default", tools=["resize_image", "crop_image"], constrained=True, max_new_tokens=24,
                   max_steps=1, log=tmp_path / "log.sqlite", checkpoint=tmp_path / "ckpt.sqlite", artifacts_root=tmp_path / "art")

@@ -25,7 +25,7 @@ def default_model():
 
 
 def test_efficientnet_top1_on_photos(photos):
-    from mmagent.encoders.efficientnet import load_efficientnet_lite0
+    from mmagent.model.encoders.efficientnet import load_efficientnet_lite0
 
     enc = load_efficientnet_lite0()
     cat, coffee = enc.classify([photos["chelsea"], photos["coffee"]], k=3)
@@ -37,8 +37,9 @@ def test_efficientnet_top1_on_photos(photos):
 
 
 def test_default_generates_text_from_an_image(photos, tmp_path, default_model):
-    from mmagent.chat import Message
     from mmagent.tools.artifacts import ArtifactStore
+
+    from mmagent.protocol.chat import Message
 
     model = default_model
     store = ArtifactStore(tmp_path / "art", "t")
@@ -53,7 +54,7 @@ def test_default_generates_text_from_an_image(photos, tmp_path, default_model):
 
 
 def test_default_build_inputs_with_tools(photos, default_model):
-    from mmagent.chat import Message, ToolCall
+    from mmagent.protocol.chat import Message, ToolCall
 
     mm = default_model.model
     tools = [{"type": "function", "function": {"name": "classify_image", "description": "Names what an image shows.",

@@ -9,9 +9,9 @@ pytestmark = pytest.mark.integration
 
 
 def test_smollm2_loads_and_answers():
-    from mmagent.backbone import load_causal_lm
-    from mmagent.catalog import CATALOG
-    from mmagent.provision import ensure, is_present
+    from mmagent.hub.catalog import CATALOG
+    from mmagent.hub.provision import ensure, is_present
+    from mmagent.model.backbone import load_causal_lm
 
     ensure("smollm2-135m-instruct")
     assert is_present(CATALOG.get("smollm2-135m-instruct"))

@@ -10,11 +10,10 @@ import wave
 import matplotlib
 import numpy as np
 import pytest
-from PIL import Image, ImageDraw, ImageFont
-
 from mmagent.tools.artifacts import ArtifactStore
 from mmagent.tools.base import ToolContext
 from mmagent.tools.registry import ToolRegistry, default_registry
+from PIL import Image, ImageDraw, ImageFont
 
 pytestmark = pytest.mark.integration
 
@@ -126,7 +125,7 @@ def test_speak_then_transcribe_round_trip(ctx):
 
 
 def test_generate_image_with_the_embedded_digits_generator(reg, ctx):
-    from mmagent.digits_pipeline import DEFAULT_WEIGHTS
+    from mmagent.model.digits_pipeline import DEFAULT_WEIGHTS
 
     if not (DEFAULT_WEIGHTS / "model_index.json").is_file():
         pytest.skip(f"the embedded digits generator has not been trained into {DEFAULT_WEIGHTS} yet")
@@ -145,9 +144,8 @@ def test_detect_objects_unconfigured_explains(reg, ctx, monkeypatch):
 def test_cli_call_memory_tools_use_the_home_memory(tmp_path, monkeypatch):
     import json
 
-    from typer.testing import CliRunner
-
     from mmagent.cli.app import app
+    from typer.testing import CliRunner
 
     monkeypatch.setenv("MMAGENT_HOME", str(tmp_path / "home"))
     runner = CliRunner()

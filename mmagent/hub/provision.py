@@ -27,8 +27,8 @@ import httpx
 from filelock import FileLock
 
 from mmagent.atomic import atomic_write_text
-from mmagent.catalog import CATALOG, EmbeddedSource, ModelEntry
 from mmagent.config import Settings, get_settings
+from mmagent.hub.catalog import CATALOG, EmbeddedSource, ModelEntry
 
 log = logging.getLogger(__name__)
 MANIFEST = "manifest.json"
@@ -106,14 +106,14 @@ def provision(entry: ModelEntry, settings: Settings | None = None, progress: boo
 # --- preparation: conversions done once so later loads are fast -------------------------------
 
 def _prepare_llm(folder: Path) -> None:
-    from mmagent.backbone import convert_gguf_to_safetensors
+    from mmagent.model.backbone import convert_gguf_to_safetensors
 
     (gguf,) = folder.glob("*.gguf")
     convert_gguf_to_safetensors(gguf, folder / "hf")
 
 
 def _prepare_image_encoder(folder: Path) -> None:
-    from mmagent.encoders.efficientnet import convert_checkpoint
+    from mmagent.model.encoders.efficientnet import convert_checkpoint
 
     (pth,) = folder.glob("*.pth")
     convert_checkpoint(pth, folder / "model.safetensors")

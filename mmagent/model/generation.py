@@ -2,11 +2,11 @@
 
 The loop is separate from the model that runs each step (a `Decoder`): `HFDecoder` runs any
 transformers causal LM with its KV cache; `RecomputeDecoder` re-runs the whole sequence every
-step (no cache: the reference the cache must equal); `mmagent.llama_decoder.LlamaDecoder` is a lean
+step (no cache: the reference the cache must equal); `mmagent.model.llama_decoder.LlamaDecoder` is a lean
 Llama-family step with a preallocated cache for CPU speed. Prompts enter as input embeddings, so
 media features spliced by the MM-LLM pass through unchanged.
 
-Per step: logits [B, V] -> processors (e.g. `mmagent.constrained`'s tool-call grammar, a plain
+Per step: logits [B, V] -> processors (e.g. `mmagent.protocol.constrained`'s tool-call grammar, a plain
 `(input_ids [B, T], scores [B, V]) -> scores` callable) -> greedy or temperature/top-k/top-p
 sampling -> token [B] -> `on_step` (streaming) -> stop at EOS or the budget.
 """

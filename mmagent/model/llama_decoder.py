@@ -11,7 +11,7 @@ runs the same math with fewer, larger ops:
 - grouped-query attention through `scaled_dot_product_attention(enable_gqa=True)`;
 - optionally int8 matmuls for decode steps (fbgemm dynamic quantization; see `Linear`), with
   prefill in bf16 where the CPU has native bf16 and in fp32 where it would be emulated
-  (`mmagent.cpu`);
+  (`mmagent.model.cpu`);
 - prefix reuse: the KV of the last generation (prompt + generated tokens) is kept, and the next
   prefill computes only the positions after the longest common prefix of input embeddings, so
   the system prompt and tool signatures are prefilled once per (model, adapter, tool set) and a
@@ -19,7 +19,7 @@ runs the same math with fewer, larger ops:
 - an active LoRA adapter merged into the fused weights (W + B A * alpha / r), so adapters cost
   nothing per token. Rebuilt when the adapter or its weights change (see `fingerprint`).
 
-It is an inference path only (no autograd); `mmagent.generation.HFDecoder` is the reference and
+It is an inference path only (no autograd); `mmagent.model.generation.HFDecoder` is the reference and
 the tests check both give the same tokens. Anything that is not this architecture is refused by
 `supports()` (checked on the modules, not the model's name) and runs through `HFDecoder`.
 """
@@ -73,7 +73,7 @@ def _weight(linear: nn.Module) -> torch.Tensor:
 
 def fingerprint(model: PreTrainedModel) -> tuple:
     """Changes when adapters are switched or their weights are updated in place (optimizer steps)."""
-    from mmagent.lora import active_adapter
+    from mmagent.model.lora import active_adapter
 
     adapters = active_adapter(model)
     versions = tuple(p._version for n, p in model.named_parameters() if "lora_" in n)
@@ -148,14 +148,14 @@ class _Layer:
 
 
 class LlamaDecoder:
-    """`mmagent.generation.Decoder` with fused weights and a static KV cache."""
+    """`mmagent.model.generation.Decoder` with fused weights and a static KV cache."""
 
     def __init__(self, model: PreTrainedModel, max_len: int | None = None, dtype: torch.dtype | None = None,
                  quantize: bool = False, reuse_prefix: bool = True) -> None:
         """`dtype`: the matmul weights' dtype (default the model's; with `quantize`, the prefill
         weights' dtype, default by the CPU). `quantize`: int8 matmuls for decode steps, float
         weights for prefill, and fp32 for everything between (what fbgemm takes)."""
-        from mmagent.cpu import cpu_features
+        from mmagent.model.cpu import cpu_features
 
         if not supports(model):
             raise ValueError(f"{type(model).__name__} is not a Llama-style model; use generation.HFDecoder")

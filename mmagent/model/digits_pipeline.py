@@ -5,11 +5,11 @@ What ships
             `DigitsPipeline.save_pretrained`: `model_index.json`, `unet/` (a diffusers
             `UNet2DModel`, safetensors), `scheduler/` (`DDIMScheduler`), plus the recipe's
             `train_config.yaml`, `eval.json` (classifier check, per class), `samples.png`, `loss.png`.
-    Class   `mmagent.digits_pipeline.DigitsPipeline` (a `diffusers.DiffusionPipeline` subclass).
+    Class   `mmagent.model.digits_pipeline.DigitsPipeline` (a `diffusers.DiffusionPipeline` subclass).
     Trained by `recipes/digits_diffusion.py` on sklearn's `load_digits()` (8x8 handwritten digits).
 
 How to call it
-    >>> from mmagent.digits_pipeline import load_default_pipeline, digits_from_prompt
+    >>> from mmagent.model.digits_pipeline import load_default_pipeline, digits_from_prompt
     >>> pipe = load_default_pipeline()                      # or DigitsPipeline.from_pretrained(folder)
     >>> labels = digits_from_prompt("a handwritten 7")      # -> [7]
     >>> out = pipe(labels, num_inference_steps=25, generator=torch.Generator().manual_seed(0))
@@ -23,7 +23,7 @@ Loading
     `DigitsPipeline.from_pretrained(folder)` works as for any diffusers pipeline (safetensors).
     `DiffusionPipeline.from_pretrained(folder)` cannot resolve the class by itself because
     `model_index.json` names `DigitsPipeline`, which is not in diffusers; call it on this class,
-    or pass `custom_pipeline=mmagent.digits_pipeline.__file__`.
+    or pass `custom_pipeline=mmagent.model.digits_pipeline.__file__`.
 
 Conditioning: the UNet's class embedding has 11 rows: ids 0-9 are the digits and id 10 is the
 "null" class the recipe trains with label dropout, so sampling can use classifier-free guidance
@@ -43,7 +43,7 @@ from diffusers.schedulers.scheduling_utils import SchedulerMixin
 from diffusers.utils.torch_utils import randn_tensor
 from PIL import Image
 
-DEFAULT_WEIGHTS = Path(__file__).resolve().parent / "weights" / "digits-diffusion"
+DEFAULT_WEIGHTS = Path(__file__).resolve().parents[1] / "weights" / "digits-diffusion"
 NUM_DIGITS = 10
 NULL_CLASS = NUM_DIGITS  # the unconditional class id used for classifier-free guidance
 

@@ -1,6 +1,6 @@
 """A conversation -> the LLM's chat-template text, its token ids, and labels on assistant turns.
 
-Messages go through `mmagent.toolcall.template_messages` (tool prompt in the system message, calls
+Messages go through `mmagent.protocol.toolcall.template_messages` (tool prompt in the system message, calls
 re-rendered in the one tool-call format, media ids named) so that the composed model sees exactly
 what the training data contains. Each image adds one placeholder at the start of its message
 (unless the text already places them). Labels keep only assistant turns (their text and the
@@ -19,7 +19,7 @@ from typing import Any
 
 from transformers import PreTrainedTokenizerBase
 
-from mmagent.chat import Message
+from mmagent.protocol.chat import Message
 
 IGNORE = -100
 
@@ -39,7 +39,7 @@ def render_conversation(
     image_token: str,
     add_generation_prompt: bool,
 ) -> Rendered:
-    from mmagent.toolcall import template_messages
+    from mmagent.protocol.toolcall import template_messages
 
     if not messages or not any(m.content.strip() or m.images or m.tool_calls for m in messages):
         raise _empty()
@@ -59,7 +59,7 @@ def render_conversation(
 
 
 def _empty() -> ValueError:
-    from mmagent.mmllm import EmptyPromptError
+    from mmagent.model.mmllm import EmptyPromptError
 
     return EmptyPromptError("the prompt is empty: give at least one message with text or an image")
 
@@ -73,7 +73,7 @@ def _with_system(msgs: list[Message], system: str) -> list[Message]:
 
 def _place_images(content: str, m: Message, index: int, image_token: str) -> str:
     """One placeholder per image at the start of the text, or checks the ones the text has."""
-    from mmagent.mmllm import ImageTokenMismatchError
+    from mmagent.model.mmllm import ImageTokenMismatchError
 
     present = content.count(image_token)
     if present == 0:

@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from PIL import Image
 from torch import nn
 
-from mmagent.encoders.preprocess import resize_center_crop, to_tensor
+from mmagent.model.encoders.preprocess import resize_center_crop, to_tensor
 
 log = logging.getLogger(__name__)
 
@@ -141,7 +141,7 @@ class Prediction:
 
 
 class EfficientNetEncoder(nn.Module):
-    """The encoder protocol (`mmagent.encoders.base.ImageEncoder`) over EfficientNet-Lite0.
+    """The encoder protocol (`mmagent.model.encoders.base.ImageEncoder`) over EfficientNet-Lite0.
 
     Visual tokens are the last feature map's cells in raster order: [B, 49, 1280] at 224 px.
     """
@@ -182,8 +182,8 @@ def load_efficientnet_lite0(spec: str = "efficientnet-lite0", settings=None) -> 
     """The encoder with the packaged ImageNet weights (provisioned on first use), in eval mode."""
     from safetensors.torch import load_file
 
-    from mmagent.catalog import CATALOG, EmbeddedSource
-    from mmagent.provision import ensure
+    from mmagent.hub.catalog import CATALOG, EmbeddedSource
+    from mmagent.hub.provision import ensure
 
     entry = CATALOG.resolve(spec, kind="image-encoder")
     folder = ensure(entry, settings) if isinstance(entry.source, EmbeddedSource) else Path(entry.source.path)

@@ -153,7 +153,7 @@ EMBEDDED: dict[str, ModelEntry] = {
 
 # The composed MM-LLMs shipped inside the package: a folder with `mmllm_config.json` (naming the
 # LLM and encoder above) and, once trained, `projector.safetensors` and `adapters/<name>/`.
-PACKAGED_WEIGHTS = Path(__file__).parent / "weights"
+PACKAGED_WEIGHTS = Path(__file__).parents[1] / "weights"  # mmagent/weights
 EMBEDDED["mmagent-default"] = ModelEntry(
     name="mmagent-default",
     kind="mmllm",

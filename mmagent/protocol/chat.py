@@ -3,7 +3,7 @@
 Messages carry text plus media as artifact ids (`image_1`, `audio_1`; see `mmagent.tools.artifacts`);
 a backend that needs pixels asks the artifact store passed to `chat`. A backend answers with a
 `ChatResult`: the raw text, the tool calls parsed from it (in the one tool-call format, see
-`mmagent.toolcall`), and what it could not parse. Tokens can be streamed through `on_token`.
+`mmagent.protocol.toolcall`), and what it could not parse. Tokens can be streamed through `on_token`.
 """
 
 from __future__ import annotations

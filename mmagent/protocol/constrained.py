@@ -2,7 +2,7 @@
 
 Guarantee: once the model opens `<tool_call>`, every next token is masked so that the block can only
 become `{"name": "<a registered tool>", "arguments": <JSON valid for that tool's schema>}</tool_call>`,
-written exactly as `mmagent.toolcall.format_call` writes it (the training format: `", "` and
+written exactly as `mmagent.protocol.toolcall.format_call` writes it (the training format: `", "` and
 `": "`, no free whitespace, no unknown argument). Outside a call the model is free: it may answer in
 prose (`mode="auto"`), or it must call (`mode="required"`). Given `max_new_tokens`, the processor
 spends the end of the budget closing an open call; a call can still be cut off when the budget
@@ -16,7 +16,7 @@ whole-vocabulary indexes per schema (slow for a 49k vocabulary on 2 cores).
 
 One processor serves both decode loops: it is a `transformers.LogitsProcessor` (HF `generate`)
 and a plain callable `(input_ids [B, T], scores [B, V]) -> scores` (the composed backend's loop in
-`mmagent.generation`). It is stateful: one instance per generation.
+`mmagent.model.generation`). It is stateful: one instance per generation.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ import numpy as np
 import torch
 from transformers import LogitsProcessor, PreTrainedTokenizerBase
 
-from mmagent.toolcall import CALL_CLOSE, CALL_OPEN, function_of
+from mmagent.protocol.toolcall import CALL_CLOSE, CALL_OPEN, function_of
 
 Mode = Literal["auto", "required"]
 
@@ -199,8 +199,8 @@ class ToolCallGrammar:
         """Tokens of the shortest valid call of each tool (required arguments at minimal values):
         how much budget a call needs to be finished."""
         if self._min_tokens is None:
-            from mmagent.chat import ToolCall
-            from mmagent.toolcall import format_call
+            from mmagent.protocol.chat import ToolCall
+            from mmagent.protocol.toolcall import format_call
 
             self._min_tokens = {}
             for tool in self.tools:

@@ -29,7 +29,7 @@ import re
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from mmagent.chat import Message, ToolCall
+from mmagent.protocol.chat import Message, ToolCall
 
 log = logging.getLogger(__name__)
 

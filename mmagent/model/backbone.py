@@ -14,8 +14,8 @@ from pathlib import Path
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
 
-from mmagent.catalog import CATALOG, EmbeddedSource, HubSource, ModelEntry
 from mmagent.config import Settings, apply_thread_policy, get_settings, torch_dtype
+from mmagent.hub.catalog import CATALOG, EmbeddedSource, HubSource, ModelEntry
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +38,7 @@ def convert_gguf_to_safetensors(gguf: Path, out: Path) -> Path:
 def backbone_path(entry: ModelEntry, settings: Settings | None = None) -> str:
     """Where `from_pretrained` should look for this entry's weights."""
     if isinstance(entry.source, EmbeddedSource):
-        from mmagent.provision import ensure
+        from mmagent.hub.provision import ensure
 
         return str(ensure(entry, settings) / "hf")
     if isinstance(entry.source, HubSource):

@@ -32,12 +32,12 @@ from pydantic import BaseModel, Field
 from torch import nn
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-from mmagent import lora
-from mmagent.chat import ContextOverflowError, Message
-from mmagent.encoders.preprocess import MAX_PIXELS, check_image
-from mmagent.generation import Decoder, GenerationResult, HFDecoder, LogitsProcessor, RecomputeDecoder, SamplingConfig, generate
-from mmagent.projectors import ProjectorConfig, build_projector, projected_tokens
-from mmagent.token_reduction import ReductionConfig, TokenReducer
+from mmagent.model import lora
+from mmagent.model.encoders.preprocess import MAX_PIXELS, check_image
+from mmagent.model.generation import Decoder, GenerationResult, HFDecoder, LogitsProcessor, RecomputeDecoder, SamplingConfig, generate
+from mmagent.model.projectors import ProjectorConfig, build_projector, projected_tokens
+from mmagent.model.token_reduction import ReductionConfig, TokenReducer
+from mmagent.protocol.chat import ContextOverflowError, Message
 
 log = logging.getLogger(__name__)
 FEATURE_CACHE = 32  # image feature sets kept (49 x 576 floats each: ~110 KB)
@@ -55,11 +55,11 @@ class MMLLMConfig(BaseModel):
     image_token: str = "<image>"
     max_image_pixels: int = Field(default=MAX_PIXELS, gt=0)
     seed: int = Field(default=0, description="initializes the projector reproducibly until it is trained")
-    fast_decode: bool = Field(default=True, description="decode Llama-style LLMs with mmagent.llama_decoder (fused weights, static cache)")
+    fast_decode: bool = Field(default=True, description="decode Llama-style LLMs with mmagent.model.llama_decoder (fused weights, static cache)")
     decode_dtype: Literal["auto", "float32", "bfloat16", "int8"] = Field(
         default="auto", description="fast decoder's matmuls: auto = the LLM's dtype (exact); int8 = fbgemm int8 decode steps + float prefill")
     prefill_dtype: Literal["auto", "float32", "bfloat16"] = Field(
-        default="auto", description="int8 decoder's prefill matmuls: auto = bf16 where the CPU has it natively, else fp32 (mmagent.cpu)")
+        default="auto", description="int8 decoder's prefill matmuls: auto = bf16 where the CPU has it natively, else fp32 (mmagent.model.cpu)")
     adapters: list[str] = Field(default_factory=list, description="saved adapter names (filled by save_pretrained)")
     active_adapter: str | None = None
 
@@ -114,8 +114,8 @@ class MMLLM(nn.Module):
     @classmethod
     def from_config(cls, config: MMLLMConfig, settings=None, dtype: torch.dtype | None = None) -> MMLLM:
         """Loads the LLM and encoder named in the config (provisioning embedded ones on first use)."""
-        from mmagent.backbone import load_causal_lm
-        from mmagent.encoders import load_encoder
+        from mmagent.model.backbone import load_causal_lm
+        from mmagent.model.encoders import load_encoder
 
         llm, tok = load_causal_lm(config.llm, settings, dtype=dtype)
         return cls(config, llm, tok, load_encoder(config.encoder, settings)).eval()
@@ -210,12 +210,12 @@ class MMLLM(nn.Module):
     ) -> MMInputs:
         """A conversation -> `MMInputs` (ids, mask, labels on assistant turns, pixels).
 
-        `messages`: `mmagent.chat.Message`s (or dicts of their fields) whose `images` are artifact
+        `messages`: `mmagent.protocol.chat.Message`s (or dicts of their fields) whose `images` are artifact
         ids; `artifacts` resolves them: an `ArtifactStore`, or a mapping id -> PIL image.
-        `tools`: OpenAI-style schemas, rendered into the system prompt by `mmagent.toolcall`.
+        `tools`: OpenAI-style schemas, rendered into the system prompt by `mmagent.protocol.toolcall`.
         `system`: extra system text. `reserve_tokens`: room to keep for generation.
         """
-        from mmagent.mm_prompt import render_conversation
+        from mmagent.model.mm_prompt import render_conversation
 
         msgs = [m if isinstance(m, Message) else Message(**m) for m in messages]
         rendered = render_conversation(self.tokenizer, msgs, tools, system, self.config.image_token, add_generation_prompt)
@@ -303,11 +303,10 @@ class MMLLM(nn.Module):
         return sorted(ids)
 
     def decoder(self, use_cache: bool = True) -> Decoder:
-        """The step function for `mmagent.generation.generate`: the fast Llama path when the LLM is
+        """The step function for `mmagent.model.generation.generate`: the fast Llama path when the LLM is
         one (and `fast_decode`), else transformers' forward with its cache; `use_cache=False` is the
         recomputing reference."""
-        from mmagent import llama_decoder
-
+        from mmagent.model import llama_decoder
         if not use_cache:
             return RecomputeDecoder(self.llm)
         if not (self.config.fast_decode and llama_decoder.supports(self.llm)):

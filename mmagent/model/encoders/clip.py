@@ -17,7 +17,7 @@ from PIL import Image
 from torch import nn
 from transformers import PreTrainedModel
 
-from mmagent.encoders.preprocess import resize_center_crop, resize_square, to_tensor
+from mmagent.model.encoders.preprocess import resize_center_crop, resize_square, to_tensor
 
 # The OpenAI CLIP normalization; used when a checkpoint ships no preprocessor_config.json.
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)

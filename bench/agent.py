@@ -129,11 +129,11 @@ PROMPTS = [
 
 def decode(max_new_tokens: int) -> None:
     import torch
-    from mmagent.tools.artifacts import ArtifactStore
     from mmagent.tools.registry import default_registry
     from PIL import Image
 
     from mmagent.backends import load_chat_model
+    from mmagent.media.artifacts import ArtifactStore
     from mmagent.model.generation import SamplingConfig
     from mmagent.protocol.chat import Message
     from mmagent.protocol.constrained import tool_call_processor

@@ -105,11 +105,11 @@ def main() -> None:
     import torch
 
     torch.set_num_threads(a.threads)
-    from mmagent.tools.artifacts import ArtifactStore
     from mmagent.tools.base import ToolContext
     from mmagent.tools.registry import ToolRegistry, default_registry
 
     from mmagent.config import get_settings
+    from mmagent.media.artifacts import ArtifactStore
     from mmagent.model.digits_pipeline import DEFAULT_WEIGHTS
 
     get_settings.cache_clear()

@@ -112,10 +112,10 @@ def call(
 
     Example: mmagent tools call read_text --image sign.png --args '{"image": "image_1"}'
     """
-    from mmagent.tools.artifacts import ArtifactError, ArtifactStore
     from mmagent.tools.base import ToolContext
     from mmagent.tools.registry import NO_TIMEOUT
 
+    from mmagent.media.artifacts import ArtifactError, ArtifactStore
     from mmagent.protocol.toolcall import MAX_JSON_DEPTH, loads_json
 
     if no_timeout and timeout is not None:

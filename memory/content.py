@@ -7,11 +7,11 @@ import io
 from collections.abc import Sequence
 from pathlib import Path
 
+from mmagent.memory.embedders import UnsupportedContentError
 from PIL import Image
 
 from mmagent.atomic import atomic_write_bytes
-from mmagent.memory.embedders import UnsupportedContentError
-from mmagent.tools.images import ImageDecodeError, ImageLimits, ImageTooLargeError, check_image_size, decode_image_file
+from mmagent.media.images import ImageDecodeError, ImageLimits, ImageTooLargeError, check_image_size, decode_image_file
 
 
 def save_media(img: Image.Image, folder: Path) -> str:
@@ -42,7 +42,7 @@ def open_image(image: Image.Image | Path | str, limits: ImageLimits = ImageLimit
 
     The limits come before the expensive work: a file's size from `os.stat` before it is read,
     its pixel count from the header (a PIL image's `.size`) before anything is decoded or
-    converted. A file goes through the one decoder of untrusted bytes (`mmagent.tools.images`)."""
+    converted. A file goes through the one decoder of untrusted bytes (`mmagent.media.images`)."""
     if isinstance(image, Image.Image):
         check_image(image, limits)
         img = image
@@ -73,9 +73,10 @@ def transcribe(audio: Path) -> str:
     """Speech to text with the `transcribe_audio` tool (pocketsphinx), through a private artifact store."""
     import tempfile
 
-    from mmagent.tools.artifacts import ArtifactStore
     from mmagent.tools.audio import TranscribeAudio
     from mmagent.tools.base import ToolContext
+
+    from mmagent.media.artifacts import ArtifactStore
 
     if not audio.is_file():
         raise FileNotFoundError(f"no audio file at {audio}")

@@ -21,10 +21,10 @@ from pathlib import Path
 from typing import Protocol, runtime_checkable
 
 import numpy as np
-from mmagent.tools.images import MAX_PIXELS
 from PIL import Image
 
 from mmagent.errors import UserError
+from mmagent.media.images import MAX_PIXELS
 
 log = logging.getLogger(__name__)
 

@@ -136,9 +136,10 @@ class OcrReader:
     """The `read_text` tool (PP-OCRv4) applied to a PIL image, through a private artifact store."""
 
     def __init__(self, min_confidence: float = 0.5):
-        from mmagent.tools.artifacts import ArtifactStore
         from mmagent.tools.base import ToolContext
         from mmagent.tools.ocr import ReadText
+
+        from mmagent.media.artifacts import ArtifactStore
 
         self._tmp = tempfile.TemporaryDirectory(prefix="mmagent-bridge-ocr-")
         self.ctx = ToolContext(artifacts=ArtifactStore(Path(self._tmp.name), session="bridge"))

@@ -33,15 +33,15 @@ from typing import Any, Self
 
 import numpy as np
 from filelock import FileLock, Timeout
+from mmagent.memory import snapshots
+from mmagent.memory.content import check_image, clean_tags, open_image, save_media, transcribe
+from mmagent.memory.embedders import Embedder, UnsupportedContentError
+from mmagent.memory.index import IndexConfig, VectorIndex, normalize
+from mmagent.memory.metadata import DEFAULT_NAMESPACE, ItemRow, MemoryFilter, MetadataDB, Modality, NewItem
 from PIL import Image
 from pydantic import BaseModel
 
-from mmagent.memory.embedders import Embedder, UnsupportedContentError
 from mmagent.errors import UserError
-from mmagent.memory.index import IndexConfig, VectorIndex, normalize
-from mmagent.memory.metadata import DEFAULT_NAMESPACE, ItemRow, MemoryFilter, MetadataDB, Modality, NewItem
-from mmagent.memory import snapshots
-from mmagent.memory.content import check_image, clean_tags, open_image, save_media, transcribe
 
 log = logging.getLogger(__name__)
 
@@ -199,7 +199,7 @@ class MemoryStore:
         """Remembers an image (and an optional caption); its pixels are kept under media/ for re-embedding.
 
         A file over the byte limit (from `os.stat`) or an image over the pixel limit (from its header)
-        is refused before it is read or decoded (`mmagent.tools.images.MAX_PIXELS`)."""
+        is refused before it is read or decoded (`mmagent.media.images.MAX_PIXELS`)."""
         ns = self._write_namespace(namespace)
         img = open_image(image)
         emb = self.embedder.embed_images([img], [caption])

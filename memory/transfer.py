@@ -29,10 +29,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
-
-from mmagent.errors import UserError
 from mmagent.memory.index import normalize
 from mmagent.memory.metadata import DEFAULT_NAMESPACE, NewItem
+
+from mmagent.errors import UserError
 
 if TYPE_CHECKING:
     from mmagent.memory.store import MemoryStore
@@ -132,7 +132,7 @@ def check_bundle(folder: Path, media_dir: Path) -> Bundle:
 
     `media_dir` is the store's media folder (it need not exist yet): every destination is checked
     to resolve inside it."""
-    from mmagent.tools.images import ImageDecodeError, decode_image, read_image_file
+    from mmagent.media.images import ImageDecodeError, decode_image, read_image_file
 
     meta, records, vectors = read_export(folder)
     root = folder.resolve()

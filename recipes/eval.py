@@ -312,7 +312,7 @@ def _observation(item: SuiteItem, j: int, call: ToolCall, used: set[int]) -> str
 def run_item(model: ChatModel, item: SuiteItem, tools: list[dict[str, Any]], root: Path, *, constrained: bool = False,
              max_steps: int = 4, max_new_tokens: int = 160) -> Prediction:
     """Drives the model on one item with replayed tool results (see the module docstring)."""
-    from mmagent.tools.artifacts import ArtifactStore
+    from mmagent.media.artifacts import ArtifactStore
 
     tools = item_tools(item, tools)
     used: set[int] = set()  # expected calls whose recorded result was replayed

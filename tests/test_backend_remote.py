@@ -15,11 +15,11 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from mmagent.tools.artifacts import ArtifactStore
 from PIL import Image
 
 from mmagent.backends.media import MediaError, UnsupportedMediaError, decode_image, parse_data_uri, to_data_uri
 from mmagent.backends.remote import RemoteChatModel, RemoteModelError
+from mmagent.media.artifacts import ArtifactStore
 from mmagent.protocol.chat import ChatModel, Message, ToolCall
 from mmagent.protocol.toolcall import format_calls, format_tool_result
 

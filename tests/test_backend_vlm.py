@@ -13,11 +13,11 @@ from pathlib import Path
 
 import pytest
 import torch
-from mmagent.tools.artifacts import ArtifactStore
 from PIL import Image
 
 from mmagent.backends.media import ImageTooLargeError, MediaError, UnsupportedMediaError, decode_image
 from mmagent.backends.vlm import ContextLengthError, VLMChatModel
+from mmagent.media.artifacts import ArtifactStore
 from mmagent.protocol.chat import ChatModel, Message, ToolCall
 from mmagent.protocol.toolcall import format_calls, format_tool_result
 

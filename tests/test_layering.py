@@ -27,7 +27,7 @@ FOLDERS = {"mmagent": "mmagent", "mmagent.tools": "tools", "mmagent.memory": "me
            "mmagent.recipes": "recipes"}
 ORDER = ["protocol", "hub", "model", "tools", "memory", "backends", "agent", "continual", "recipes", "entry"]
 PEERS = {frozenset({"tools", "memory"}), frozenset({"continual", "recipes"})}  # same level, see KNOWN
-PROTOCOL = {"protocol", "errors", "atomic", "config"}
+PROTOCOL = {"protocol", "media", "errors", "atomic", "config"}
 HUB = {"hub"}
 TOOL_SOURCES = {"mmagent.interop.mcp_client"}  # MCP servers' tools imported into a registry: a tool source
 CONCRETE_BACKENDS = {"mmagent.backends.composed", "mmagent.backends.vlm", "mmagent.backends.remote"}
@@ -37,9 +37,6 @@ KNOWN = {
     ("mmagent.backends", "mmagent.continual.serving"): "the promoted-adapter hook lives with the learning loop",
     ("mmagent.hub.provision", "mmagent.model.backbone"): "pull converts the GGUF with the backbone loader",
     ("mmagent.hub.provision", "mmagent.model.encoders.efficientnet"): "pull checks the encoder weights load",
-    ("mmagent.model.mmllm", "mmagent.backends.media"): "image bytes are decoded by the backends' media helper",
-    ("mmagent.model.encoders.preprocess", "mmagent.tools.images"): "the one pixel limit lives with the image decoder in tools",
-    ("mmagent.protocol.chat", "mmagent.tools.artifacts"): "type-only (TYPE_CHECKING): messages refer to artifact ids",
     # The training library (loss, batching, checkpoint, export) still lives in the tool-tuning recipe.
     ("mmagent.continual.defaults", "mmagent.recipes"): "the default round trains with the recipe's data config",
     ("mmagent.continual.update", "mmagent.recipes.sequences"): "batching and label spans",

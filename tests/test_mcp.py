@@ -13,7 +13,6 @@ from pathlib import Path
 
 import pytest
 from PIL import Image
-
 from serve_fixtures import png_data_uri, running
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -98,10 +97,10 @@ def test_the_sdk_client_lists_and_calls_mmagent_mcp_over_stdio(tmp_path):
 
 def test_mmagent_mcp_over_streamable_http(tmp_path):
     from mcp import Client
+    from mmagent.tools.registry import default_registry
 
     from mmagent.interop.mcp_server import RegistryServer
-    from mmagent.tools.artifacts import ArtifactStore
-    from mmagent.tools.registry import default_registry
+    from mmagent.media.artifacts import ArtifactStore
 
     rs = RegistryServer(default_registry(include=["resize_image"]), ArtifactStore(tmp_path / "art", "mcp-test"))
 
@@ -183,9 +182,8 @@ def test_an_mcp_server_that_cannot_start_is_one_clear_error(tmp_path):
 
 
 def test_mcp_over_http_beyond_loopback_is_refused():
-    from typer.testing import CliRunner
-
     from mmagent.cli.app import app
+    from typer.testing import CliRunner
 
     result = CliRunner().invoke(app, ["mcp", "--http", "--host", "0.0.0.0"])
     assert result.exit_code == 2 and "no authentication" in result.output

@@ -17,7 +17,6 @@ from memory_hostile import BOMB_SIDE, bomb_png, hostile_bundles, read_items, spa
 from mmagent.cli.app import app
 from mmagent.memory.embedders import UnsupportedContentError
 from mmagent.memory.store import MemoryStore, NamespaceError
-from mmagent.tools.artifacts import ArtifactError, ArtifactStore
 from mmagent.tools.base import ToolContext
 from mmagent.tools.memory_tools import remember, search_memory
 from mmagent.tools.registry import ToolRegistry
@@ -25,6 +24,7 @@ from PIL import Image, ImageFile
 from typer.testing import CliRunner
 
 from mmagent.errors import UserError
+from mmagent.media.artifacts import ArtifactError, ArtifactStore
 
 
 @pytest.fixture()
@@ -54,9 +54,8 @@ def no_decoding(monkeypatch):
 # --- item 6: limits before reading or decoding ---------------------------------------------------
 
 def test_the_pixel_limit_is_defined_once():
-    from mmagent.tools import images
-
     import mmagent.model.encoders.preprocess as preprocess
+    from mmagent.media import images
 
     assert images.MAX_PIXELS == 40_000_000
     assert images.ImageLimits().max_pixels is images.MAX_PIXELS

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import pytest
 from memory_fakes import FakeEmbedder
-from PIL import Image
-
 from mmagent.memory.store import MemoryStore
-from mmagent.tools.artifacts import ArtifactStore
 from mmagent.tools.base import ToolContext
 from mmagent.tools.memory_tools import remember, search_memory
 from mmagent.tools.registry import ToolRegistry
+from PIL import Image
+
+from mmagent.media.artifacts import ArtifactStore
 
 
 @pytest.fixture()

@@ -235,9 +235,8 @@ def test_unsupported_corrupt_and_oversized_media(model):
 
 
 def test_composed_chat_streams_and_uses_the_artifact_store(model, tmp_path):
-    from mmagent.tools.artifacts import ArtifactStore
-
     from mmagent.backends.composed import ComposedChatModel
+    from mmagent.media.artifacts import ArtifactStore
     from mmagent.protocol.chat import ChatModel, ChatResult
 
     store = ArtifactStore(tmp_path / "art", "s")

@@ -18,12 +18,12 @@ from pathlib import Path
 
 import pytest
 from agent_fixtures import add, boom, call, make_agent
-from mmagent.tools.artifacts import ArtifactStore
 from mmagent.tools.base import ToolContext
 from mmagent.tools.edit import crop_image, resize_image
 from mmagent.tools.registry import NO_TIMEOUT, TimeoutSettingError, ToolModuleError, ToolRegistry, custom_tools
 from PIL import Image
 
+from mmagent.media.artifacts import ArtifactStore
 from mmagent.protocol.chat import ToolCall
 from mmagent.protocol.toolcall import MAX_JSON_DEPTH, json_nesting_exceeds, loads_json, parse_tool_calls, value_nesting_exceeds
 

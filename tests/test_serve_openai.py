@@ -201,9 +201,8 @@ def test_oversized_bodies_and_images_are_refused(tmp_path):
 def test_an_image_over_the_byte_limit_is_refused_before_it_is_decoded(monkeypatch):
     import base64
 
-    from mmagent.tools.images import ImageLimits
-
     from mmagent.interop import media
+    from mmagent.media.images import ImageLimits
 
     def never(*a, **k):
         raise AssertionError("decoded")

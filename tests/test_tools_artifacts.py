@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from mmagent.tools.artifacts import ArtifactError, ArtifactLimits, ArtifactStore
-from mmagent.tools.images import ImageLimits
+from mmagent.media.artifacts import ArtifactError, ArtifactLimits, ArtifactStore
+from mmagent.media.images import ImageLimits
 
 
 def png(color=(255, 0, 0), size=(8, 6)) -> bytes:
@@ -65,7 +65,7 @@ def test_reopened_in_a_new_process_sees_same_ids(store, tmp_path):
     store.add_image(png((9, 9, 9)))
     store.add_text("persist me")
     code = (
-        "from mmagent.tools.artifacts import ArtifactStore;"
+        "from mmagent.media.artifacts import ArtifactStore;"
         f"s = ArtifactStore({str(tmp_path / 'art')!r}, 's1');"
         "print(s.read_text('text_1'), s.load_image('image_1').getpixel((0, 0)), s.add_image(__import__('PIL.Image').Image.new('RGB', (2, 2))).id)"
     )
@@ -184,7 +184,7 @@ def test_concurrent_adds_from_threads_get_unique_ids(store):
 
 def test_concurrent_adds_from_processes_get_unique_ids(tmp_path):
     code = (
-        "import sys; from PIL import Image; from mmagent.tools.artifacts import ArtifactStore;"
+        "import sys; from PIL import Image; from mmagent.media.artifacts import ArtifactStore;"
         "s = ArtifactStore(sys.argv[1], 'shared'); k = int(sys.argv[2]);"
         "print(' '.join(s.add_image(Image.new('RGB', (2, 2), (k, i, 0))).id for i in range(10)))"
     )

@@ -7,7 +7,6 @@ import wave
 
 import numpy as np
 import pytest
-
 from mmagent.tools.audio import Speak, read_wav, resample
 
 
@@ -67,17 +66,19 @@ def test_resample_suppresses_aliasing():
 
 
 def test_speak_is_opt_in():
-    from mmagent.config import Settings
     from mmagent.tools.builtins import builtin_tools
+
+    from mmagent.config import Settings
 
     assert "speak" not in [t.name for t in builtin_tools(Settings())]
     assert "speak" in [t.name for t in builtin_tools(Settings(speak=True))]
 
 
 def test_speak_missing_voice_says_what_to_do(tmp_path):
-    from mmagent.tools.artifacts import ArtifactStore
     from mmagent.tools.base import ToolContext
     from mmagent.tools.registry import ToolRegistry
+
+    from mmagent.media.artifacts import ArtifactStore
 
     r = ToolRegistry([Speak(voice=tmp_path / "none.onnx")]).call("speak", {"text": "hi"}, ToolContext(ArtifactStore(tmp_path, "s")))
     assert not r.ok and r.error_kind == "exception"

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import pytest
 import torch
-from mmagent.tools.artifacts import ArtifactStore
 from mmagent.tools.base import ToolContext
 from mmagent.tools.classify import ClassifyImage
 from mmagent.tools.registry import ToolRegistry
 from PIL import Image
 
+from mmagent.media.artifacts import ArtifactStore
 from mmagent.model.encoders.efficientnet import EfficientNetEncoder, EfficientNetLite0, imagenet_labels
 
 

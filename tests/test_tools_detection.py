@@ -7,12 +7,12 @@ from pathlib import Path
 
 import pytest
 import torch
-from PIL import Image
-
-from mmagent.tools.artifacts import ArtifactStore
 from mmagent.tools.base import ToolContext
 from mmagent.tools.detection import DetectObjects
 from mmagent.tools.registry import ToolRegistry
+from PIL import Image
+
+from mmagent.media.artifacts import ArtifactStore
 
 LABELS = {0: "cat", 1: "dog", 2: "car"}
 
@@ -62,8 +62,9 @@ def test_threshold_and_label_filter(detr_folder, ctx):
 
 
 def test_configured_through_settings(detr_folder, ctx, monkeypatch):
-    from mmagent.config import get_settings
     from mmagent.tools.registry import default_registry
+
+    from mmagent.config import get_settings
 
     monkeypatch.setenv("MMAGENT_DETECTOR", str(detr_folder))
     get_settings.cache_clear()

@@ -10,10 +10,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from mmagent.tools.artifacts import ArtifactStore
 from mmagent.tools.base import ToolContext
 from mmagent.tools.generate import GenerateImage, class_ids_from_prompt, load_pipeline
 from mmagent.tools.registry import ToolRegistry
+
+from mmagent.media.artifacts import ArtifactStore
 
 
 def _tiny_clip_tokenizer(folder: Path):

@@ -8,14 +8,14 @@ import time
 from pathlib import Path
 
 import pytest
-from PIL import Image
-from pydantic import BaseModel
-
-from mmagent.tools.artifacts import ArtifactStore
 from mmagent.tools.base import ImageId, ToolContext, tool
 from mmagent.tools.boxes import Box
 from mmagent.tools.edit import crop_image, draw_boxes, resize_image
 from mmagent.tools.registry import ToolRegistry, UnknownToolError
+from PIL import Image
+from pydantic import BaseModel
+
+from mmagent.media.artifacts import ArtifactStore
 
 release = threading.Event()
 

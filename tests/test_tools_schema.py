@@ -7,10 +7,10 @@ from __future__ import annotations
 import json
 
 import pytest
+from mmagent.tools import SchemaTool, ToolContext, ToolRegistry, ToolSchemaError, load_tool_schemas
 
 from mmagent.errors import UserError
-from mmagent.tools import SchemaTool, ToolContext, ToolRegistry, ToolSchemaError, load_tool_schemas
-from mmagent.tools.artifacts import ArtifactStore
+from mmagent.media.artifacts import ArtifactStore
 
 WEATHER = {"type": "function", "function": {
     "name": "weather.get-current", "description": "Current weather in a city.",
@@ -156,12 +156,12 @@ def test_schema_files_hold_a_list_or_an_mcp_tools_list(tmp_path):
 
 
 def test_a_schema_tool_with_an_image_argument_checks_the_artifact(tmp_path):
-    from PIL import Image
-
-    from mmagent.tools.artifacts import ArtifactStore
     from mmagent.tools.base import ToolContext
     from mmagent.tools.registry import ToolRegistry
     from mmagent.tools.schema_tool import SchemaTool
+    from PIL import Image
+
+    from mmagent.media.artifacts import ArtifactStore
 
     schema = {"type": "function", "function": {"name": "img.size", "parameters": {"type": "object", "properties": {
         "picture": {"type": "string", "pattern": "^image_[1-9][0-9]*$", "x-artifact": "image"}}, "required": ["picture"]}}}

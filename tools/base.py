@@ -42,7 +42,7 @@ from pydantic.fields import FieldInfo
 from mmagent.errors import UserError
 
 if TYPE_CHECKING:
-    from mmagent.tools.artifacts import ArtifactStore
+    from mmagent.media.artifacts import ArtifactStore
 
 
 class ToolDefinitionError(TypeError):

@@ -28,11 +28,11 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Any, Literal
 
-from mmagent.tools.artifacts import ArtifactError
 from mmagent.tools.base import Tool, ToolContext, ToolInputError, tool
 from pydantic import BaseModel, Field, ValidationError
 
 from mmagent.errors import UserError
+from mmagent.media.artifacts import ArtifactError
 from mmagent.protocol.toolcall import MAX_JSON_DEPTH, value_nesting_exceeds
 
 log = logging.getLogger(__name__)

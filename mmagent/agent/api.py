@@ -263,9 +263,9 @@ class Agent:
                          pending=waiting, session=session, turn_id=v.get("turn_id", ""))
 
     def artifacts(self, session: str):
-        """The session's artifact store (`mmagent.tools.artifacts.ArtifactStore`)."""
+        """The session's artifact store (`mmagent.media.artifacts.ArtifactStore`)."""
         if session not in self._stores:
-            from mmagent.tools.artifacts import ArtifactStore
+            from mmagent.media.artifacts import ArtifactStore
 
             self._stores[session] = ArtifactStore(self.artifacts_root, session)
         return self._stores[session]

@@ -62,7 +62,7 @@ class AgentContext:
 
     model: ChatModel
     registry: Any  # mmagent.tools.registry.ToolRegistry
-    artifacts: Callable[[str], Any]  # session -> mmagent.tools.artifacts.ArtifactStore
+    artifacts: Callable[[str], Any]  # session -> mmagent.media.artifacts.ArtifactStore
     log: InteractionLog | None = None
     memory: Callable[[], Any] | None = None  # opens the memory store on a memory tool's first call
     approval: frozenset[str] = frozenset()

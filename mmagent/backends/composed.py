@@ -24,7 +24,7 @@ from mmagent.model.mmllm import MMLLM
 from mmagent.protocol.chat import AdapterHook, ChatResult, Message, OnToken
 
 if TYPE_CHECKING:
-    from mmagent.tools.artifacts import ArtifactStore
+    from mmagent.media.artifacts import ArtifactStore
 
 log = logging.getLogger(__name__)
 

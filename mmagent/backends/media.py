@@ -1,7 +1,7 @@
 """Media helpers every backend shares: guarded image decoding, data URIs, artifact look-ups.
 
 Images reach a backend as artifact ids (`image_1`) or, at the edges, as bytes, paths or data
-URIs. Decoding untrusted bytes goes through `mmagent.tools.images.decode_image` (format from the
+URIs. Decoding untrusted bytes goes through `mmagent.media.images.decode_image` (format from the
 header, pixel count checked *before* decoding so a decompression bomb is refused without being
 allocated, full decode so a truncated file fails here); this module adds the backend's own pixel
 limit, data URIs (RFC 2397) for remote endpoints, and the look-up of a message's artifacts.
@@ -21,11 +21,11 @@ from typing import TYPE_CHECKING
 
 from PIL import Image
 
-from mmagent.tools.images import MAX_PIXELS as DEFAULT_MAX_PIXELS  # the one pixel limit (see there)
+from mmagent.media.images import MAX_PIXELS as DEFAULT_MAX_PIXELS  # the one pixel limit (see there)
 
 if TYPE_CHECKING:
+    from mmagent.media.artifacts import ArtifactStore
     from mmagent.protocol.chat import Message
-    from mmagent.tools.artifacts import ArtifactStore
 
 
 AUDIO_MIMES: dict[str, str] = {"audio/wav": "wav", "audio/x-wav": "wav", "audio/wave": "wav", "audio/mpeg": "mp3"}
@@ -47,10 +47,10 @@ def decode_image(src: bytes | Path | str, *, max_pixels: int = DEFAULT_MAX_PIXEL
     """Bytes, a file path or a `data:` URI -> an upright RGB PIL image, within the limits.
 
     The checks themselves (format from the header, pixel count before decoding, full decode) are
-    `mmagent.tools.images.decode_image`, the project's one decoder of untrusted image bytes.
+    `mmagent.media.images.decode_image`, the project's one decoder of untrusted image bytes.
     """
-    from mmagent.tools.images import ImageDecodeError, ImageLimits, read_image_file
-    from mmagent.tools.images import decode_image as _decode
+    from mmagent.media.images import ImageDecodeError, ImageLimits, read_image_file
+    from mmagent.media.images import decode_image as _decode
 
     limits = ImageLimits(max_pixels=max_pixels)
     try:

@@ -47,7 +47,7 @@ from mmagent.errors import UserError
 from mmagent.protocol.chat import ChatResult, Message, OnToken, ToolCall
 
 if TYPE_CHECKING:
-    from mmagent.tools.artifacts import ArtifactStore
+    from mmagent.media.artifacts import ArtifactStore
 
 log = logging.getLogger(__name__)
 

@@ -41,7 +41,7 @@ if TYPE_CHECKING:
     from transformers import PreTrainedModel, ProcessorMixin
 
     from mmagent.config import Settings
-    from mmagent.tools.artifacts import ArtifactStore
+    from mmagent.media.artifacts import ArtifactStore
 
 log = logging.getLogger(__name__)
 

@@ -107,7 +107,7 @@ def default_env(settings=None, regression_suite: Path | list[Path] | None = None
         return MMLLM.from_pretrained(folder, settings, dtype=torch.float32)
 
     def media(turn, artifact_id: str) -> bytes:
-        from mmagent.tools.artifacts import ArtifactStore
+        from mmagent.media.artifacts import ArtifactStore
 
         return ArtifactStore.open(turn.session, settings).read_bytes(artifact_id)
 

@@ -91,7 +91,7 @@ class RegistryServer:
     """One MCP server over a registry; its artifacts live in one session of the artifact store."""
 
     def __init__(self, registry: Any, store: Any = None, timeout_s: float | None = 300.0) -> None:
-        from mmagent.tools.artifacts import ArtifactStore
+        from mmagent.media.artifacts import ArtifactStore
 
         self.registry, self.timeout_s = registry, timeout_s
         self.store = store or ArtifactStore.open(f"mcp-{uuid.uuid4().hex[:12]}")
@@ -117,7 +117,7 @@ class RegistryServer:
         import mcp_types as types
         from mcp.shared.exceptions import MCPError
 
-        from mmagent.tools.artifacts import ArtifactError
+        from mmagent.media.artifacts import ArtifactError
         from mmagent.tools.base import ToolContext
 
         name = params.name

@@ -4,7 +4,7 @@ A string is never a path: only a `data:` URI, bare base64 (MCP arguments) or, wh
 turned it on, an http(s) URL is read; anything else (`/etc/passwd`, `file:///...`) is refused
 before any filesystem call. Limits come before work: a base64 payload's decoded size is computed
 from its length and refused over the limit before it is decoded, and image bytes then go through
-`mmagent.tools.images` (format from the header, pixel count before a pixel is decoded); the
+`mmagent.media.images` (format from the header, pixel count before a pixel is decoded); the
 artifact store decodes them fully when it stores them.
 """
 
@@ -15,7 +15,7 @@ import binascii
 import re
 
 from mmagent.errors import UserError
-from mmagent.tools.images import MAX_IMAGE_BYTES, ImageDecodeError, ImageLimits, probe_format
+from mmagent.media.images import MAX_IMAGE_BYTES, ImageDecodeError, ImageLimits, probe_format
 
 MAX_AUDIO_BYTES = 100 * 1024 * 1024  # the artifact store's own audio limit (ArtifactLimits)
 URL_TIMEOUT_S = 20.0

@@ -6,6 +6,6 @@ generation (generation.py: the decode loop; llama_decoder.py: the fused CPU deco
 reuse; cpu.py: kernels chosen by what the CPU does natively); the embedded image generator
 (digits_pipeline.py, a diffusers pipeline).
 
-May import: `mmagent.protocol`, `mmagent.hub`, the media helpers of `mmagent.tools.images`.
+May import: `mmagent.protocol`, `mmagent.hub`, the media helpers of `mmagent.media.images`.
 Never an agent, a backend, the learning loop or a recipe.
 """

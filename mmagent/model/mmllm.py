@@ -263,9 +263,12 @@ class MMLLM(nn.Module):
                 raise KeyError(f"unknown image {art_id!r}; given: {', '.join(artifacts) or 'none'}")
             img = artifacts[art_id]
             if isinstance(img, bytes):  # untrusted bytes: format and pixel count checked before decoding
-                from mmagent.backends.media import decode_image
+                from mmagent.media.images import ImageDecodeError, ImageLimits, decode_image
 
-                return decode_image(img, max_pixels=self.config.max_image_pixels, what=art_id)
+                try:
+                    return decode_image(img, ImageLimits(max_pixels=self.config.max_image_pixels)).image
+                except ImageDecodeError as err:
+                    raise UnsupportedMediaError(f"{art_id}: {err}") from err
             if not isinstance(img, Image.Image):
                 raise UnsupportedMediaError(f"{art_id} is a {type(img).__name__}, not an image; pass a PIL image or encoded image bytes")
             return img

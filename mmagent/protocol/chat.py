@@ -1,6 +1,6 @@
 """The one chat interface every backend speaks and the agent consumes.
 
-Messages carry text plus media as artifact ids (`image_1`, `audio_1`; see `mmagent.tools.artifacts`);
+Messages carry text plus media as artifact ids (`image_1`, `audio_1`; see `mmagent.media.artifacts`);
 a backend that needs pixels asks the artifact store passed to `chat`. A backend answers with a
 `ChatResult`: the raw text, the tool calls parsed from it (in the one tool-call format, see
 `mmagent.protocol.toolcall`), and what it could not parse. Tokens can be streamed through `on_token`.
@@ -17,7 +17,7 @@ from pydantic import AfterValidator, BaseModel, Field
 from mmagent.errors import UserError
 
 if TYPE_CHECKING:  # the store lives in mmagent.tools; only its type is needed here
-    from mmagent.tools.artifacts import ArtifactStore
+    from mmagent.media.artifacts import ArtifactStore
 
 Role = Literal["system", "user", "assistant", "tool"]
 _LONE_SURROGATE = re.compile(r"[\ud800-\udfff]")

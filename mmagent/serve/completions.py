@@ -87,7 +87,7 @@ class Completions:
         max_new = req.max_completion_tokens or req.max_tokens or DEFAULT_MAX_TOKENS
         if max_new > self.max_tokens:
             raise ApiError(400, f"max_tokens is {max_new}, over this server's limit of {self.max_tokens}", param="max_tokens")
-        from mmagent.tools.artifacts import ArtifactStore
+        from mmagent.media.artifacts import ArtifactStore
 
         tmp = tempfile.TemporaryDirectory(prefix="mmagent-serve-")  # this request's media, gone when it is answered
         store = ArtifactStore(tmp.name, "request")
@@ -219,8 +219,8 @@ def completion(result: ChatResult, model_id: str, max_new: int, offered: bool) -
 
 def to_messages(messages: list[ChatMessageIn], store: Any, allow_urls: bool) -> list[Message]:
     """OpenAI messages -> `Message`s; media are stored in `store` (checked there) and named by id."""
+    from mmagent.media.artifacts import ArtifactError
     from mmagent.protocol.toolcall import loads_json
-    from mmagent.tools.artifacts import ArtifactError
 
     out: list[Message] = []
     called: dict[str, str] = {}  # call id -> tool name, to name the tool that a `tool` message answers

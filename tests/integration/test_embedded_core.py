@@ -37,8 +37,7 @@ def test_efficientnet_top1_on_photos(photos):
 
 
 def test_default_generates_text_from_an_image(photos, tmp_path, default_model):
-    from mmagent.tools.artifacts import ArtifactStore
-
+    from mmagent.media.artifacts import ArtifactStore
     from mmagent.protocol.chat import Message
 
     model = default_model

@@ -10,10 +10,11 @@ import wave
 import matplotlib
 import numpy as np
 import pytest
-from mmagent.tools.artifacts import ArtifactStore
 from mmagent.tools.base import ToolContext
 from mmagent.tools.registry import ToolRegistry, default_registry
 from PIL import Image, ImageDraw, ImageFont
+
+from mmagent.media.artifacts import ArtifactStore
 
 pytestmark = pytest.mark.integration
 

@@ -1,7 +1,7 @@
 """Image preprocessing with PIL and numpy only (no torchvision: it has no CPU build that works
 with the pinned torch, see EMBEDDED_MODELS.md).
 
-Decoding untrusted bytes is not done here: that is `mmagent.tools.images.decode_image` (format from
+Decoding untrusted bytes is not done here: that is `mmagent.media.images.decode_image` (format from
 the header, pixel count checked before decoding). This module takes PIL images that exist and
 turns them into the tensors an encoder expects.
 """
@@ -15,7 +15,7 @@ import torch
 from PIL import Image
 
 # MAX_PIXELS: the project's one pixel limit (40 MP), defined with the decoder of untrusted images.
-from mmagent.tools.images import MAX_PIXELS
+from mmagent.media.images import MAX_PIXELS
 
 
 class ImageInputError(ValueError):

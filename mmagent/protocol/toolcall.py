@@ -11,7 +11,7 @@ back to the model as a `tool` message whose content is
     <tool_response>{"name": "read_text", "result": {...}}</tool_response>   (or "error": "...")
 
 The one-line signature rendering (`name(arg: type, opt?: type = default) - description`) is the
-shape that let SmolLM2-135M learn tool calling in the probe (EMBEDDED_MODELS.md): a 10-tool prompt
+shape that let SmolLM2-135M learn tool calling in a CPU probe: a 10-tool prompt
 fits in ~265 tokens, where pretty-printed JSON schemas take 3-4x that.
 
 The parser is tolerant (prose around calls, code fences around or inside the tags, a missing

@@ -1,5 +1,5 @@
 """Image preprocessing with PIL and numpy only (no torchvision: it has no CPU build that works
-with the pinned torch, see EMBEDDED_MODELS.md).
+with the pinned CPU torch: `import torchvision` fails beside it).
 
 Decoding untrusted bytes is not done here: that is `mmagent.media.images.decode_image` (format from
 the header, pixel count checked before decoding). This module takes PIL images that exist and

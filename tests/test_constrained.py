@@ -293,3 +293,18 @@ def test_nested_objects_are_closed_like_the_arguments_object():
     assert all("additionalProperties" not in m for m in out["properties"]["both"]["allOf"])  # closing them would forbid each other's keys
     assert out["properties"]["data"]["default"] == {"properties": {"x": 1}} and "additionalProperties" not in out["properties"]["data"]
     assert out["$defs"]["Box"]["additionalProperties"] is False and "additionalProperties" not in schema["$defs"]["Box"]  # a copy
+
+
+def test_required_mode_through_the_composed_backend_always_calls():
+    """`constrained="required"` (OpenAI's tool_choice: required): the reply is valid calls, never prose."""
+    from tiny_mmllm import tiny_mmllm
+
+    from mmagent.backends.composed import ComposedChatModel
+    from mmagent.protocol.chat import Message
+
+    tool = {"type": "function", "function": {"name": "get.weather", "parameters": {
+        "type": "object", "properties": {"city": {"type": "string", "maxLength": 12}}, "required": ["city"]}}}
+    model = ComposedChatModel(tiny_mmllm(), "tiny")
+    for prompt in ("hello", "what is the weather in Paris?", "tell me a story"):
+        result = model.chat([Message(role="user", content=prompt)], [tool], max_new_tokens=48, constrained="required")
+        assert result.parse_errors == [] and result.tool_calls and result.tool_calls[0].name == "get.weather", result.text

@@ -105,15 +105,15 @@ def test_tool_calls_out_and_tool_results_in(client, server):
 @pytest.mark.parametrize("choice, tools, constrained", [
     ("none", None, False),
     ("auto", ["get_weather", "get_time"], True),
-    ("required", ["get_weather", "get_time"], True),
-    ({"type": "function", "function": {"name": "get_time"}}, ["get_time"], True),
+    ("required", ["get_weather", "get_time"], "required"),  # the grammar's required mode: calls only
+    ({"type": "function", "function": {"name": "get_time"}}, ["get_time"], "required"),
 ])
 def test_tool_choice_maps_onto_the_chat_model(client, server, choice, tools, constrained):
     model = server[1]
     client.chat.completions.create(model="scripted", messages=[{"role": "user", "content": "hi"}], tools=[WEATHER, CLOCK], tool_choice=choice)
     offered = model.seen_tools[-1]
     assert (None if offered is None else [t["function"]["name"] for t in offered]) == tools
-    assert model.seen_constrained[-1] is constrained
+    assert model.seen_constrained[-1] == constrained and type(model.seen_constrained[-1]) is type(constrained)
 
 
 def test_streaming_sends_tokens_then_the_calls_then_usage(client):

@@ -21,7 +21,7 @@ import torch
 
 from mmagent.model.generation import SamplingConfig, TextStream
 from mmagent.model.mmllm import MMLLM
-from mmagent.protocol.chat import AdapterHook, ChatResult, Message, OnToken
+from mmagent.protocol.chat import AdapterHook, ChatResult, Constrained, Message, OnToken
 
 if TYPE_CHECKING:
     from mmagent.media.artifacts import ArtifactStore
@@ -92,14 +92,14 @@ class ComposedChatModel:
         *,
         artifacts: ArtifactStore | None = None,
         max_new_tokens: int = 256,
-        constrained: bool = False,
+        constrained: Constrained = False,
         on_token: OnToken | None = None,
     ) -> ChatResult:
         from mmagent.protocol.toolcall import parse_tool_calls
 
         m = self.model
         inputs = m.build_inputs(messages, tools, artifacts=artifacts, add_generation_prompt=True, reserve_tokens=max_new_tokens)
-        processors = [self._grammar(tools, max_new_tokens)] if constrained and tools else []
+        processors = [self._grammar(tools, max_new_tokens, constrained)] if constrained and tools else []
         stream = TextStream(m.tokenizer, on_token, m.eos_token_ids) if on_token else None
         sampling = SamplingConfig(**{**self.sampling.__dict__, "max_new_tokens": max_new_tokens})
         out = m.generate(m.collate([inputs]), sampling=sampling, processors=processors, on_step=stream)
@@ -108,10 +108,11 @@ class ComposedChatModel:
         return ChatResult(text=text, tool_calls=calls, parse_errors=errors, prompt_tokens=out.prompt_tokens,
                           completion_tokens=len(out.tokens[0]), model=self.name, adapter=m.active_adapter)
 
-    def _grammar(self, tools: list[dict[str, Any]], max_new_tokens: int):
+    def _grammar(self, tools: list[dict[str, Any]], max_new_tokens: int, constrained: Constrained = True):
         from mmagent.protocol.constrained import tool_call_processor
 
-        return tool_call_processor(self.model.tokenizer, tools, eos_token_ids=self.model.eos_token_ids,
+        mode = "required" if constrained == "required" else "auto"
+        return tool_call_processor(self.model.tokenizer, tools, mode=mode, eos_token_ids=self.model.eos_token_ids,
                                    max_new_tokens=max_new_tokens)
 
     @torch.inference_mode()

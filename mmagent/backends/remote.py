@@ -44,7 +44,7 @@ from pydantic import BaseModel, Field
 
 from mmagent.backends.media import audio_payload, image_payload, to_data_uri
 from mmagent.errors import UserError
-from mmagent.protocol.chat import ChatResult, Message, OnToken, ToolCall
+from mmagent.protocol.chat import ChatResult, Constrained, Message, OnToken, ToolCall
 
 if TYPE_CHECKING:
     from mmagent.media.artifacts import ArtifactStore
@@ -135,7 +135,7 @@ class RemoteChatModel:
         *,
         artifacts: ArtifactStore | None = None,
         max_new_tokens: int = 256,
-        constrained: bool = False,
+        constrained: Constrained = False,
         on_token: OnToken | None = None,
     ) -> ChatResult:
         """`constrained` is honoured through the server's native tool calling (it returns calls
@@ -150,7 +150,7 @@ class RemoteChatModel:
 
     def request_body(
         self, messages: Sequence[Message], tools: list[dict[str, Any]] | None, artifacts: ArtifactStore | None,
-        max_new_tokens: int, *, stream: bool, constrained: bool = False,
+        max_new_tokens: int, *, stream: bool, constrained: Constrained = False,
     ) -> dict[str, Any]:
         """The JSON body of one chat-completions request; `constrained` marks the functions whose
         schemas qualify as `strict` (OpenAI structured outputs: the server decodes to the schema)."""
@@ -165,7 +165,7 @@ class RemoteChatModel:
             body["temperature"] = self.config.temperature
         if tools and native:
             body["tools"] = [_strict(t) for t in tools] if constrained else list(tools)
-            body["tool_choice"] = "auto"
+            body["tool_choice"] = "required" if constrained == "required" else "auto"
         if stream:
             body["stream"] = True
             body["stream_options"] = {"include_usage": True}

@@ -35,7 +35,7 @@ from PIL import Image
 from transformers import TextStreamer
 
 from mmagent.backends.media import DEFAULT_MAX_PIXELS, MediaError, UnsupportedMediaError, load_message_images
-from mmagent.protocol.chat import ChatResult, ContextOverflowError, Message, OnToken
+from mmagent.protocol.chat import ChatResult, Constrained, ContextOverflowError, Message, OnToken
 
 if TYPE_CHECKING:
     from transformers import PreTrainedModel, ProcessorMixin
@@ -107,7 +107,7 @@ class VLMChatModel:
         *,
         artifacts: ArtifactStore | None = None,
         max_new_tokens: int = 256,
-        constrained: bool = False,
+        constrained: Constrained = False,
         on_token: OnToken | None = None,
     ) -> ChatResult:
         from mmagent.protocol.toolcall import parse_tool_calls
@@ -167,7 +167,7 @@ class VLMChatModel:
 
     @torch.inference_mode()
     def generate(
-        self, inputs, max_new_tokens: int, *, on_token: OnToken | None = None, constrained: bool = False,
+        self, inputs, max_new_tokens: int, *, on_token: OnToken | None = None, constrained: Constrained = False,
         tools: list[dict[str, Any]] | None = None,
     ) -> list[int]:
         """Decodes with the KV cache; streams text pieces to `on_token`; returns the new token ids."""
@@ -178,7 +178,7 @@ class VLMChatModel:
             kwargs["streamer"] = _CallbackStreamer(self.tokenizer, on_token)
         eos = _eos_ids(self.model, self.tokenizer)
         if constrained and tools:  # without tools there is no call to constrain
-            kwargs["logits_processor"] = _constrained_processors(self.tokenizer, tools, eos, max_new_tokens)
+            kwargs["logits_processor"] = _constrained_processors(self.tokenizer, tools, eos, max_new_tokens, constrained)
         pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else self.tokenizer.eos_token_id
         out = self.model.generate(**inputs, pad_token_id=pad, **kwargs)  # [1, T + new]
         new = out[0, inputs["input_ids"].shape[1] :].tolist()
@@ -227,7 +227,8 @@ def _eos_ids(model: PreTrainedModel, tokenizer) -> set[int]:
     return ids
 
 
-def _constrained_processors(tokenizer, tools: list[dict[str, Any]], eos: set[int], max_new_tokens: int):
+def _constrained_processors(tokenizer, tools: list[dict[str, Any]], eos: set[int], max_new_tokens: int,
+                            constrained: Constrained = True):
     """`mmagent.protocol.constrained`'s tool-call grammar as an HF logits processor: once the model opens
     `<tool_call>`, only a call that parses and fits one tool's schema can follow, and an open call
     is closed before the token budget runs out."""
@@ -235,7 +236,9 @@ def _constrained_processors(tokenizer, tools: list[dict[str, Any]], eos: set[int
 
     from mmagent.protocol.constrained import tool_call_processor
 
-    return LogitsProcessorList([tool_call_processor(tokenizer, tools, eos_token_ids=sorted(eos), max_new_tokens=max_new_tokens)])
+    mode = "required" if constrained == "required" else "auto"
+    return LogitsProcessorList([tool_call_processor(tokenizer, tools, mode=mode, eos_token_ids=sorted(eos),
+                                                    max_new_tokens=max_new_tokens)])
 
 
 class _CallbackStreamer(TextStreamer):

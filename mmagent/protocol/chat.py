@@ -73,6 +73,7 @@ class ChatResult(BaseModel):
 
 
 OnToken = Callable[[str], None]
+Constrained = bool | Literal["required"]  # False: free; True: prose or valid calls; "required": valid calls only
 
 
 @runtime_checkable
@@ -88,10 +89,12 @@ class ChatModel(Protocol):
         *,
         artifacts: ArtifactStore | None = None,
         max_new_tokens: int = 256,
-        constrained: bool = False,
+        constrained: Constrained = False,
         on_token: OnToken | None = None,
     ) -> ChatResult:
-        """`tools` are OpenAI-style function schemas; `constrained` asks for schema-guided decoding."""
+        """`tools` are OpenAI-style function schemas; `constrained` asks for schema-guided decoding:
+        True = prose or valid calls, "required" = the reply must be valid calls (OpenAI's
+        `tool_choice: "required"`)."""
         ...
 
 

@@ -8,14 +8,12 @@ The mapping, and nothing more (decoding, parsing and tool-call formats are the m
                   format the agent writes)
     tools         OpenAI function schemas, passed as they are
     tool_choice   none -> no tools; auto -> the tools, schema-guided decoding where the backend
-                  has it (the project's default); required / a named function -> constrained
-                  decoding over all / that one tool, or a 400 where the backend cannot constrain
+                  has it (the project's default); required / a named function -> the grammar's
+                  "required" mode over all / that one tool (the reply must be valid calls), or a
+                  400 where the backend cannot constrain
     out           the model's calls as `tool_calls` (finish_reason "tool_calls"), its prose as
                   `content`; `stream: true` sends the tokens (`on_token`) as SSE chunks, the
                   calls as one chunk at the end, then usage (stream_options) and `[DONE]`
-
-Note: the grammar behind `constrained=True` lets a model answer in prose or call; with
-`required` it must produce a valid call *if* it calls, which a tool-tuned model does.
 """
 
 from __future__ import annotations
@@ -35,6 +33,7 @@ from mmagent.errors import UserError
 from mmagent.interop.media import MediaInputError, audio_bytes, image_bytes
 from mmagent.protocol.chat import (
     ChatResult,
+    Constrained,
     ContextOverflowError,
     Message,
     ServesSessions,
@@ -135,7 +134,7 @@ class Completions:
         if req.logprobs:
             raise ApiError(400, "logprobs are not supported by this server", param="logprobs")
 
-    def _tools(self, req: ChatCompletionRequest) -> tuple[list[dict[str, Any]] | None, bool]:
+    def _tools(self, req: ChatCompletionRequest) -> tuple[list[dict[str, Any]] | None, Constrained]:
         """(tools for the model, constrained) from `tools` and `tool_choice` (see the module docstring)."""
         from mmagent.tools.schema_tool import ToolSchemaError, openai_schema
 
@@ -157,11 +156,11 @@ class Completions:
                            f"{choice if isinstance(choice, str) else 'function'!r} cannot be honoured; use 'auto'",
                            param="tool_choice", code="unsupported_tool_choice")
         if choice == "required":
-            return schemas, True
+            return schemas, "required"
         named = [s for s in schemas if s["function"]["name"] == choice.function.name]
         if not named:
             raise ApiError(400, f"tool_choice names {choice.function.name!r}, which is not among the tools", param="tool_choice")
-        return named, True
+        return named, "required"
 
     async def _chunks(self, kind: str, value: Any, events: AsyncIterator[tuple[str, Any]], req: ChatCompletionRequest,
                       max_new: int, offered: bool) -> AsyncIterator[str]:

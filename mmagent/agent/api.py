@@ -27,13 +27,14 @@ import re
 import threading
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, Field
 
 from mmagent.agent.events import AgentEvent
-from mmagent.agent.graph import AgentContext, AgentInputError, build_graph, normalize_decision, open_checkpointer
+from mmagent.agent.graph import AgentContext, AgentInputError, AgentOptions, build_graph, normalize_decision, open_checkpointer
 from mmagent.agent.log import InteractionLog
 from mmagent.protocol.chat import ChatModel, Message, clean_text, resolve_constrained
 
@@ -167,9 +168,9 @@ class Agent:
         self._stores: dict[str, Any] = {}
         self.adapters = adapters  # an AdapterRegistry; None = <home>/adapters
         self.max_prompt_chars = max_prompt_chars
-        self._options = dict(system_prompt=system_prompt, max_steps=max_steps, max_repairs=max_repairs,
-                             constrained=constrained, max_new_tokens=max_new_tokens, tool_timeout_s=tool_timeout_s,
-                             max_workers=max_workers)
+        self.options = AgentOptions(system_prompt=system_prompt, max_steps=max_steps, max_repairs=max_repairs,
+                                    constrained=constrained, max_new_tokens=max_new_tokens, tool_timeout_s=tool_timeout_s,
+                                    max_workers=max_workers)
 
     # -- public ------------------------------------------------------------------------------------
 
@@ -391,10 +392,10 @@ class Agent:
             self.log.end_turn(v["turn_id"], status, None, reason, v.get("steps", 0), v.get("repairs", 0))
 
     def _context(self) -> AgentContext:
-        options = dict(self._options, constrained=resolve_constrained(self.model, self._options["constrained"]))
+        options = replace(self.options, constrained=resolve_constrained(self.model, self.options.constrained))
         return AgentContext(
             model=self.model, registry=self.registry, artifacts=self.artifacts, log=self.log, memory=self.open_memory,
-            approval=self.approval, schemas=self._schemas, **options,
+            approval=self.approval, schemas=self._schemas, options=options,
         )
 
     def _snapshot(self, session: str, must_exist: bool = True):

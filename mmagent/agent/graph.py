@@ -56,24 +56,31 @@ class AgentInputError(ValueError, UserError):
     """What the caller asked of the agent is wrong (an unknown session or tool, a bad decision ...)."""
 
 
+@dataclass(frozen=True)
+class AgentOptions:
+    """How the agent plans and acts, one object from `Agent(...)` to every node."""
+
+    system_prompt: str = ""
+    max_steps: int = 6  # model steps per turn before status step_limit
+    max_repairs: int = 2  # invalid outputs / calls sent back to the model before status error
+    max_new_tokens: int = 256
+    constrained: bool | None = None  # None: wherever the backend supports it (resolved per model)
+    tool_timeout_s: float | None = None
+    max_workers: int = 4  # independent calls of one step run concurrently
+    history: int = 40  # messages of session history the model sees (the current turn always fits)
+
+
 @dataclass
 class AgentContext:
-    """What the nodes use but the checkpoint must not hold (models, connections)."""
+    """What the nodes use but the checkpoint must not hold (models, connections), and the options."""
 
     model: ChatModel
     registry: Any  # mmagent.tools.registry.ToolRegistry
     artifacts: Callable[[str], Any]  # session -> mmagent.media.artifacts.ArtifactStore
+    options: AgentOptions = field(default_factory=AgentOptions)  # `constrained` already resolved to a bool
     log: InteractionLog | None = None
     memory: Callable[[], Any] | None = None  # opens the memory store on a memory tool's first call
     approval: frozenset[str] = frozenset()
-    system_prompt: str = ""
-    max_steps: int = 6
-    max_repairs: int = 2
-    max_new_tokens: int = 256
-    constrained: bool = False
-    tool_timeout_s: float | None = None
-    max_workers: int = 4
-    history: int = 40  # messages of session history the model sees (the current turn always fits)
     schemas: list[dict[str, Any]] = field(default_factory=list)
 
 
@@ -96,7 +103,7 @@ def perceive(state: AgentState, runtime: Runtime[AgentContext]) -> dict[str, Any
     if ctx.log:
         ctx.log.start_turn(state["turn_id"], state["session"], state["prompt"], images, audio,
                            [s["function"]["name"] for s in ctx.schemas], getattr(ctx.model, "name", None),
-                           getattr(ctx.model, "adapter", None), ctx.constrained)
+                           getattr(ctx.model, "adapter", None), ctx.options.constrained)
     user = Message(role="user", content=state["prompt"], images=images, audio=audio)
     # `supplied` is keyed by call ids, which repeat across turns: a result left by an abandoned turn must not answer a new call.
     return {"messages": [user.model_dump()], "artifacts": images + audio, "status": "running", "supplied": {}}
@@ -137,8 +144,8 @@ def _chat_fitted(state: AgentState, ctx: AgentContext, step: int) -> tuple[list[
         messages, earlier = _model_messages(state, ctx, skip_turns=skip)
         try:
             return messages, ctx.model.chat(
-                messages, ctx.schemas or None, artifacts=ctx.artifacts(state["session"]), max_new_tokens=ctx.max_new_tokens,
-                constrained=ctx.constrained, on_token=lambda piece: _emit(state, "token", step=step, text=piece),
+                messages, ctx.schemas or None, artifacts=ctx.artifacts(state["session"]), max_new_tokens=ctx.options.max_new_tokens,
+                constrained=ctx.options.constrained, on_token=lambda piece: _emit(state, "token", step=step, text=piece),
             )
         except ContextOverflowError:
             if not earlier:
@@ -151,11 +158,11 @@ def _repair(state: AgentState, ctx: AgentContext, step: int, text: str, problems
     repairs = state.get("repairs", 0) + 1
     said = Message(role="assistant", content=text)
     update: dict[str, Any] = {"messages": [said.model_dump(), _repair_message(problems)], "repairs": repairs}
-    if repairs > ctx.max_repairs:
+    if repairs > ctx.options.max_repairs:
         update |= {"status": "error", "error": f"no valid reply after {repairs} attempts: {problems[0]}"}
-    elif step >= ctx.max_steps:
-        update |= {"status": "step_limit", "answer": _step_limit_answer(ctx.max_steps, []),
-                   "error": f"step limit reached ({ctx.max_steps} model steps) without a final answer"}
+    elif step >= ctx.options.max_steps:
+        update |= {"status": "step_limit", "answer": _step_limit_answer(ctx.options.max_steps, []),
+                   "error": f"step limit reached ({ctx.options.max_steps} model steps) without a final answer"}
     return update
 
 
@@ -254,10 +261,10 @@ def _run_calls(calls: list[dict[str, Any]], ctx: AgentContext, tool_ctx: Any) ->
     """Yields each call's ToolResult in call order; independent calls of one step run concurrently
     (each already runs in the registry's own timeout thread: one call needs no pool)."""
     if len(calls) <= 1:
-        yield from (ctx.registry.call(c["name"], c["arguments"], tool_ctx, ctx.tool_timeout_s) for c in calls)
+        yield from (ctx.registry.call(c["name"], c["arguments"], tool_ctx, ctx.options.tool_timeout_s) for c in calls)
         return
-    with ThreadPoolExecutor(max_workers=max(1, min(ctx.max_workers, len(calls)))) as pool:
-        futures = [pool.submit(ctx.registry.call, c["name"], c["arguments"], tool_ctx, ctx.tool_timeout_s) for c in calls]
+    with ThreadPoolExecutor(max_workers=max(1, min(ctx.options.max_workers, len(calls)))) as pool:
+        futures = [pool.submit(ctx.registry.call, c["name"], c["arguments"], tool_ctx, ctx.options.tool_timeout_s) for c in calls]
         yield from (f.result() for f in futures)
 
 
@@ -278,12 +285,12 @@ def observe(state: AgentState, runtime: Runtime[AgentContext]) -> dict[str, Any]
     if done and all(not r["ok"] and r.get("error_kind") in REPAIR_KINDS for r in done):
         repairs = state.get("repairs", 0) + 1
         update["repairs"] = repairs
-        if repairs > ctx.max_repairs:
+        if repairs > ctx.options.max_repairs:
             update |= {"status": "error", "error": f"no valid tool call after {repairs} attempts: {done[0]['error']}"}
             return update
-    if step >= ctx.max_steps:
-        update |= {"status": "step_limit", "answer": _step_limit_answer(ctx.max_steps, done),
-                   "error": f"step limit reached ({ctx.max_steps} model steps) without a final answer"}
+    if step >= ctx.options.max_steps:
+        update |= {"status": "step_limit", "answer": _step_limit_answer(ctx.options.max_steps, done),
+                   "error": f"step limit reached ({ctx.options.max_steps} model steps) without a final answer"}
     return update
 
 
@@ -400,12 +407,12 @@ def _one_decision(value: Any) -> str:
 def _model_messages(state: AgentState, ctx: AgentContext, skip_turns: int = 0) -> tuple[list[Message], bool]:
     """The system prompt + the history window, leaving out its `skip_turns` oldest turns; and
     whether an earlier turn is still in it (one more could be left out)."""
-    history = state.get("messages", [])[-ctx.history :]
+    history = state.get("messages", [])[-ctx.options.history :]
     # Start at a user message: a window opening on a tool result without its call misleads.
     turns = [i for i, m in enumerate(history) if m["role"] == "user"] or [0]
     kept = min(skip_turns, len(turns) - 1)
     history = history[turns[kept]:]
-    system = [Message(role="system", content=ctx.system_prompt)] if ctx.system_prompt else []
+    system = [Message(role="system", content=ctx.options.system_prompt)] if ctx.options.system_prompt else []
     return system + [Message.model_validate(m) for m in history], kept < len(turns) - 1
 
 

@@ -218,17 +218,18 @@ def act(state: AgentState, runtime: Runtime[AgentContext]) -> dict[str, Any]:
             records[c["id"]] = prior  # act re-runs after a crash: a call runs at most once
         else:
             runnable.append(c)
-    _log_calls(ctx, state, [_record(c, step=state["steps"], ok=False, error="started", error_kind="running") for c in runnable])
+    # One commit before anything runs: the calls decided without running (denied, supplied, reused or
+    # interrupted) and the others marked started; each result then commits as soon as it exists.
+    started = [_record(c, step=state["steps"], ok=False, error="started", error_kind="running") for c in runnable]
+    _log_calls(ctx, state, [*records.values(), *started])
     for c in runnable:
         _emit(state, "tool_call_start", step=state["steps"], call=_public(c))
     for c, r in zip(runnable, _run_calls(runnable, ctx, tool_ctx)):
         records[c["id"]] = _record(c, step=state["steps"], ok=r.ok, output=r.output, error=r.error, error_kind=r.error_kind,
                                    artifacts=list(r.artifacts), latency_s=r.latency_s, approval=approvals.get(c["id"]))
-        _log_calls(ctx, state, [records[c["id"]]])  # each result commits as soon as it exists
+        _log_calls(ctx, state, [records[c["id"]]])
         _emit(state, "tool_call_end", step=state["steps"], call=_public(c), result=dict(records[c["id"]]))
-    ordered = [records[c["id"]] for c in pending]
-    _log_calls(ctx, state, ordered)  # denied, reused and interrupted calls too
-    return {"turn_calls": ordered, "pending": [], "approvals": {}, "supplied": {}}
+    return {"turn_calls": [records[c["id"]] for c in pending], "pending": [], "approvals": {}, "supplied": {}}
 
 
 INTERRUPTED = ("the process stopped while this call was running, so it may or may not have taken effect; "

@@ -196,7 +196,8 @@ def _validate(t: Tool, arguments: Any, ctx: ToolContext) -> BaseModel | ToolResu
             {"field": "", "message": "arguments are nested too deeply to validate; flatten them"}]
         return _invalid(t.name, problems, schema, _image_sizes(t, arguments, ctx))
     problems = []
-    dumped = args.model_dump(by_alias=True)  # property names: a SchemaTool's fields are aliased f0, f1 ...
+    # By property name: a SchemaTool's fields are aliased f0, f1 ... (dumped only when there is an id to check).
+    dumped = args.model_dump(by_alias=True) if t.artifact_args else {}
     for field, kind in t.artifact_args.items():
         value = dumped.get(field)
         for aid in value if isinstance(value, list) else [value]:

@@ -66,13 +66,16 @@ def decode_image(src: bytes | Path | str, *, max_pixels: int = DEFAULT_MAX_PIXEL
 
 
 def check_pixels(size: tuple[int, int], *, max_pixels: int = DEFAULT_MAX_PIXELS, what: str = "image") -> None:
-    """Refuses an image whose width x height is over this backend's limit."""
-    w, h = size
-    if w * h > max_pixels:
-        raise ImageTooLargeError(
-            f"{what} is {w}x{h} = {w * h:,} pixels, over the limit of {max_pixels:,}; "
-            "downscale it first (or raise max_pixels if you trust the source)"
-        )
+    """Refuses an image whose width x height is over this backend's limit: the one check of
+    `mmagent.media.images`, raised as this module's `MediaError` family."""
+    from mmagent.media.images import ImageLimits
+    from mmagent.media.images import ImageTooLargeError as TooLarge
+    from mmagent.media.images import check_pixels as check
+
+    try:
+        check(size, ImageLimits(max_pixels=max_pixels), what)
+    except TooLarge as err:
+        raise ImageTooLargeError(str(err)) from None
 
 
 # --- data URIs (RFC 2397) -------------------------------------------------------------------

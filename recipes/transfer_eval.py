@@ -21,6 +21,7 @@ import re
 from pathlib import Path
 from typing import Any
 
+from mmagent.recipes.eval import SuiteItem, load_suite
 from pydantic import BaseModel
 
 from mmagent.protocol.chat import ChatModel, Message
@@ -38,26 +39,22 @@ class TransferScore(BaseModel):
     called: float
 
 
-def load_items(path: Path) -> list[dict[str, Any]]:
-    return [json.loads(line) for line in Path(path).read_text().splitlines() if line.strip()]
-
-
 def is_correct(reply: str, answers: list[str]) -> bool:
     text = reply.lower()
     return any(re.search(rf"(?<!\w){re.escape(a.lower())}(?!\w)", text) for a in answers)
 
 
-def score(model: ChatModel, items: list[dict[str, Any]], setting: str, tools: list[dict[str, Any]] | None,
+def score(model: ChatModel, items: list[SuiteItem], setting: str, tools: list[dict[str, Any]] | None,
           system: str, max_new_tokens: int = 48) -> TransferScore:
     correct = declined = called = 0
-    graded = [it for it in items if it.get("answers")]
+    graded = [it for it in items if it.answers]
     for it in items:
         msgs = [Message(role="system", content=system)] if system else []
-        res = model.chat([*msgs, Message(role="user", content=it["prompt"])], tools, max_new_tokens=max_new_tokens,
+        res = model.chat([*msgs, Message(role="user", content=it.prompt)], tools, max_new_tokens=max_new_tokens,
                          constrained=bool(tools))
         called += bool(res.tool_calls)
         declined += bool(not res.tool_calls and DECLINES.search(res.text))
-        correct += bool(it.get("answers") and not res.tool_calls and is_correct(res.text, it["answers"]))
+        correct += bool(it.answers and not res.tool_calls and is_correct(res.text, it.answers))
     n = len(items)
     return TransferScore(setting=setting, n=n, n_with_answers=len(graded), correct=correct / max(len(graded), 1),
                          declined=declined / n, called=called / n)
@@ -70,7 +67,7 @@ def run(suite: Path, limit: int | None = None, model_spec: str = "mmagent-defaul
     from mmagent.agent.api import DEFAULT_SYSTEM_PROMPT
     from mmagent.backends import load_chat_model
 
-    items = load_items(suite)[:limit]
+    items = load_suite(suite)[:limit]
     model = load_chat_model(model_spec)
     tuned = model.model.active_adapter
     tools = default_registry().schemas()

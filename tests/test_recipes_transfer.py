@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from mmagent.agent import ScriptedChatModel
+from mmagent.recipes.eval import SuiteItem
 from mmagent.recipes.transfer_eval import is_correct, score
+
+from mmagent.agent import ScriptedChatModel
 
 
 def test_answers_match_as_words_case_insensitively():
@@ -13,8 +15,8 @@ def test_answers_match_as_words_case_insensitively():
 
 
 def test_score_counts_correct_declined_and_called():
-    items = [{"prompt": "capital of France?", "answers": ["Paris"]}, {"prompt": "2+2?", "answers": ["4"]},
-             {"prompt": "say hi", "answers": []}]
+    items = [SuiteItem(id=str(i), prompt=p, expected=[], answers=a)
+             for i, (p, a) in enumerate([("capital of France?", ["Paris"]), ("2+2?", ["4"]), ("say hi", [])])]
     model = ScriptedChatModel(["Paris.", "I'm not able to do math with the tools I have.",
                                '<tool_call>{"name": "remember", "arguments": {"text": "hi"}}</tool_call>'])
     s = score(model, items, "scripted", None, "")

@@ -28,7 +28,7 @@ from typing import Any
 from mmagent.recipes.data import Example, call_turns
 from mmagent.recipes.open_world_domains import CONTEXT, HELDOUT_DOMAINS
 from mmagent.recipes.open_world_tools import Concept, Tool, concepts, tools_of
-from mmagent.recipes.open_world_values import expected, plain
+from mmagent.recipes.open_world_values import expected, map_numbers, plain
 
 from mmagent.protocol.chat import Message, ToolCall
 
@@ -53,15 +53,7 @@ def _slots(text: str) -> list[str]:
 
 def emit(schema: dict[str, Any], value: Any) -> Any:
     """A value as the call writes it: whole numbers without `.0`."""
-    t = schema.get("type")
-    if t == "number" and isinstance(value, float) and value.is_integer():
-        return int(value)
-    if t == "array":
-        return [emit(schema.get("items", {}), x) for x in value]
-    if t == "object":
-        props = schema.get("properties", {})
-        return {k: emit(props.get(k, {}), v) for k, v in value.items()}
-    return value
+    return map_numbers(schema, value, lambda v: int(v) if isinstance(v, float) and v.is_integer() else v)
 
 
 @dataclass

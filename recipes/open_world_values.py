@@ -338,17 +338,22 @@ def kind(spec: str) -> Kind:
     raise KeyError(f"unknown value kind {spec!r}")
 
 
-def expected(schema: dict[str, Any], value: Any) -> Any:
-    """The canonical value as the eval compares it: whole numbers become floats where the schema says number."""
+def map_numbers(schema: dict[str, Any], value: Any, fn: Callable[[Any], Any]) -> Any:
+    """`fn` applied to every value the schema types as a number, through arrays and objects."""
     t = schema.get("type")
     if t == "number":
-        return float(value)
+        return fn(value)
     if t == "array":
-        return [expected(schema.get("items", {}), x) for x in value]
+        return [map_numbers(schema.get("items", {}), x, fn) for x in value]
     if t == "object":
         props = schema.get("properties", {})
-        return {k: expected(props.get(k, {}), v) for k, v in value.items()}
+        return {k: map_numbers(props.get(k, {}), v, fn) for k, v in value.items()}
     return value
+
+
+def expected(schema: dict[str, Any], value: Any) -> Any:
+    """The canonical value as the eval compares it: whole numbers become floats where the schema says number."""
+    return map_numbers(schema, value, float)
 
 
 def plain(value: Any) -> str:

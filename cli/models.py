@@ -56,7 +56,7 @@ def doctor(json_out: Annotated[bool, typer.Option("--json", help="Print JSON for
     feats = cpu_features()
     config = MMLLM.read_config(CATALOG.get("mmagent-default").source.path)
     prefill = config.prefill_dtype if config.prefill_dtype != "auto" else str(feats.prefill_dtype).removeprefix("torch.")
-    path = f"int8 decode + {prefill} prefill" if config.decode_dtype == "int8" else f"{config.decode_dtype} prefill + decode"
+    path = llama_decoder.path_name(config.decode_dtype == "int8", prefill if config.decode_dtype == "int8" else config.decode_dtype)
     report = {"cpu": feats.describe(), "torch_capability": feats.capability, "native_bf16": feats.native_bf16,
               "amx": feats.amx, "vnni": feats.vnni, "int8_kernel": llama_decoder.int8_kernel_available(),
               "threads": get_settings().threads or torch.get_num_threads(), "mmagent_default_path": path,

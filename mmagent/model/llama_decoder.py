@@ -112,6 +112,11 @@ class Linear:
         return out.view(*x.shape[:-1], -1).to(x.dtype)
 
 
+def path_name(quantize: bool, prefill: str) -> str:
+    """A decoder path in words: "int8 decode + bfloat16 prefill", "float32 prefill + decode"."""
+    return f"int8 decode + {prefill} prefill" if quantize else f"{prefill} prefill + decode"
+
+
 DECODE_ROWS = 8  # up to this many rows (batch x new tokens) use the int8 kernel
 
 
@@ -237,9 +242,8 @@ class LlamaDecoder:
         self.length = 0
 
     def path(self) -> str:
-        """This decoder's kernels, as `mmagent models list` and the benchmarks name them."""
-        prefill = str(self.dtype).removeprefix("torch.")
-        return f"int8 decode + {prefill} prefill" if self.quantize else f"{prefill} prefill + decode"
+        """This decoder's kernels, as `mmagent models doctor` and the benchmarks name them."""
+        return path_name(self.quantize, str(self.dtype).removeprefix("torch."))
 
     def _common_prefix(self, embeds: torch.Tensor) -> int:
         """Leading positions whose cached KV was computed from exactly these embeddings (at most

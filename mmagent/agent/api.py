@@ -210,10 +210,10 @@ class Agent:
         from langgraph.types import Command
 
         snap = self._snapshot(session)
-        self._serve_adapter(session)
         if not snap.next:
             status = snap.values.get("status")
             raise AgentInputError(f"session {session!r} has no unfinished turn to resume (its last turn ended: {status})")
+        self._serve_adapter(session)  # after the checks: a refused resume loads no model
         waiting = _waiting(snap)
         if waiting:
             if decision is None:

@@ -65,6 +65,22 @@ def _counts(n: int, shares: dict[str, float]) -> dict[str, int]:
     return out
 
 
+def check_shares(shares: dict[str, float]) -> dict[str, float]:
+    """The mix's parts as fractions of it: exactly the keys of SHARES, each in [0, 1], summing to 1."""
+    if set(shares) != set(SHARES) or any(not 0 <= v <= 1 for v in shares.values()) or abs(sum(shares.values()) - 1) > 1e-6:
+        raise ValueError(f"shares must give {sorted(SHARES)} as fractions summing to 1, got {shares}")
+    return dict(shares)
+
+
+def parse_shares(text: str) -> dict[str, float]:
+    """`open_world=0.35,builtin=0.55,chat=0.1` -> a checked shares dict."""
+    try:
+        pairs = [part.split("=", 1) for part in text.split(",") if part.strip()]
+        return check_shares({k.strip(): float(v) for k, v in pairs})
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
 def chat_tools(seed: int):
     pools = open_world.Pools("train", seed)
 
@@ -78,10 +94,11 @@ def chat_tools(seed: int):
 
 
 def build(out: Path, seed: int = 0, *, n_open_world: int = 5000, n_train: int = 2400, n_validation: int = 64, n_test: int = 200,
-          builtin_seed: int = 5, chat_cache: Path = general_chat.DEFAULT_CACHE, chat_generator: general_chat.Generator | None = None,
+          builtin_seed: int = 5, shares: dict[str, float] | None = None, natural_share: float = NATURAL_SHARE, chat_cache: Path = general_chat.DEFAULT_CACHE, chat_generator: general_chat.Generator | None = None,
           distill: bool = True, suite: Path | None = None) -> dict[str, Any]:
     """Writes the folder described in the module docstring; returns the manifest."""
     out = Path(out)
+    shares = check_shares(shares or SHARES)
     rng = random.Random(f"open-world-mix/{seed}")
     ow = {s: open_world.generate(s, n, seed) for s, n in (("train", n_open_world), ("validation", max(n_validation, 64)))}
     test = open_world.generate("test-heldout-families", n_test, seed)
@@ -105,11 +122,12 @@ def build(out: Path, seed: int = 0, *, n_open_world: int = 5000, n_train: int = 
 
     manifest: dict[str, Any] = {"seed": seed, "builtin_seed": builtin_seed, "heldout_domains": list(HELDOUT_DOMAINS),
                                 "tools_in_catalog": len(catalog(seed)), "training_tools": len(tools_of("train", seed)),
-                                "heldout_tools": len(tools_of("test", seed)), "chat_prompts_kept": len(pairs), "chat_prompts": len(prompts)}
+                                "heldout_tools": len(tools_of("test", seed)), "chat_prompts_kept": len(pairs), "chat_prompts": len(prompts),
+                                "shares": shares, "natural_share": natural_share}
     pick_tools = chat_tools(seed)
     for split, n in (("train", n_train), ("validation", n_validation)):
-        c = _counts(n, SHARES)
-        n_nat = round(c["builtin"] * NATURAL_SHARE)
+        c = _counts(n, shares)
+        n_nat = round(c["builtin"] * natural_share)
         bseed = builtin_seed if split == "train" else builtin_seed + 1000
         parts = {"open_world": (ow[split])[: c["open_world"]],
                  "builtin": builtin.generate(split, c["builtin"] - n_nat, bseed) + natural.generate(n_nat, bseed),
@@ -135,13 +153,15 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--n-validation", type=int, default=64)
     ap.add_argument("--n-test", type=int, default=200, help="items of the held-out-families suite")
     ap.add_argument("--builtin-seed", type=int, default=5, help="seed of the built-in part (stages 1-5 of the default used 0-4)")
+    ap.add_argument("--shares", type=parse_shares, default=dict(SHARES), help="fractions of the mix, e.g. open_world=0.35,builtin=0.55,chat=0.1")
+    ap.add_argument("--natural-share", type=float, default=NATURAL_SHARE, help="of the built-in part: natural phrasings (the rest is recipes/data.py)")
     ap.add_argument("--chat-cache", type=Path, default=general_chat.DEFAULT_CACHE)
     ap.add_argument("--no-distill", action="store_true", help="never load the base model: leave out chat prompts missing from the cache")
     ap.add_argument("--suite", type=Path, default=None, help="also write the held-out suite here (recipes/suites/open-world-heldout-families.jsonl)")
     a = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     m = build(a.out, a.seed, n_open_world=a.n_open_world, n_train=a.n_train, n_validation=a.n_validation, n_test=a.n_test,
-              builtin_seed=a.builtin_seed, chat_cache=a.chat_cache, distill=not a.no_distill, suite=a.suite)
+              builtin_seed=a.builtin_seed, shares=a.shares, natural_share=a.natural_share, chat_cache=a.chat_cache, distill=not a.no_distill, suite=a.suite)
     print(json.dumps({k: m[k] for k in ("train", "validation", "test-heldout-families", "heldout_domains")}, indent=1))
 
 

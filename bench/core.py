@@ -18,8 +18,9 @@ every run makes exactly --new-tokens tokens. Per thread count, in the same proce
   ("greedy=") and, fed the baseline's tokens, how many of its next-token choices match ("top-1=");
 - `--isa avx2` runs the same path table in a child process limited to AVX2
   (`ATEN_CPU_CAPABILITY=avx2 ONEDNN_MAX_CPU_ISA=AVX2`: what an AVX2-only EPYC runs natively);
-- `--turns`: the README's sign question and a greeting as one-shot `mmagent run` processes and
-  as warm turns of one running `Agent`;
+- `--turns`: the README's sign question and a greeting as one-shot `mmagent run` processes (from
+  the decoder cache and without it, interleaved, after the run that writes it) and as warm turns of
+  one running `Agent`;
 - the llama.cpp peer on the same GGUF when `llama_cpp` is importable (it is not a dependency);
 - visual token reduction (49 -> --budget tokens, merge and attention top-k): prefill speedup
   and its effect on the output (leading tokens equal to the unreduced run's).
@@ -305,19 +306,25 @@ def time_turns(reps: int) -> list[dict]:
                "MMAGENT_CACHE_DIR": str(settings.cache_dir or settings.home / "models")}
         for name, (prompt, images) in TURNS.items():
             cmd = [sys.executable, "-m", "mmagent.cli", "run", prompt, *sum((["--image", i] for i in images), []), "--json"]
-            walls, answer = [], ""
-            for _ in range(reps):
+            walls: dict[str, list[float]] = {"0": [], "1": []}  # without / with the decoder cache, interleaved
+            answer = ""
+            for i in range(2 * reps + 1):
+                cache = "1" if i == 0 or i % 2 else "0"  # run 0 writes the cache (the first run after a pull)
                 t0 = time.perf_counter()
-                out = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=root)
-                walls.append(time.perf_counter() - t0)
+                out = subprocess.run(cmd, capture_output=True, text=True, env={**env, "MMAGENT_DECODER_CACHE": cache}, cwd=root)
+                wall = time.perf_counter() - t0
+                if i == 0:
+                    first = wall
+                else:
+                    walls[cache].append(wall)
                 answer = json.loads(out.stdout).get("answer", "") if out.stdout.strip() else out.stderr[-200:]
             warm = []
             for i in range(reps + 1):
                 t0 = time.perf_counter()
                 agent.run(prompt, images=[os.path.join(root, p) for p in images], session=f"{name}-{i}")
                 warm.append(time.perf_counter() - t0)
-            rows.append({"turn": name, "one_shot_s": statistics.median(walls), "warm_s": statistics.median(warm[1:]),
-                         "answer": answer})
+            rows.append({"turn": name, "one_shot_s": statistics.median(walls["1"]), "one_shot_no_cache_s": statistics.median(walls["0"]),
+                         "first_run_s": first, "warm_s": statistics.median(warm[1:]), "answer": answer})
     return rows
 
 
@@ -396,7 +403,9 @@ def print_footer(report: dict) -> None:
     else:
         print("\nllama.cpp peer: llama_cpp not importable (pip install llama-cpp-python builds it from source, ~12 min)")
     for t in report.get("turns", []):
-        print(f"turn {t['turn']!r}: one-shot process {t['one_shot_s']:.1f} s, warm {t['warm_s']:.2f} s  -> {t['answer'][:60]!r}")
+        print(f"turn {t['turn']!r}: one-shot process {t['one_shot_s']:.1f} s from the decoder cache "
+              f"({t['one_shot_no_cache_s']:.1f} s without it, {t['first_run_s']:.1f} s for the run that writes it), "
+              f"warm {t['warm_s']:.2f} s  -> {t['answer'][:60]!r}")
     print(f"\npeak RSS (fresh process: load mmagent-default + one image answer, 1 thread): {report['peak_rss_mb']:.0f} MB")
     print(f"load average at end {', '.join(f'{x:.1f}' for x in report['load_average_end'])}")
 

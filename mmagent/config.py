@@ -7,13 +7,17 @@ can be set by an env var `MMAGENT_<FIELD>` (e.g. `MMAGENT_CACHE_DIR`, `MMAGENT_T
 from __future__ import annotations
 
 import os
-import tomllib
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
 
+import tomllib
 from pydantic import Field, ValidationError
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
 
 from mmagent.errors import ConfigError
 
@@ -52,6 +56,9 @@ class Settings(BaseSettings):
     device: str = Field(default="cpu", description="torch device: cpu, cuda, cuda:1 ...")
     dtype: Literal["float32", "bfloat16", "float16"] = Field(default="float32")
     download_timeout_s: float = Field(default=60.0, gt=0)
+    decoder_cache: bool = Field(default=True, description=(
+        "Keep fused decoders on disk (<home>/cache/decoders) and serve from them without building the HF model "
+        "(mmagent.model.decoder_cache). Env: MMAGENT_DECODER_CACHE=0 turns it off."))
     # Tools (mmagent.tools): where artifacts live and which optional models the tools use.
     artifact_root: Path | None = Field(default=None, description="Artifact store root; defaults to <home>/artifacts.")
     detector: str | None = Field(default=None, description="detect_objects model: a local save_pretrained folder or a hub id.")

@@ -14,6 +14,9 @@ os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
 os.environ["MMAGENT_HOME"] = tempfile.mkdtemp(prefix="mmagent-test-home-")
 os.environ.setdefault("MMAGENT_CACHE_DIR", str(Path.home() / ".cache" / "mmagent-test-models"))
 os.environ.setdefault("MMAGENT_THREADS", "1")
+# Off unless a test turns it on (tests/test_lean_serving.py, tests/integration/test_lean_cli.py): every
+# other test loads models the full way, and a session does not leave ~0.5 GB decoders in its temp home.
+os.environ.setdefault("MMAGENT_DECODER_CACHE", "0")
 
 import pytest  # noqa: E402
 import torch  # noqa: E402

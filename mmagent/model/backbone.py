@@ -10,18 +10,23 @@ from __future__ import annotations
 import logging
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
-from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
 
 from mmagent.config import Settings, apply_thread_policy, get_settings, torch_dtype
 from mmagent.hub.catalog import CATALOG, EmbeddedSource, HubSource, ModelEntry
+
+if TYPE_CHECKING:  # transformers is imported where a model is built: `backbone_path` must stay light
+    from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 log = logging.getLogger(__name__)
 
 
 def convert_gguf_to_safetensors(gguf: Path, out: Path) -> Path:
     """Dequantizes a GGUF checkpoint into a `save_pretrained` folder (model + tokenizer)."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
     t0 = time.perf_counter()
     model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
     tok = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
@@ -50,6 +55,8 @@ def load_causal_lm(
     spec: str = "smollm2-135m-instruct", settings: Settings | None = None, dtype: torch.dtype | None = None
 ) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
     """Loads (model, tokenizer) in eval mode on the configured device and dtype."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
     settings = settings or get_settings()
     apply_thread_policy(settings)
     entry = CATALOG.resolve(spec, kind="llm")

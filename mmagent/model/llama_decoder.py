@@ -29,11 +29,14 @@ from __future__ import annotations
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
 from torch import nn
-from transformers import PreTrainedModel
+
+if TYPE_CHECKING:  # transformers' modeling import costs ~2.5 s; a decoder loaded from its cache never needs it
+    from transformers import PreTrainedModel
 
 
 def supports(model: PreTrainedModel) -> bool:
@@ -94,6 +97,7 @@ class Linear:
     def __init__(self, weight: torch.Tensor, dtype: torch.dtype, quantize: bool) -> None:
         self.w = weight.to(dtype).contiguous()  # [N, K]
         self.packed = None
+        self.int8: tuple[torch.Tensor, torch.Tensor] | None = None  # (int8 values [N, K], scale [N]) as saved
         if quantize:
             w = weight.detach().float()
             scale = (w.abs().amax(dim=1) / 127).clamp(min=1e-8).double()  # [N]
@@ -101,13 +105,47 @@ class Linear:
             with warnings.catch_warnings():  # quantized tensors are deprecated for a future torch; pinned 2.13 has them
                 warnings.simplefilter("ignore", UserWarning)
                 qw = torch.quantize_per_channel(w, scale, zero, 0, torch.qint8)
-            self.packed = torch.ops.quantized.linear_prepack(qw, None)
+            self._pack(qw.int_repr(), scale)
+
+    def _pack(self, values: torch.Tensor, scale: torch.Tensor) -> None:
+        self.int8 = (values, scale)
+        self.pack()
+
+    def pack(self) -> None:
+        """fbgemm's packed layout from the int8 values [N, K] and per-row scales [N]. It cannot be
+        saved itself, so a cached decoder keeps the values and packs them again (~3 ms per matrix,
+        ~0.4 s for SmolLM2-135M): in the warm-up thread while the prompt is prefilled on the float
+        weights, or at a matrix's first decode step, whichever comes first (packing twice is harmless)."""
+        if self.packed is not None or self.int8 is None:
+            return
+        values, scale = self.int8
+        zero = torch.zeros(values.shape[0], dtype=torch.long)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
+            qw = torch._make_per_channel_quantized_tensor(values, scale, zero, 0)
+        self.packed = torch.ops.quantized.linear_prepack(qw, None)
+
+    @classmethod
+    def from_parts(cls, w: torch.Tensor, values: torch.Tensor | None = None, scale: torch.Tensor | None = None) -> Linear:
+        """The inverse of `parts`: a float weight as stored, plus its int8 copy if it had one (packed later: `pack`)."""
+        lin = cls.__new__(cls)
+        lin.w, lin.packed = w, None
+        lin.int8 = (values, scale) if values is not None and scale is not None else None
+        return lin
+
+    def parts(self, prefix: str) -> dict[str, torch.Tensor]:
+        out = {f"{prefix}.w": self.w}
+        if self.int8 is not None:
+            out[f"{prefix}.q"], out[f"{prefix}.scale"] = self.int8
+        return out
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         """x [..., K] -> [..., N] in x's dtype."""
         rows = x.numel() // x.shape[-1]
-        if self.packed is None or rows > DECODE_ROWS:
+        if self.int8 is None or rows > DECODE_ROWS:
             return F.linear(x.to(self.w.dtype), self.w).to(x.dtype)
+        if self.packed is None:
+            self.pack()
         out = torch.ops.quantized.linear_dynamic(x.reshape(rows, -1).float(), self.packed, REDUCE_RANGE)
         return out.view(*x.shape[:-1], -1).to(x.dtype)
 
@@ -115,6 +153,17 @@ class Linear:
 def path_name(quantize: bool, prefill: str) -> str:
     """A decoder path in words: "int8 decode + bfloat16 prefill", "float32 prefill + decode"."""
     return f"int8 decode + {prefill} prefill" if quantize else f"{prefill} prefill + decode"
+
+
+def choose_path(mode: str, prefill: str, model_dtype: torch.dtype) -> tuple[torch.dtype, bool]:
+    """The MM-LLM config's `decode_dtype` / `prefill_dtype` -> (matmul weights' dtype, int8 decode),
+    resolved for this CPU: int8 prefills in `prefill` or, for "auto", bf16 only where the CPU has it
+    natively (`mmagent.model.cpu`); "auto" decoding keeps the model's dtype (exact)."""
+    from mmagent.model.cpu import cpu_features
+
+    if mode == "int8":
+        return (cpu_features().prefill_dtype if prefill == "auto" else getattr(torch, prefill)), True
+    return (model_dtype if mode == "auto" else getattr(torch, mode)), False
 
 
 DECODE_ROWS = 8  # up to this many rows (batch x new tokens) use the int8 kernel
@@ -181,6 +230,49 @@ class LlamaDecoder:
             self.final_norm = model.model.norm.weight.float()
             self.lm_head = Linear(_weight(model.get_output_embeddings()), self.dtype, quantize)  # [V, D]
             self.cos, self.sin = self._rope_tables(model)  # [L, d] each
+        self._empty_cache()
+
+    # --- saved form: what `mmagent.model.decoder_cache` writes, so a later process skips fusing ------
+
+    LINEARS = ("qkv", "o", "gate_up", "down")
+
+    def tensors(self) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+        """Every weight this decoder computes with, by name, and its scalars as strings (safetensors metadata)."""
+        out = {"embed": self.embed, "final_norm": self.final_norm, "cos": self.cos, "sin": self.sin, **self.lm_head.parts("lm_head")}
+        for i, layer in enumerate(self.layers):
+            out[f"layers.{i}.norm1"], out[f"layers.{i}.norm2"] = layer.norm1, layer.norm2
+            for name in self.LINEARS:
+                out.update(getattr(layer, name).parts(f"layers.{i}.{name}"))
+        meta = {"heads": self.heads, "kv_heads": self.kv_heads, "head_dim": self.head_dim, "eps": self.eps, "max_len": self.max_len,
+                "layers": len(self.layers), "dtype": str(self.dtype).removeprefix("torch."), "quantize": int(self.quantize)}
+        return {k: v.detach().contiguous() for k, v in out.items()}, {k: str(v) for k, v in meta.items()}
+
+    @classmethod
+    def from_tensors(cls, t: dict[str, torch.Tensor], meta: dict[str, str], reuse_prefix: bool = True) -> LlamaDecoder:
+        """The inverse of `tensors`: the same decoder, without the model it was fused from."""
+        self = cls.__new__(cls)
+        self.quantize, self.reuse_prefix = meta["quantize"] == "1", reuse_prefix
+        self.dtype = getattr(torch, meta["dtype"])
+        self.act = torch.float32 if self.quantize else self.dtype
+        self.heads, self.kv_heads, self.head_dim = int(meta["heads"]), int(meta["kv_heads"]), int(meta["head_dim"])
+        self.eps, self.max_len = float(meta["eps"]), int(meta["max_len"])
+        lin = lambda p: Linear.from_parts(t[f"{p}.w"], t.get(f"{p}.q"), t.get(f"{p}.scale"))  # noqa: E731
+        self.layers = [_Layer(norm1=t[f"layers.{i}.norm1"], qkv=lin(f"layers.{i}.qkv"), o=lin(f"layers.{i}.o"),
+                              norm2=t[f"layers.{i}.norm2"], gate_up=lin(f"layers.{i}.gate_up"), down=lin(f"layers.{i}.down"))
+                       for i in range(int(meta["layers"]))]
+        self.embed, self.final_norm, self.lm_head = t["embed"], t["final_norm"], lin("lm_head")
+        self.cos, self.sin = t["cos"], t["sin"]
+        self._empty_cache()
+        return self
+
+    def pack(self) -> None:
+        """Packs every int8 matrix now (see `Linear.pack`); a decoder from `from_tensors` packs lazily."""
+        for layer in self.layers:
+            for name in self.LINEARS:
+                getattr(layer, name).pack()
+        self.lm_head.pack()
+
+    def _empty_cache(self) -> None:
         self.k: torch.Tensor | None = None
         self.v: torch.Tensor | None = None
         self.valid: torch.Tensor | None = None  # [B, capacity]: which cache slots are real tokens

@@ -23,21 +23,33 @@ import threading
 from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import torch
 from PIL import Image
 from pydantic import BaseModel, Field
 from torch import nn
-from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from mmagent.model import lora
 from mmagent.model.encoders.preprocess import MAX_PIXELS, check_image
-from mmagent.model.generation import Decoder, GenerationResult, HFDecoder, LogitsProcessor, RecomputeDecoder, SamplingConfig, generate
+from mmagent.model.generation import (
+    Decoder,
+    GenerationResult,
+    HFDecoder,
+    LogitsProcessor,
+    RecomputeDecoder,
+    SamplingConfig,
+    generate,
+)
+from mmagent.model.lean_backbone import CacheTarget, LeanBackbone
 from mmagent.model.projectors import ProjectorConfig, build_projector, projected_tokens
 from mmagent.model.token_reduction import ReductionConfig, TokenReducer
 from mmagent.protocol.chat import ContextOverflowError, Message
+
+if TYPE_CHECKING:  # types only: transformers' modeling import costs ~2.5 s (see mmagent.model.lean_tokenizer)
+    from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 log = logging.getLogger(__name__)
 FEATURE_CACHE = 32  # image feature sets kept (49 x 576 floats each: ~110 KB)
@@ -92,22 +104,73 @@ class MMInputs:
 
 
 class MMLLM(nn.Module):
-    def __init__(self, config: MMLLMConfig, llm: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, encoder: nn.Module) -> None:
+    def __init__(self, config: MMLLMConfig, llm: PreTrainedModel | None, tokenizer: PreTrainedTokenizerBase, encoder: nn.Module,
+                 lean: LeanBackbone | None = None) -> None:
+        """`llm` is the HF causal LM, or None with `lean` (`mmagent.model.lean_backbone`): served from the
+        cached decoder, the HF model built on first access of `.llm`."""
         super().__init__()
+        if (llm is None) == (lean is None):
+            raise ValueError("give the LLM or a lean backbone, not both or neither")
         self.config = config
-        self.llm, self.tokenizer, self.encoder = llm, tokenizer, encoder
+        self._lean = lean
+        self._cache: CacheTarget | None = None  # where a decoder built from a freshly loaded folder is saved
+        if llm is not None:
+            self.llm = llm
+        self.tokenizer, self.encoder = tokenizer, encoder
         self.reducer = TokenReducer(config.reduction)
-        d_lm = llm.get_input_embeddings().embedding_dim
+        d_lm = self._embed_weight().shape[1]
         with torch.random.fork_rng(devices=[]):  # seeded init without disturbing the caller's RNG
             torch.manual_seed(config.seed)
             self.projector = build_projector(config.projector, encoder.hidden_size, d_lm)
-        self.projector.to(llm.dtype)
+        self.projector.to(self._dtype)
         self.image_token_id = self._ensure_image_token()
-        self._fast: tuple[tuple, Decoder] | None = None  # (adapter fingerprint, dtype) -> fused decoder
+        self._fast: tuple[tuple, Decoder] | None = (("lean",), lean.decoder) if lean else None  # (adapter fingerprint, dtype) -> fused decoder
         self._fast_lock = threading.RLock()
         self._features: OrderedDict[tuple, torch.Tensor] = OrderedDict()  # inference-time image features, LRU
-        for p in [*self.llm.parameters(), *self.encoder.parameters()]:
+        for p in [*(llm.parameters() if llm is not None else []), *self.encoder.parameters()]:
             p.requires_grad_(False)  # the base stays frozen; projector and adapters train
+
+    def __getattr__(self, name: str) -> Any:
+        # nn.Module keeps submodules in _modules, so every `.llm` lookup lands here: a lean model
+        # builds its HF model the first time anything asks for it.
+        if name == "llm" and self.__dict__.get("_lean") is not None:
+            self._materialize()
+        return super().__getattr__(name)
+
+    def _materialize(self) -> None:
+        """The HF model of a lean MM-LLM, loaded as `from_pretrained` would have (the same base,
+        adapters and active adapter from the same folder); its HF tokenizer replaces the lean one
+        (same ids: tests/test_lean_serving.py)."""
+        from mmagent.model.backbone import load_causal_lm
+
+        lean = self._lean
+        with self._fast_lock:
+            if self.__dict__.get("_lean") is None:
+                return
+            llm, tok = load_causal_lm(self.config.llm, lean.settings, dtype=lean.dtype)
+            for p in llm.parameters():
+                p.requires_grad_(False)
+            self._lean = None
+            self.llm, self.tokenizer = llm, tok
+            if self._ensure_image_token() != self.image_token_id:
+                raise RuntimeError("the HF tokenizer numbers the image token differently from the lean one")
+            for name in self.config.adapters:
+                lora.load_adapter(self.llm, lean.folder / ADAPTERS_DIR / name, name)
+            lora.set_adapter(self.llm, self.config.active_adapter)
+            self.llm.eval()
+            log.info("built the HF model of %s (lean serving ends)", lean.folder)
+
+    @property
+    def is_lean(self) -> bool:
+        """Serving from the decoder cache, with no HF model loaded (yet)."""
+        return self.__dict__.get("_lean") is not None
+
+    def _embed_weight(self) -> torch.Tensor:
+        return self._lean.embed if self.is_lean else self.llm.get_input_embeddings().weight  # [V, D]
+
+    @property
+    def _dtype(self) -> torch.dtype:
+        return self._lean.dtype if self.is_lean else self.llm.dtype
 
     # --- construction ----------------------------------------------------------------------
 
@@ -126,6 +189,10 @@ class MMLLM(nn.Module):
         if self.config.image_token not in tok.get_vocab():
             tok.add_special_tokens({"additional_special_tokens": [self.config.image_token]}, replace_extra_special_tokens=False)
         tid = tok.convert_tokens_to_ids(self.config.image_token)
+        if self.is_lean:  # the cached embedding table was saved after this resize
+            if tid >= self._lean.vocab_rows:
+                raise ValueError(f"the cached decoder has {self._lean.vocab_rows} rows but {self.config.image_token} is id {tid}")
+            return tid
         emb = self.llm.get_input_embeddings()
         if tid >= emb.num_embeddings:
             self.llm.resize_token_embeddings(len(tok), mean_resizing=False)
@@ -144,16 +211,18 @@ class MMLLM(nn.Module):
 
     @property
     def max_length(self) -> int:
+        if self.is_lean:
+            return self._lean.max_len
         return int(getattr(self.llm.config, "max_position_embeddings", 2048))
 
     # --- the forward pass --------------------------------------------------------------------
 
     def encode_images(self, pixel_values: torch.Tensor) -> torch.Tensor:
         """[I, 3, H, W] -> projected visual tokens [I, M, D_lm]."""
-        dev = self.llm.get_input_embeddings().weight.device
+        dev = self._embed_weight().device
         with torch.no_grad():  # the encoder is frozen: no activations kept for backward
             feats = self.reducer(self.encoder(pixel_values.to(dev)))  # [I, N', D_enc]
-        return self.projector(feats.to(self.llm.dtype))  # [I, M, D_lm]
+        return self.projector(feats.to(self._dtype))  # [I, M, D_lm]
 
     def _cached_features(self, pixel_values: torch.Tensor) -> torch.Tensor:
         """`encode_images`, remembered at inference: an agent's every step shows the model the
@@ -173,7 +242,10 @@ class MMLLM(nn.Module):
 
     def embed(self, input_ids: torch.Tensor, pixel_values: torch.Tensor | None = None) -> torch.Tensor:
         """Token embeddings [B, T, D] with the image features spliced in at the placeholders."""
-        embeds = self.llm.get_input_embeddings()(input_ids)  # [B, T, D]
+        if self.is_lean:
+            embeds = torch.nn.functional.embedding(input_ids, self._lean.embed)  # [B, T, D]
+        else:
+            embeds = self.llm.get_input_embeddings()(input_ids)  # [B, T, D]
         mask = input_ids == self.image_token_id  # [B, T]
         slots = int(mask.sum())
         if pixel_values is None or len(pixel_values) == 0:
@@ -263,7 +335,11 @@ class MMLLM(nn.Module):
                 raise KeyError(f"unknown image {art_id!r}; given: {', '.join(artifacts) or 'none'}")
             img = artifacts[art_id]
             if isinstance(img, bytes):  # untrusted bytes: format and pixel count checked before decoding
-                from mmagent.media.images import ImageDecodeError, ImageLimits, decode_image
+                from mmagent.media.images import (
+                    ImageDecodeError,
+                    ImageLimits,
+                    decode_image,
+                )
 
                 try:
                     return decode_image(img, ImageLimits(max_pixels=self.config.max_image_pixels)).image
@@ -299,6 +375,8 @@ class MMLLM(nn.Module):
     @property
     def eos_token_ids(self) -> list[int]:
         """End-of-turn ids: the tokenizer's EOS plus the generation config's (ChatML: `<|im_end|>`)."""
+        if self.is_lean:
+            return list(self._lean.eos_token_ids)
         eos = getattr(self.llm.generation_config, "eos_token_id", None)
         ids = set(eos if isinstance(eos, list) else [eos] if eos is not None else [])
         if self.tokenizer.eos_token_id is not None:
@@ -310,6 +388,8 @@ class MMLLM(nn.Module):
         one (and `fast_decode`), else transformers' forward with its cache; `use_cache=False` is the
         recomputing reference."""
         from mmagent.model import llama_decoder
+        if self.is_lean and use_cache:
+            return self._fast[1]  # int8 matrices pack on first use, or in `warm_decoder`
         if not use_cache:
             return RecomputeDecoder(self.llm)
         if not (self.config.fast_decode and llama_decoder.supports(self.llm)):
@@ -319,18 +399,36 @@ class MMLLM(nn.Module):
         with self._fast_lock:  # a background warm-up may be building it right now
             if self._fast is None or self._fast[0] != key:  # built once per adapter state: fusing copies weights
                 self._fast = None  # free the old copy before making the new one
-                if mode == "int8":
-                    dtype = None if prefill == "auto" else getattr(torch, prefill)
-                else:
-                    dtype = None if mode == "auto" else getattr(torch, mode)
-                self._fast = (key, llama_decoder.LlamaDecoder(self.llm, dtype=dtype, quantize=mode == "int8"))
+                dtype, quantize = llama_decoder.choose_path(mode, prefill, self.llm.dtype)
+                self._fast = (key, llama_decoder.LlamaDecoder(self.llm, dtype=dtype, quantize=quantize))
+                self._save_decoder(key[0])
             return self._fast[1]
+
+    def _save_decoder(self, fingerprint: tuple) -> None:
+        """Writes a decoder built from the folder as loaded to the cache, for the next process; in a
+        thread that is not a daemon, so a one-shot process finishes the write (~1 s) before it exits."""
+        from mmagent.model import decoder_cache
+
+        where = self._cache
+        if where is None or where.pristine != fingerprint:
+            return
+        self._cache = None  # once
+        decoder = self._fast[1]
+        # daemon=False said explicitly: a thread inherits the flag of the one that starts it (often the
+        # daemon warm-up thread), and a daemon writer is killed mid-write when the interpreter exits.
+        threading.Thread(target=decoder_cache.save, args=(where.folder, where.key, decoder), name="mmllm-decoder-cache",
+                         daemon=False).start()
 
     def warm_decoder(self) -> threading.Thread:
         """Builds the fast decoder (fusing and quantizing: ~1.6 s for SmolLM2-135M) in a background
         thread, so that it overlaps with what a caller does before its first generation (the tool
         grammar, the prompt, the images); `decoder()` waits for it."""
-        thread = threading.Thread(target=self.decoder, name="mmllm-decoder-warmup", daemon=True)
+        def warm() -> None:
+            decoder = self.decoder()
+            if hasattr(decoder, "pack"):  # a cached decoder's int8 copies (~0.4 s), while the prompt prefills
+                decoder.pack()
+
+        thread = threading.Thread(target=warm, name="mmllm-decoder-warmup", daemon=True)
         thread.start()
         return thread
 
@@ -344,7 +442,8 @@ class MMLLM(nn.Module):
             raise ValueError("generation needs left padding: collate(items, padding_side='left')")
         embeds = self.embed(ids, batch.get("pixel_values"))
         # The placeholder token and ids past the tokenizer (padding rows of the table) are never outputs.
-        suppress = [self.image_token_id, *range(len(self.tokenizer), self.llm.get_output_embeddings().weight.shape[0])]
+        rows = self._lean.vocab_rows if self.is_lean else self.llm.get_output_embeddings().weight.shape[0]
+        suppress = [self.image_token_id, *range(len(self.tokenizer), rows)]
         return generate(self.decoder(use_cache), embeds, mask, ids, sampling=sampling, eos_token_ids=self.eos_token_ids,
                         processors=processors, suppress_token_ids=suppress, on_step=on_step)
 
@@ -354,6 +453,8 @@ class MMLLM(nn.Module):
         lora.add_adapter(self.llm, name, settings)
 
     def set_adapter(self, name: str | None) -> None:
+        if self.is_lean and name == self.config.active_adapter:
+            return  # what the cached decoder was merged with
         lora.set_adapter(self.llm, name)
 
     def load_adapter(self, folder: Path, name: str) -> None:
@@ -361,44 +462,57 @@ class MMLLM(nn.Module):
 
     @property
     def adapters(self) -> list[str]:
-        return lora.adapter_names(self.llm)
+        return list(self.config.adapters) if self.is_lean else lora.adapter_names(self.llm)
 
     @property
     def active_adapter(self) -> str | None:
-        return lora.active_adapter(self.llm)
+        return self.config.active_adapter if self.is_lean else lora.active_adapter(self.llm)
 
     # --- persistence -------------------------------------------------------------------------
 
     def save_pretrained(self, folder: Path | str) -> Path:
         """Config JSON + projector safetensors + one folder per adapter; the base is referenced by name."""
-        from safetensors.torch import save_file
-
-        folder = Path(folder)
-        folder.mkdir(parents=True, exist_ok=True)
-        state = {k: v.detach().contiguous().cpu() for k, v in self.projector.state_dict().items()}
-        save_file(state, str(folder / PROJECTOR_FILE))
-        for name in self.adapters:
-            lora.save_adapter(self.llm, name, folder / ADAPTERS_DIR / name)
-        cfg = self.config.model_copy(update={"adapters": self.adapters, "active_adapter": self.active_adapter})
-        (folder / CONFIG_FILE).write_text(cfg.model_dump_json(indent=2))
-        return folder
+        adapters = {name: partial(lora.save_adapter, self.llm, name) for name in self.adapters}
+        return write_pretrained(Path(folder), self.config, self.projector, adapters, self.active_adapter)
 
     @classmethod
     def from_pretrained(cls, folder: Path | str, settings=None, *, llm: PreTrainedModel | None = None,
                         tokenizer: PreTrainedTokenizerBase | None = None, encoder: nn.Module | None = None,
                         dtype: torch.dtype | None = None) -> MMLLM:
         """Loads a `save_pretrained` folder; the base LLM/encoder come from the catalog unless given."""
+        from mmagent.config import get_settings, torch_dtype
+        from mmagent.model import lean_backbone
+
         folder = Path(folder)
         config = cls.read_config(folder)
+        settings = settings or get_settings()
+        where = None
+        if llm is None and config.fast_decode and settings.decoder_cache:
+            where = lean_backbone.target(folder, config, settings, dtype or torch_dtype(settings))
+            opened = lean_backbone.open_lean(folder, config, settings, where) if where else None
+            if opened is not None:
+                from mmagent.model.encoders import load_encoder
+
+                model = cls(config, None, opened[1], load_encoder(config.encoder, settings), lean=opened[0])
+                model._load_projector_of(folder)
+                return model.eval()
         model = cls(config, llm, tokenizer, encoder) if llm is not None else cls.from_config(config, settings, dtype)
-        if (folder / PROJECTOR_FILE).is_file():
-            model.load_projector(folder / PROJECTOR_FILE)
-        else:  # the embedded default before its projector is trained: runs, but sees images as noise
-            log.warning("%s has no %s: the projector is untrained (seed %d)", folder, PROJECTOR_FILE, config.seed)
+        model._load_projector_of(folder)
         for name in config.adapters:
             model.load_adapter(folder / ADAPTERS_DIR / name, name)
         model.set_adapter(config.active_adapter)
+        if where is not None:  # the first decoder built from this state goes to the cache (see `decoder`)
+            from mmagent.model.llama_decoder import fingerprint
+
+            where.pristine = fingerprint(model.llm)
+            model._cache = where
         return model.eval()
+
+    def _load_projector_of(self, folder: Path) -> None:
+        if (folder / PROJECTOR_FILE).is_file():
+            self.load_projector(folder / PROJECTOR_FILE)
+        else:  # the embedded default before its projector is trained: runs, but sees images as noise
+            log.warning("%s has no %s: the projector is untrained (seed %d)", folder, PROJECTOR_FILE, self.config.seed)
 
     @staticmethod
     def read_config(folder: Path | str) -> MMLLMConfig:
@@ -413,3 +527,20 @@ class MMLLM(nn.Module):
         if not path.is_file():
             raise FileNotFoundError(f"{path} is missing: the projector weights of this MM-LLM")
         self.projector.load_state_dict(load_file(str(path)))
+
+
+def write_pretrained(folder: Path, config: MMLLMConfig, projector: nn.Module,
+                     adapters: Mapping[str, Callable[[Path], Any]], active: str | None) -> Path:
+    """The one writer of an MM-LLM folder (`save_pretrained`, the alignment and tool-tuning exports):
+    `projector.safetensors`, `adapters/<name>/` written by `adapters[name](folder)`, and the config
+    naming those adapters. The savers are given, so a training export can write its adapter in fp16."""
+    from safetensors.torch import save_file
+
+    folder.mkdir(parents=True, exist_ok=True)
+    state = {k: v.detach().contiguous().cpu() for k, v in projector.state_dict().items()}
+    save_file(state, str(folder / PROJECTOR_FILE))
+    for name, save in adapters.items():
+        save(folder / ADAPTERS_DIR / name)
+    cfg = config.model_copy(update={"adapters": list(adapters), "active_adapter": active})
+    (folder / CONFIG_FILE).write_text(cfg.model_dump_json(indent=2))
+    return folder

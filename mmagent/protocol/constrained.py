@@ -14,23 +14,23 @@ which is exactly "prose, then maybe a call" (its `StructTag` tool-calling constr
 triton and apache-tvm-ffi; outlines and lm-format-enforcer have no such trigger construct and build
 whole-vocabulary indexes per schema (slow for a 49k vocabulary on 2 cores).
 
-One processor serves both decode loops: it is a `transformers.LogitsProcessor` (HF `generate`)
+One processor serves both decode loops: it has the `transformers.LogitsProcessor` call signature (HF `generate`)
 and a plain callable `(input_ids [B, T], scores [B, V]) -> scores` (the composed backend's loop in
 `mmagent.model.generation`). It is stateful: one instance per generation.
 """
 
 from __future__ import annotations
 
+import copy
 import json
 import re
 import threading
 import weakref
 from collections.abc import Sequence
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import torch
-from transformers import LogitsProcessor, PreTrainedTokenizerBase
 
 from mmagent.protocol.toolcall import CALL_CLOSE, CALL_OPEN, function_of
 
@@ -44,19 +44,28 @@ JSON_STYLE = {"item_separator": ", ", "key_separator": ": ", "whitespace_flexibl
 _lltokenizers: weakref.WeakKeyDictionary[Any, Any] = weakref.WeakKeyDictionary()
 _lock = threading.Lock()
 
+if TYPE_CHECKING:  # a type only: importing transformers' generation package costs ~2 s
+    from transformers import PreTrainedTokenizerBase
+
 
 def llg_tokenizer(tokenizer: PreTrainedTokenizerBase, eos_token_ids: Sequence[int] | None = None) -> Any:
-    """llguidance's view of a fast HF tokenizer, built once per tokenizer (~0.7 s for 49k tokens)."""
-    import llguidance.hf
+    """llguidance's view of a fast tokenizer, built once per tokenizer (~0.7 s for 49k tokens).
 
+    The steps of `llguidance.hf.from_tokenizer`, taken on the Rust tokenizer itself, so that an HF
+    fast tokenizer and a `mmagent.model.lean_tokenizer.LeanTokenizer` give the same LLTokenizer."""
+    from llguidance import LLTokenizer
+
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    if backend is None:
+        raise ValueError(f"constrained decoding needs a fast (Rust) tokenizer; {type(tokenizer).__name__} is not one")
     with _lock:
         key = (tuple(eos_token_ids) if eos_token_ids else None)
         per_tok = _lltokenizers.setdefault(tokenizer, {})
         if key not in per_tok:
-            try:
-                per_tok[key] = llguidance.hf.from_tokenizer(tokenizer, eos_token=list(key) if key else None)
-            except ValueError as err:
-                raise ValueError(f"constrained decoding needs a fast (Rust) tokenizer: {err}") from err
+            rust = copy.copy(backend)  # padding and truncation off on a copy, as llguidance.hf does
+            rust.no_padding()
+            rust.no_truncation()
+            per_tok[key] = LLTokenizer(rust.to_str(), eos_token=list(key) if key else tokenizer.eos_token_id)
         return per_tok[key]
 
 
@@ -126,7 +135,7 @@ def tool_call_lark(tools: Sequence[dict[str, Any]], mode: Mode = "auto") -> str:
             # [lazy]: the shortest free text that ends in the trigger, as in llguidance's StructTag.
             lines += [f"{name}_open[lazy]: TEXT {json.dumps(CALL_OPEN)}", f"{name}: {name}_open {_call_rule(tool)}"]
     elif mode == "required":
-        lines += [f"start: call (\"\\n\" call)*", f"call: {' | '.join(names)}"]
+        lines += ["start: call (\"\\n\" call)*", f"call: {' | '.join(names)}"]
         lines += [f"{name}: {json.dumps(CALL_OPEN)} {_call_rule(tool)}" for name, tool in zip(names, tools)]
     else:
         raise ValueError(f"mode must be 'auto' or 'required', got {mode!r}")
@@ -243,7 +252,7 @@ def minimal_instance(schema: dict[str, Any], defs: dict[str, Any]) -> Any:
     return None
 
 
-class ToolCallLogitsProcessor(LogitsProcessor):
+class ToolCallLogitsProcessor:
     """Masks disallowed tokens to -inf; `(input_ids [B, T], scores [B, V]) -> scores`.
 
     The first call sees the prompt (length T0) and only masks; each later call first feeds the

@@ -1,0 +1,134 @@
+"""The fused decoder on disk: a later process loads it instead of building the model and fusing it.
+
+Why: building `LlamaDecoder` from the HF model (LoRA merged into fused q/k/v and gate/up, bf16
+copies, int8 quantization) takes ~1.6-2 s for SmolLM2-135M, and the HF model under it needs
+transformers' modeling import (~2.5 s) and peft. A one-shot `mmagent run` pays all of that before
+its first token. The first process that builds a decoder from a saved MM-LLM folder writes the
+decoder's tensors here (safetensors: no pickle; fbgemm's packed int8 cannot be saved, so its int8
+values and scales are, and packing again takes ~0.4 s); the next process with the same inputs
+loads them (`mmagent.model.mmllm.MMLLM.from_pretrained`, lean mode).
+
+The key hashes everything the tensors depend on: the base LLM's files (name, size, mtime), the
+MM-LLM config, the active adapter's files (their bytes), the decoder path (dtypes, int8 range,
+the CPU capability that chose them) and the torch version. A file whose key or layout does not
+match is ignored and replaced; writes go to a temp file renamed into place, so a killed writer
+leaves no half file. At most `KEEP` entries are kept (~0.5 GB each for the default).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import logging
+import os
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+log = logging.getLogger(__name__)
+FORMAT = "1"
+KEEP = 2
+_LLM_FILES = ("config.json", "generation_config.json", "tokenizer.json", "tokenizer_config.json", "model.safetensors")
+
+
+def _stat(path: Path) -> list:
+    st = path.stat()
+    return [path.name, st.st_size, st.st_mtime_ns]
+
+
+def _digest(folder: Path) -> str:
+    h = hashlib.blake2b(digest_size=16)
+    for f in sorted(p for p in folder.rglob("*") if p.is_file()):
+        h.update(f.relative_to(folder).as_posix().encode())
+        h.update(f.read_bytes())
+    return h.hexdigest()
+
+
+def cache_key(llm_folder: Path, mm_folder: Path, config_json: str, active_adapter: str | None, path: str) -> str | None:
+    """The key of a decoder built from these files, or None when the base is not a local folder
+    with safetensors weights (a hub id, sharded weights: no lean load, nothing cached)."""
+    from mmagent.model.llama_decoder import REDUCE_RANGE
+
+    llm_folder = Path(llm_folder)
+    if not (llm_folder / "model.safetensors").is_file() or not (llm_folder / "config.json").is_file():
+        return None
+    adapter = Path(mm_folder) / "adapters" / active_adapter if active_adapter else None
+    material = {
+        "format": FORMAT, "torch": torch.__version__, "capability": torch.backends.cpu.get_cpu_capability(),
+        "path": path, "reduce_range": REDUCE_RANGE, "config": config_json, "active": active_adapter,
+        "llm": [_stat(llm_folder / n) for n in _LLM_FILES if (llm_folder / n).is_file()],
+        "adapter": _digest(adapter) if adapter is not None and adapter.is_dir() else None,
+    }
+    return hashlib.blake2b(json.dumps(material, sort_keys=True).encode(), digest_size=16).hexdigest()
+
+
+def cache_dir(settings=None) -> Path:
+    from mmagent.config import get_settings
+
+    return (settings or get_settings()).home / "cache" / "decoders"
+
+
+def load(folder: Path, key: str):
+    """The cached `LlamaDecoder` for `key`, or None (absent, unreadable or not this key: removed)."""
+    from safetensors import safe_open
+
+    from mmagent.model.llama_decoder import LlamaDecoder
+
+    path = Path(folder) / f"{key}.safetensors"
+    if not path.is_file():
+        return None
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            meta = f.metadata() or {}
+            if meta.get("key") != key or meta.get("format") != FORMAT:
+                raise ValueError("key or format mismatch")
+            tensors = {name: f.get_tensor(name) for name in f.keys()}  # noqa: SIM118 - safe_open has no __iter__
+        decoder = LlamaDecoder.from_tensors(tensors, meta)
+    except Exception as err:  # noqa: BLE001 - any damage means "not cached": rebuild and rewrite
+        log.warning("decoder cache %s unusable (%s: %s); rebuilding it", path.name, type(err).__name__, err)
+        path.unlink(missing_ok=True)
+        return None
+    os.utime(path)  # most recently used: kept by `prune`
+    return decoder
+
+
+def save(folder: Path, key: str, decoder) -> Path | None:
+    """Writes `decoder` under `key` (atomically); returns the file, or None if it could not be written."""
+    from safetensors.torch import save_file
+
+    folder = Path(folder)
+    tensors, meta = decoder.tensors()
+    seen: set[int] = set()
+    for name, t in tensors.items():  # safetensors refuses shared storage (tied embeddings / lm_head)
+        if t.untyped_storage().data_ptr() in seen:
+            tensors[name] = t.clone()
+        seen.add(tensors[name].untyped_storage().data_ptr())
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{key}.", suffix=".tmp", dir=folder)
+        os.close(fd)
+        try:
+            save_file(tensors, tmp, metadata={**meta, "key": key, "format": FORMAT})
+            os.replace(tmp, folder / f"{key}.safetensors")
+        finally:
+            Path(tmp).unlink(missing_ok=True)
+    except OSError as err:  # a full or read-only disk costs the next process time, nothing else
+        log.warning("could not write the decoder cache in %s: %s", folder, err)
+        return None
+    prune(folder)
+    return folder / f"{key}.safetensors"
+
+
+def prune(folder: Path, keep: int = KEEP, stale_s: float = 3600) -> None:
+    """Keeps the `keep` most recently used entries, and drops temp files a killed writer left (older than `stale_s`)."""
+    files = sorted(Path(folder).glob("*.safetensors"), key=lambda p: p.stat().st_mtime_ns, reverse=True)
+    for old in files[keep:]:
+        old.unlink(missing_ok=True)
+    now = time.time()
+    for tmp in Path(folder).glob(".*.tmp"):
+        with contextlib.suppress(OSError):
+            if now - tmp.stat().st_mtime > stale_s:
+                tmp.unlink()

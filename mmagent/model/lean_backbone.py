@@ -1,0 +1,102 @@
+"""Serving an MM-LLM without building its HF model: the decoder from its cache, the tokenizer from tokenizer.json.
+
+`MMLLM.from_pretrained` tries this first (for a saved folder over a local safetensors LLM, loaded in
+fp32 with the fast decoder on): if `mmagent.model.decoder_cache` holds the fused decoder for exactly
+these files, the model serves from it with a `LeanTokenizer`, and transformers' modeling stack,
+peft and the HF model are never loaded. Whatever needs the real model (training, an adapter other
+than the saved active one, `use_cache=False`, saving) builds it on first use: `MMLLM.llm` is built
+then, from the same folder, exactly as the non-lean path would have (`MMLLM._materialize`).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from mmagent.model import decoder_cache
+from mmagent.model.lean_tokenizer import LeanTokenizer
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class CacheTarget:
+    """Where a decoder built from a freshly loaded folder is saved for the next process, and the
+    adapter state it must still have (a training step or another adapter: not what the key says)."""
+
+    folder: Path
+    key: str
+    pristine: tuple | None = None
+
+
+@dataclass
+class LeanBackbone:
+    """What serving needs of the LLM: its decoder (embeddings, weights, RoPE) and a few config values."""
+
+    folder: Path  # the MM-LLM folder: the adapters are loaded from it when the real model is built
+    settings: Any
+    decoder: Any  # mmagent.model.llama_decoder.LlamaDecoder
+    max_len: int
+    eos_token_ids: list[int]
+
+    @property
+    def embed(self) -> torch.Tensor:
+        return self.decoder.embed  # [V, D], in the dtype the LLM was loaded in
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return self.decoder.embed.dtype
+
+    @property
+    def vocab_rows(self) -> int:
+        return int(self.decoder.lm_head.w.shape[0])
+
+
+def decoder_path(config, llm_dtype: torch.dtype) -> str:
+    """The fast decoder's path for this config on this CPU over an LLM loaded in `llm_dtype`, in words."""
+    from mmagent.model.llama_decoder import choose_path, path_name
+
+    dtype, quantize = choose_path(config.decode_dtype, config.prefill_dtype, llm_dtype)
+    return f"{path_name(quantize, str(dtype).removeprefix('torch.'))}, LLM in {str(llm_dtype).removeprefix('torch.')}"
+
+
+def llm_folder(config, settings) -> Path | None:
+    """The base LLM's local folder, or None (a hub id: resolved by transformers, never lean)."""
+    from mmagent.hub.catalog import CATALOG
+    from mmagent.model.backbone import backbone_path
+
+    path = Path(backbone_path(CATALOG.resolve(config.llm, kind="llm"), settings))
+    return path if path.is_dir() else None
+
+
+def target(folder: Path, config, settings, llm_dtype: torch.dtype) -> CacheTarget | None:
+    """The cache entry a model loaded from `folder` (its LLM in `llm_dtype`) would use, if it can have one."""
+    llm_dir = llm_folder(config, settings)
+    if llm_dir is None:
+        return None
+    key = decoder_cache.cache_key(llm_dir, folder, config.model_dump_json(), config.active_adapter, decoder_path(config, llm_dtype))
+    return CacheTarget(decoder_cache.cache_dir(settings), key) if key else None
+
+
+def open_lean(folder: Path, config, settings, where: CacheTarget) -> tuple[LeanBackbone, LeanTokenizer] | None:
+    """The lean backbone and tokenizer for `folder`, or None when the cache cannot serve it."""
+    llm_dir = llm_folder(config, settings)
+    tok = LeanTokenizer.load(llm_dir) if llm_dir else None
+    if tok is None:
+        return None
+    decoder = decoder_cache.load(where.folder, where.key)
+    if decoder is None:
+        return None
+    cfg = json.loads((llm_dir / "config.json").read_text())
+    gen_file = llm_dir / "generation_config.json"
+    eos = (json.loads(gen_file.read_text()) if gen_file.is_file() else {}).get("eos_token_id", cfg.get("eos_token_id"))
+    eos_ids = set(eos if isinstance(eos, list) else [eos] if eos is not None else [])
+    if tok.eos_token_id is not None:
+        eos_ids.add(tok.eos_token_id)
+    log.info("serving %s from the decoder cache (%s)", folder, decoder.path())
+    return LeanBackbone(Path(folder), settings, decoder, int(cfg.get("max_position_embeddings", 2048)), sorted(eos_ids)), tok

@@ -1,0 +1,42 @@
+"""The README's sign question as two real `mmagent run` processes: the first builds the decoder and
+leaves it in the cache, the second serves from it without transformers' modeling stack or peft
+(mmagent.model.lean_backbone) and answers the same."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.integration
+ROOT = Path(__file__).resolve().parents[2]
+PROBE = "import runpy, sys; sys.argv = ['mmagent'] + sys.argv[1:]; runpy.run_module('mmagent.cli', run_name='__main__')"
+
+
+def _run(home: Path) -> tuple[dict, subprocess.CompletedProcess]:
+    env = dict(os.environ, MMAGENT_HOME=str(home), OMP_NUM_THREADS="1", MMAGENT_DECODER_CACHE="1",
+               PYTHONWARNINGS="ignore")
+    proc = subprocess.run([sys.executable, "-X", "importtime", "-c", PROBE, "run", "What does this sign say?",
+                           "--image", str(ROOT / "examples" / "sign.png"), "--json"],
+                          capture_output=True, text=True, env=env, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    return json.loads(proc.stdout), proc
+
+
+def _imported(proc: subprocess.CompletedProcess, module: str) -> bool:
+    return any(line.rstrip().endswith(f"| {module}") or line.rstrip().split("|")[-1].strip() == module
+               for line in proc.stderr.splitlines() if line.startswith("import time:"))
+
+
+def test_second_process_serves_from_the_decoder_cache(tmp_path):
+    first, p1 = _run(tmp_path)
+    assert list((tmp_path / "cache" / "decoders").glob("*.safetensors")), "the first run left no decoder cache"
+    assert _imported(p1, "transformers.modeling_utils")
+    second, p2 = _run(tmp_path)
+    assert not _imported(p2, "transformers.modeling_utils") and not _imported(p2, "peft")
+    assert second["answer"] == first["answer"]
+    assert [c["name"] for c in second["calls"]] == [c["name"] for c in first["calls"]]

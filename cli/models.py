@@ -60,12 +60,33 @@ def doctor(json_out: Annotated[bool, typer.Option("--json", help="Print JSON for
     report = {"cpu": feats.describe(), "torch_capability": feats.capability, "native_bf16": feats.native_bf16,
               "amx": feats.amx, "vnni": feats.vnni, "int8_kernel": llama_decoder.int8_kernel_available(),
               "threads": get_settings().threads or torch.get_num_threads(), "mmagent_default_path": path,
-              "chosen_by": "config" if config.prefill_dtype != "auto" else "cpu capability"}
+              "chosen_by": "config" if config.prefill_dtype != "auto" else "cpu capability",
+              "decoder_cache": _decoder_cache_state(config)}
     if json_out:
         print_json(report)
         return
     for key, value in report.items():
         console.print(f"{key:22} {value}", highlight=False)
+
+
+def _decoder_cache_state(config) -> str:
+    """Whether `mmagent run` will serve the default from its cached decoder (mmagent.model.decoder_cache)."""
+    from mmagent.backends.composed import serving_dtype
+    from mmagent.config import get_settings, torch_dtype
+    from mmagent.hub.catalog import CATALOG
+    from mmagent.model import lean_backbone
+
+    settings = get_settings()
+    if not settings.decoder_cache:
+        return "off (MMAGENT_DECODER_CACHE=0)"
+    folder = CATALOG.get("mmagent-default").source.path
+    where = lean_backbone.target(folder, config, settings, serving_dtype(config) or torch_dtype(settings))
+    if where is None:
+        return "not cacheable (the base LLM is not a local safetensors folder)"
+    entry = where.folder / f"{where.key}.safetensors"
+    if entry.is_file():
+        return f"ready ({entry.stat().st_size / 1e6:.0f} MB, {entry})"
+    return "absent: the next load builds and writes it (or run `mmagent models pull --all`)"
 
 
 @app.command("pull")
@@ -90,6 +111,13 @@ def pull(
         if not json_out:
             console.print(f"[bold]{e.name}[/] ...")
         done[e.name] = str(provision(e, progress=not json_out, force=force))
+    if all_:  # the default's fused decoder on disk: the first `mmagent run` starts without building it
+        from mmagent.backends import load_chat_model
+
+        if not json_out:
+            console.print("[bold]mmagent-default[/] decoder cache ...")
+        cached = load_chat_model("mmagent-default").model.cache_decoder()
+        done["mmagent-default decoder cache"] = "ready" if cached else "not cacheable (see MMAGENT_DECODER_CACHE)"
     if json_out:
         print_json(done)
     else:

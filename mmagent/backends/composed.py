@@ -74,14 +74,7 @@ class ComposedChatModel:
         gets the LLM itself in bf16, and an int8 one in its prefill dtype (bf16 where the CPU has
         it natively, else fp32: `mmagent.model.cpu`): the decoder's float weights are then the LLM's own
         (no second copy, ~0.4 GB for SmolLM2-135M) and no precision is lost on the way."""
-        from mmagent.model.cpu import cpu_features
-
-        config = MMLLM.read_config(folder)
-        if dtype is None and config.fast_decode and config.decode_dtype == "bfloat16":
-            dtype = torch.bfloat16
-        elif dtype is None and config.fast_decode and config.decode_dtype == "int8":
-            dtype = cpu_features().prefill_dtype
-        model = MMLLM.from_pretrained(folder, settings, dtype=dtype)
+        model = MMLLM.from_pretrained(folder, settings, dtype=dtype or serving_dtype(MMLLM.read_config(folder)))
         model.warm_decoder()  # overlaps the decoder's build with the caller's first-turn set-up
         return cls(model, name or str(folder))
 
@@ -119,3 +112,14 @@ class ComposedChatModel:
     def warmup(self) -> None:
         """One tiny generation so that first-call costs (allocations, kernels) are not the user's."""
         self.chat([Message(role="user", content="hi")], max_new_tokens=2)
+
+
+def serving_dtype(config) -> torch.dtype | None:
+    """The LLM's dtype for serving a config (see `ComposedChatModel.from_pretrained`); None = the settings' dtype."""
+    from mmagent.model.cpu import cpu_features
+
+    if config.fast_decode and config.decode_dtype == "bfloat16":
+        return torch.bfloat16
+    if config.fast_decode and config.decode_dtype == "int8":
+        return cpu_features().prefill_dtype
+    return None

@@ -416,8 +416,22 @@ class MMLLM(nn.Module):
         decoder = self._fast[1]
         # daemon=False said explicitly: a thread inherits the flag of the one that starts it (often the
         # daemon warm-up thread), and a daemon writer is killed mid-write when the interpreter exits.
-        threading.Thread(target=decoder_cache.save, args=(where.folder, where.key, decoder), name="mmllm-decoder-cache",
-                         daemon=False).start()
+        self._cache_writer = threading.Thread(target=decoder_cache.save, args=(where.folder, where.key, decoder),
+                                              name="mmllm-decoder-cache", daemon=False)
+        self._cache_writer.start()
+
+    def cache_decoder(self) -> bool:
+        """Builds the fast decoder now and waits until it is in the decoder cache (`mmagent models pull`
+        does this for the default, so that even the first `mmagent run` serves lean). True when a
+        later load of this folder will be served from the cache."""
+        if self.is_lean:
+            return True
+        self.decoder()
+        writer = self.__dict__.get("_cache_writer")
+        if writer is None:
+            return False
+        writer.join()
+        return True
 
     def warm_decoder(self) -> threading.Thread:
         """Builds the fast decoder (fusing and quantizing: ~1.6 s for SmolLM2-135M) in a background

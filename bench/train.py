@@ -28,8 +28,13 @@ import torch
 
 
 def cpu_rows(threads: int, n_examples: int, reps: int) -> list[tuple[str, float, float, float]]:
-    from mmagent.recipes.sequences import collate, pack, system_prefix
-    from mmagent.recipes.tool_tuning import AssistantLoss, ToolTuningConfig, build_backbone, encode_all, load_conversations, tool_schemas
+    from mmagent.recipes.tool_tuning import load_conversations
+    from mmagent.training.backbone import build_backbone
+    from mmagent.training.batching import collate, pack
+    from mmagent.training.config import ToolTuningConfig
+    from mmagent.training.data import encode_all, tool_schemas
+    from mmagent.training.loss import AssistantLoss
+    from mmagent.training.sequences import system_prefix
 
     torch.set_num_threads(threads)
     cfg = ToolTuningConfig(data={"n_train": n_examples})  # text-only SmolLM2 + a fresh LoRA r=16

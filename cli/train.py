@@ -81,7 +81,8 @@ def evaluate(
     Example: mmagent eval recipes/suites/unseen-phrasings.jsonl --constrained --json
     """
     from mmagent.recipes.eval import evaluate as run
-    from mmagent.recipes.eval import load_suite, markdown_table, save_report
+    from mmagent.recipes.eval import markdown_table, save_report
+    from mmagent.training.scoring import load_suite
 
     try:
         load_suite(suite)  # a bad suite fails before any model loads

@@ -124,16 +124,11 @@ def train(cfg: AlignConfig, mm: Any = None) -> Path:
 
 
 def export(mm: Any, dst: Path) -> Path:
-    """`mmllm_config.json` (no adapters) + `projector.safetensors`: an MM-LLM folder to start tool tuning from."""
-    from safetensors.torch import save_file
+    """`mmllm_config.json` (no adapters) + `projector.safetensors`: an MM-LLM folder to start tool tuning from
+    (the MM-LLM's one folder writer, with no adapter: alignment trains the projector only)."""
+    from mmagent.model.mmllm import write_pretrained
 
-    from mmagent.model.mmllm import CONFIG_FILE, PROJECTOR_FILE
-
-    dst.mkdir(parents=True, exist_ok=True)
-    save_file({k: v.detach().contiguous() for k, v in mm.projector.state_dict().items()}, str(dst / PROJECTOR_FILE))
-    cfg = mm.config.model_copy(update={"adapters": [], "active_adapter": None})
-    (dst / CONFIG_FILE).write_text(cfg.model_dump_json(indent=2))
-    return dst
+    return write_pretrained(dst, mm.config, mm.projector, {}, None)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -70,7 +70,7 @@ def test_score_cache_roundtrip_and_torn_file(tmp_path):
 
 
 def test_avoid_items_score_any_valid_other_output():
-    from mmagent.recipes.eval import Prediction
+    from mmagent.training.scoring import Prediction
 
     tools = [{"type": "function", "function": {"name": "flip_coin", "parameters": {"type": "object", "properties": {}}}}]
     said = Prediction("x")

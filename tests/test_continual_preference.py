@@ -59,7 +59,7 @@ def test_kto_loss_is_eq_8_with_a_detached_clamped_reference_point():
 
 @pytest.fixture(scope="module")
 def bb():
-    from mmagent.recipes.tool_tuning import Backbone
+    from mmagent.training.backbone import Backbone
 
     mm = tiny_mmllm()
     return Backbone(mm.llm, mm.tokenizer, mm)
@@ -71,7 +71,7 @@ def _example(prompt: str, call: ToolCall | None, answer: str = "", images: int =
 
 
 def _conv(ex: Example, messages: list[Message]):
-    from mmagent.recipes.tool_tuning import Conversation
+    from mmagent.training.data import Conversation
 
     return Conversation(messages, {aid: color_image((200, 30 * i, 30)) for i, aid in enumerate(ex.images)})
 
@@ -88,14 +88,15 @@ def _direct_logp(bb, ex: Example, messages: list[Message], tools) -> float:
 
 
 def _rc():
-    from mmagent.recipes.tool_tuning import ToolTuningConfig
+    from mmagent.training.config import ToolTuningConfig
 
     return ToolTuningConfig(max_len=512, pack=False)
 
 
 def test_sequence_logps_match_a_plain_forward_with_images(bb):
-    from mmagent.recipes.sequences import system_prefix
-    from mmagent.recipes.tool_tuning import encode_all, make_batch
+    from mmagent.training.batching import make_batch
+    from mmagent.training.data import encode_all
+    from mmagent.training.sequences import system_prefix
 
     tools = registry().schemas()
     exs = [_example("read the sign", ToolCall(name="read_text", arguments={"image": "image_1"})),
@@ -113,9 +114,8 @@ def test_sequence_logps_match_a_plain_forward_with_images(bb):
 def test_objective_at_step_zero_and_one_step_moves_the_right_way(bb):
     """Policy = reference before any step: DPO = log 2 per pair, KTO = lambda/2 (z_0 = 0); a gradient
     step raises the chosen / desirable log-probs relative to the rejected / undesirable ones."""
-    from mmagent.recipes.sequences import system_prefix
-
     from mmagent.model import lora
+    from mmagent.training.sequences import system_prefix
 
     tools = registry().schemas()
     rt, df = ToolCall(name="read_text", arguments={"image": "image_1"}), ToolCall(name="detect_faces", arguments={"image": "image_1"})

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from mmagent.recipes.data import CHAINS, COMPOSED_PAIRS, HELDOUT_PAIRS, composed_chain, generate, heldout_phrasings, to_record, write_split
-from mmagent.recipes.eval import load_suite
+from mmagent.training.scoring import load_suite
 
 SUITES = Path(__file__).resolve().parents[1] / "recipes" / "suites"
 

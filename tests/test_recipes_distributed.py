@@ -17,8 +17,11 @@ from pathlib import Path
 import pytest
 
 from mmagent.recipes.recipe_config import load_config
-from mmagent.recipes.sequences import IGNORE, Encoded
-from mmagent.recipes.tool_tuning import Sample, ToolTuningConfig, batches_for_step, step_examples, train
+from mmagent.recipes.tool_tuning import train
+from mmagent.training.batching import batches_for_step, step_examples
+from mmagent.training.config import ToolTuningConfig
+from mmagent.training.data import Sample
+from mmagent.training.sequences import IGNORE, Encoded
 
 CONFIGS = Path(__file__).resolve().parents[1] / "recipes" / "configs"
 

@@ -6,16 +6,14 @@ import json
 from pathlib import Path
 
 import pytest
-from mmagent.recipes.eval import (
+from mmagent.recipes.eval import evaluate, markdown_table, summarize
+from mmagent.training.scoring import (
     Prediction,
     SuiteItem,
     arguments_match,
-    evaluate,
     load_suite,
-    markdown_table,
     run_item,
     score_item,
-    summarize,
     value_matches,
 )
 from PIL import Image

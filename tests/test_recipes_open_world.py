@@ -194,7 +194,7 @@ def test_requests_say_values_in_many_ways_and_sometimes_omit_optional_ones():
 
 
 def test_the_shipped_suite_is_the_generators_heldout_split():
-    from mmagent.recipes.eval import load_suite
+    from mmagent.training.scoring import load_suite
 
     items = load_suite(SUITE)
     assert 180 <= len(items) <= 220
@@ -249,17 +249,13 @@ def test_the_mix_has_its_shares_and_the_records_the_trainer_reads(mix):
 
 def test_own_tools_batches_compute_the_same_loss_as_full_sequences(mix):
     from mmagent.recipes.recipe_config import load_config
-    from mmagent.recipes.sequences import IGNORE, system_prefix
-    from mmagent.recipes.tool_tuning import (
-        AssistantLoss,
-        ToolTuningConfig,
-        build_backbone,
-        encode_all,
-        load_conversations,
-        make_batch,
-        make_batches,
-        tool_schemas,
-    )
+    from mmagent.recipes.tool_tuning import load_conversations
+    from mmagent.training.backbone import build_backbone
+    from mmagent.training.batching import make_batch, make_batches
+    from mmagent.training.config import ToolTuningConfig
+    from mmagent.training.data import encode_all, tool_schemas
+    from mmagent.training.loss import AssistantLoss
+    from mmagent.training.sequences import IGNORE, system_prefix
 
     out, _ = mix
     cfg = load_config(ToolTuningConfig, CONFIGS / "tools-tiny-cpu.yaml", [f"data.dir={out}", "max_len=4096"])
@@ -294,9 +290,8 @@ def test_own_tools_batches_compute_the_same_loss_as_full_sequences(mix):
 
 def test_open_world_config_continues_the_shipped_default():
     from mmagent.recipes.recipe_config import launch_command, load_config
-    from mmagent.recipes.tool_tuning import ToolTuningConfig
-
     from mmagent.model.mmllm import CONFIG_FILE
+    from mmagent.training.config import ToolTuningConfig
 
     path = CONFIGS / "tools-open-world.yaml"
     cfg = load_config(ToolTuningConfig, path)

@@ -9,8 +9,13 @@ from pathlib import Path
 import pytest
 import torch
 from mmagent.recipes.recipe_config import load_config
-from mmagent.recipes.sequences import IGNORE, collate, encode, pack, system_prefix
-from mmagent.recipes.tool_tuning import AssistantLoss, ToolTuningConfig, build_backbone, load_conversations, tool_schemas, train
+from mmagent.recipes.tool_tuning import load_conversations, train
+from mmagent.training.backbone import build_backbone
+from mmagent.training.batching import collate, pack
+from mmagent.training.config import ToolTuningConfig
+from mmagent.training.data import tool_schemas
+from mmagent.training.loss import AssistantLoss
+from mmagent.training.sequences import IGNORE, encode, system_prefix
 from safetensors.torch import load_file
 
 from mmagent.protocol.chat import Message, ToolCall

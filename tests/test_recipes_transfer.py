@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from mmagent.recipes.eval import SuiteItem
+from mmagent.training.scoring import SuiteItem
 from mmagent.recipes.transfer_eval import is_correct, score
 
 from mmagent.agent import ScriptedChatModel

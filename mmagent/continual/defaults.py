@@ -28,9 +28,9 @@ def default_suites() -> list[Path]:
     tool families (200, each item with its own tools) = 350 items. The suites written blind to the
     generator (heldout-*) stay out on purpose: they measure the model from outside, and a gate
     that selects versions on them would make them a validation set."""
-    import mmagent.recipes
+    from mmagent.training.scoring import shipped_suites
 
-    root = Path(mmagent.recipes.__file__).parent / "suites"
+    root = shipped_suites()
     return [root / "unseen-phrasings.jsonl", root / "unseen-combinations.jsonl", root / "open-world-heldout-families.jsonl"]
 
 

@@ -66,7 +66,7 @@ class LearnEnv:
     chat_model: Callable[[Path | None], ChatModel]  # a model serving that adapter (None = base)
     regression_suite: Path | Sequence[Path]  # frozen eval suite(s) (recipes/eval.py format) of this model's tools
     media: Callable[[LoggedTurn, str], bytes] | None = None  # (turn, artifact id) -> file bytes, for held-out media
-    load_backbone: Callable[[Any], Any] | None = None  # recipe cfg -> recipes Backbone; None: update.default_backbone
+    load_backbone: Callable[[Any], Any] | None = None  # recipe cfg -> training Backbone; None: update.default_backbone
     on_step: Callable[[int], None] | None = None  # training progress
     model: str | None = None  # the model the round learns for: feedback on turns another model served waits for its round
 

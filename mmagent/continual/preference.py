@@ -3,7 +3,7 @@
 Why not TRL's trainers: they expect a plain `PreTrainedModel` and build their own batches from
 token ids, while our sequences are the composed MM-LLM's (image features spliced into the
 embeddings by `MMLLM.embed`, a shared system prefix with its KV reused, assistant-only labels from
-`recipes/tool_tuning.py`). The two losses are a few lines each, written here beside
+`mmagent/training/`). The two losses are a few lines each, written here beside
 `tests/test_continual_preference.py`, which checks them against the papers' formulas computed
 directly on a tiny model.
 
@@ -65,9 +65,9 @@ def sequence_logps(llm: nn.Module, mm: Any, batch: Any, pixels: torch.Tensor | N
     """log pi(y|x) per row [B] of a `PackedBatch` with ONE conversation per row (pack=False):
     the summed log-probs of the labelled (assistant) tokens, images spliced as at serving.
 
-    The same forward as `recipes.tool_tuning.AssistantLoss` (shared prefix KV, LM head only
+    The same forward as `mmagent.training.loss.AssistantLoss` (shared prefix KV, LM head only
     where a label exists), summed per row instead of over the batch."""
-    from mmagent.recipes.sequences import IGNORE
+    from mmagent.training.sequences import IGNORE
 
     body = llm.model
     B = batch.input_ids.shape[0]
@@ -110,7 +110,7 @@ class PreferenceObjective:
             self.ref = self._logps(list(range(len(samples))))
 
     def _logps(self, idx: Sequence[int]) -> torch.Tensor:
-        from mmagent.recipes.tool_tuning import make_batch
+        from mmagent.training.batching import make_batch
 
         out = []
         for k in range(0, len(idx), 8):
@@ -150,9 +150,9 @@ def build_objective(bb: Any, examples: Sequence[Any], tools: list[dict[str, Any]
                     conv: Callable[[Any, list[Message]], Any]) -> PreferenceObjective | None:
     """The objective over a round's pair / desirable / undesirable examples (None when it has none).
 
-    `conv(example, messages)` makes a recipes `Conversation` (with the example's images). KTO's
+    `conv(example, messages)` makes a training `Conversation` (with the example's images). KTO's
     mismatched completion for unpaired item i is item i+1's (TRL pairs them the same way)."""
-    from mmagent.recipes.tool_tuning import encode_all
+    from mmagent.training.data import encode_all
 
     pairs = [e for e in examples if e.kind == "pair"]
     thumbs = [e for e in examples if e.kind in ("desirable", "undesirable")]

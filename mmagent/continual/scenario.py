@@ -220,8 +220,12 @@ class TinyWorld:
         head) stay frozen, as in a real LLM whose vocabulary was not shaped by these tools; otherwise
         the unseen tools' output rows are pushed far down and no LoRA round can lift them."""
         from mmagent.continual.update import UpdateConfig, replay_buffer
-        from mmagent.recipes.sequences import system_prefix
-        from mmagent.recipes.tool_tuning import AssistantLoss, Backbone, ToolTuningConfig, batches_for_step, encode_all, make_batch
+        from mmagent.training.backbone import Backbone
+        from mmagent.training.batching import batches_for_step, make_batch
+        from mmagent.training.config import ToolTuningConfig
+        from mmagent.training.data import encode_all
+        from mmagent.training.loss import AssistantLoss
+        from mmagent.training.sequences import system_prefix
 
         llm, tok = self._fresh_llm()
         mm = self._mmllm(llm, tok)
@@ -253,7 +257,7 @@ class TinyWorld:
         return self._mmllm(LlamaForCausalLM.from_pretrained(self.base).eval(), tiny_tokenizer()).eval()
 
     def load_backbone(self, _rc: Any = None):
-        from mmagent.recipes.tool_tuning import Backbone
+        from mmagent.training.backbone import Backbone
 
         mm = self.load_mmllm()
         for p in mm.parameters():

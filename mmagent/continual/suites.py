@@ -45,12 +45,12 @@ def groups_of(item: Any) -> list[str]:
 
 def run_suite(model: ChatModel, suite: Path, tools: list[dict[str, Any]], known: set[str] | None = None,
               limit: int | None = None, max_new_tokens: int = 96) -> list[ItemResult]:
-    """Every item's strict success (recipes/eval.py), `avoid` items as above. Items expecting a
+    """Every item's strict success (`mmagent.training.scoring`, as recipes/eval.py), `avoid` items as above. Items expecting a
     tool outside `known` (the round's registry) are left out: they belong to another tool set.
 
     96 new tokens per step is room for a call or a short answer; a gate need not wait for a model
     that rambles (the recipes' own default is 160)."""
-    from mmagent.recipes.eval import load_suite, run_item, score_item
+    from mmagent.training.scoring import load_suite, run_item, score_item
 
     items = [it for it in load_suite(suite) if known is None or all(e.name in known for e in it.expected)][:limit]
     avoid = _avoided(suite)
@@ -67,7 +67,7 @@ def run_suite(model: ChatModel, suite: Path, tools: list[dict[str, Any]], known:
 
 def suite_prompts(suites: Sequence[Path]) -> dict[str, str]:
     """Result id -> the item's prompt, over several suites."""
-    from mmagent.recipes.eval import load_suite
+    from mmagent.training.scoring import load_suite
 
     return {f"{suite_tag(s)}/{it.id}": it.prompt for s in suites for it in load_suite(s)}
 

@@ -13,11 +13,12 @@ Four methods (compared in bench/learn.py and the README):
           also trained with the next-token loss (`pref_sft`, as DPO+NLL, Pang et al. 2024): the
           preference terms add what plain replay cannot use, the thumbs-down and the model's mistakes.
 
-The optimisation reuses the tool-tuning recipe's parts (`recipes/tool_tuning.py`: the same chat
-rendering, assistant-only labels, shared-prefix packing, LR schedule, checkpoints with optimizer
-state and automatic resume, fp16 export). Its `train()` builds its own model and data and has no
-place for a warm start or an extra loss term, so the short step loop below composes those parts
-and adds the penalty; everything else is the recipe's code.
+The optimisation is the training library's (`mmagent/training/`, shared with the tool-tuning
+recipe: the same chat rendering, assistant-only labels, shared-prefix packing, loss, LR schedule,
+checkpoints with optimizer state and automatic resume, fp16 export). The recipe's `train()` is a
+distributed run that builds its own model and data, with no place for a warm start or an extra
+loss term, so the short single-process step loop below composes the library's parts and adds the
+penalty; everything else is the library's code.
 """
 
 from __future__ import annotations
@@ -63,10 +64,10 @@ class UpdateConfig(BaseModel):
     pref_weight: float = Field(default=0.3, ge=0, description="Weight of the preference loss beside the replay next-token loss.")
     pref_batch: int = Field(default=8, ge=1, description="Preference items (pairs or thumbs) per step.")
     pref_sft: bool = Field(default=True, description="Also train the desirable targets with the next-token loss (DPO+NLL).")
-    recipe: dict[str, Any] = Field(default_factory=_default_recipe, description="ToolTuningConfig fields (recipes/tool_tuning.py).")
+    recipe: dict[str, Any] = Field(default_factory=_default_recipe, description="ToolTuningConfig fields (mmagent/training/config.py).")
 
     def recipe_config(self, out: Path):
-        from mmagent.recipes.tool_tuning import ToolTuningConfig
+        from mmagent.training.config import ToolTuningConfig
 
         return ToolTuningConfig.model_validate({**_default_recipe(), **self.recipe, "out": out, "resume": True,
                                                 "adapter_name": NAME, "train_projector": False})
@@ -89,34 +90,31 @@ class TrainJob:
     earlier: list[Example] = field(default_factory=list)  # training examples of earlier promoted rounds (replayed too)
     data_hash: str = ""
     media: Callable[[Example, str], Any] | None = field(default=None, repr=False)  # (example, artifact id) -> PIL image
-    load_backbone: Callable[[Any], Any] | None = field(default=None, repr=False)  # recipe cfg -> recipes Backbone
+    load_backbone: Callable[[Any], Any] | None = field(default=None, repr=False)  # recipe cfg -> training Backbone
     on_step: Callable[[int], None] | None = field(default=None, repr=False)  # progress (and tests' kill switch)
 
 
 def default_backbone(rc) -> Any:
     """The recipe's base: the MM-LLM folder `rc.multimodal` (projector frozen) or the text-only LLM."""
-    from mmagent.recipes.tool_tuning import Backbone, build_llm
+    from mmagent.training.backbone import load_base
 
-    if rc.multimodal is not None:
-        from mmagent.model.mmllm import MMLLM
-
-        mm = MMLLM.from_pretrained(rc.multimodal, dtype=torch.float32)
-        bb = Backbone(mm.llm, mm.tokenizer, mm)
-    else:
-        bb = Backbone(*build_llm(rc))
+    bb = load_base(rc)
     for p in bb.parameters():
         p.requires_grad_(False)  # a round trains adapters only; the projector stays the shipped one
     return bb
 
 
 def replay_buffer(cfg: UpdateConfig, n: int) -> list[Any]:
-    """`n` base instruction conversations (recipes' `Conversation`), sampled with a fixed seed."""
-    from mmagent.recipes.tool_tuning import Conversation, DataSettings, ToolTuningConfig, load_conversations
+    """`n` base instruction conversations (training `Conversation`s), sampled with a fixed seed."""
+    from mmagent.training.config import DataSettings, ToolTuningConfig
+    from mmagent.training.data import Conversation, load_conversations
 
     if n <= 0:
         return []
-    if cfg.replay_data is None:  # regenerate the base data deterministically
-        return load_conversations(ToolTuningConfig(data=DataSettings(seed=cfg.replay_seed, n_validation=0)), "train", n)
+    if cfg.replay_data is None:  # regenerate the base data deterministically, with the data recipe's generator
+        from mmagent.recipes.data import generate
+
+        return load_conversations(ToolTuningConfig(data=DataSettings(seed=cfg.replay_seed, n_validation=0)), "train", n, generate)
     from PIL import Image
 
     path = Path(cfg.replay_data)
@@ -132,8 +130,8 @@ def replay_buffer(cfg: UpdateConfig, n: int) -> list[Any]:
 
 
 def conversation(job: TrainJob, ex: Example, messages: list[Message] | None = None) -> Any:
-    """A recipes `Conversation` of an example (its own target, or `messages`), with its images."""
-    from mmagent.recipes.tool_tuning import Conversation
+    """A training `Conversation` of an example (its own target, or `messages`), with its images."""
+    from mmagent.training.data import Conversation
 
     images = {aid: job.media(ex, aid) for aid in ex.images} if ex.images and job.media else {}
     if ex.images and not images:
@@ -170,7 +168,7 @@ def train_candidate(job: TrainJob) -> Path:
 def _preference(bb: Any, job: TrainJob, rc) -> Callable[[int], torch.Tensor] | None:
     """DPO + KTO over the round's preference examples; the reference = the adapter as loaded now (the serving one)."""
     from mmagent.continual.preference import build_objective
-    from mmagent.recipes.sequences import system_prefix
+    from mmagent.training.sequences import system_prefix
 
     bb.llm.eval()  # the reference without dropout (and the policy too, see preference.py)
     obj = build_objective(bb, job.examples, job.tools, system_prefix(bb.tok, job.tools), rc, job.cfg,
@@ -195,7 +193,7 @@ def prepare(bb: Any, job: TrainJob, rc) -> tuple[Penalty | None, Callable[[Path]
     from mmagent.model import lora
     cfg, llm = job.cfg, bb.llm
     prev = _previous_adapter(bb, job, rc)
-    settings = lora.LoraSettings(r=rc.lora.r, alpha=rc.lora.alpha, dropout=rc.lora.dropout, target_modules=rc.lora.targets)
+    settings = rc.lora.model_settings()
     if prev is None:  # the first version: a fresh adapter, nothing to protect yet
         lora.add_adapter(llm, NAME, settings)
         penalty, finish = None, (lambda out: out)
@@ -220,8 +218,10 @@ def prepare(bb: Any, job: TrainJob, rc) -> tuple[Penalty | None, Callable[[Path]
 
 def _ewc(bb: Any, job: TrainJob, rc) -> Penalty:
     from mmagent.continual.ewc import EWCRegularizer, fisher_diagonal
-    from mmagent.recipes.sequences import system_prefix
-    from mmagent.recipes.tool_tuning import AssistantLoss, encode_all, make_batch
+    from mmagent.training.batching import make_batch
+    from mmagent.training.data import encode_all
+    from mmagent.training.loss import AssistantLoss
+    from mmagent.training.sequences import system_prefix
 
     prefix = system_prefix(bb.tok, job.tools)
     samples = encode_all(bb, replay_buffer(job.cfg, job.cfg.ewc_batches * 4), job.tools, prefix)
@@ -239,33 +239,28 @@ def _ewc(bb: Any, job: TrainJob, rc) -> Penalty:
 def fit(bb: Any, convs: list[Any], tools: list[dict[str, Any]], rc, penalty: Penalty | None = None,
         on_step: Callable[[int], None] | None = None, extra: Callable[[int], torch.Tensor] | None = None,
         dropout: bool = True) -> Path:
-    """The recipe's step loop plus `penalty(llm)` and `extra(step)` (a loss, e.g. the preference
-    terms); checkpoints and resumes in `rc.out`; returns the adapter folder."""
-    from mmagent.recipes.sequences import IGNORE, system_prefix
-    from mmagent.recipes.tool_tuning import (
-        AssistantLoss,
-        batches_for_step,
-        encode_all,
-        export,
-        load_checkpoint,
-        lr_lambda,
-        make_batch,
-        save_checkpoint,
-    )
+    """The recipe's step loop, on one process, plus `penalty(llm)` and `extra(step)` (a loss, e.g. the
+    preference terms); checkpoints and resumes in `rc.out`; returns the adapter folder."""
+    from mmagent.training.batching import batches_for_step, make_batch, target_tokens
+    from mmagent.training.checkpoint import load_checkpoint, save_checkpoint
+    from mmagent.training.data import encode_all
+    from mmagent.training.export import export
+    from mmagent.training.loss import AssistantLoss
+    from mmagent.training.optim import optimizer
+    from mmagent.training.sequences import system_prefix
 
     out = Path(rc.out)
     out.mkdir(parents=True, exist_ok=True)
     prefix = system_prefix(bb.tok, tools)
     data = encode_all(bb, convs, tools, prefix)
     params = bb.trainable()
-    opt = torch.optim.AdamW(params, lr=rc.lr, weight_decay=rc.weight_decay)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_lambda(rc))
+    opt, sched = optimizer(params, rc)
     start = load_checkpoint(out, bb, rc, opt, sched)
     loss_fn = AssistantLoss(bb.llm, bb.mm, rc.share_prefix)
     bb.llm.train(dropout)
     for step in range(start, rc.steps):
         batches = [make_batch(bb, prefix, m, rc) for m in batches_for_step(data, step, rc)] if data else []
-        n_total = max(1, sum(int((b.labels[:, 1:] != IGNORE).sum()) for b, _ in batches))
+        n_total = max(1, target_tokens(batches))
         total = 0.0
         for b, px in batches:
             loss, _ = loss_fn(b.prefix, b.input_ids, b.labels, b.position_ids, b.attention_mask, px)

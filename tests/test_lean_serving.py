@@ -68,7 +68,7 @@ def test_second_load_serves_from_the_cache_with_the_same_tokens(saved):
     assert not first.is_lean
     ref, _ = _answer(first, art)
     _join_cache_writers()
-    files = list(decoder_cache.cache_dir(get_settings()).glob("*.safetensors"))
+    files = [f for f in decoder_cache.cache_dir(get_settings()).glob("*.safetensors") if ".prefix." not in f.name]
     assert len(files) == 1
 
     lean = MMLLM.from_pretrained(saved)
@@ -94,7 +94,7 @@ def test_a_changed_adapter_or_a_damaged_file_is_not_served(saved):
 
     MMLLM.from_pretrained(saved).decoder()
     _join_cache_writers()
-    (entry,) = decoder_cache.cache_dir(get_settings()).glob("*.safetensors")
+    (entry,) = [f for f in decoder_cache.cache_dir(get_settings()).glob("*.safetensors") if ".prefix." not in f.name]
 
     entry.write_bytes(entry.read_bytes()[:1000])  # a torn file (as a full disk would leave)
     m = MMLLM.from_pretrained(saved)
@@ -141,3 +141,29 @@ def test_lean_tokenizer_matches_the_hf_tokenizer(saved):
     hf.add_special_tokens({"additional_special_tokens": ["<image>"]}, replace_extra_special_tokens=False)
     lean.add_special_tokens({"additional_special_tokens": ["<image>"]})
     assert lean.convert_tokens_to_ids("<image>") == hf.convert_tokens_to_ids("<image>")
+
+
+def _join_prefix_writers() -> None:
+    for t in threading.enumerate():
+        if t.name == "mmllm-prefix-cache":
+            t.join()
+
+
+def test_the_tool_prompt_kv_is_reused_by_the_next_process(saved):
+    """A lean load after one answered prompt starts with that prompt's KV: the next prefill reuses
+    the shared system prompt and tool signatures, and the tokens are those of a cold prefill."""
+    from mmagent.model.mmllm import MMLLM
+
+    art = {"image_1": color_image((200, 30, 30))}
+    MMLLM.from_pretrained(saved).decoder()
+    _join_cache_writers()
+    lean = MMLLM.from_pretrained(saved)
+    assert lean.is_lean and lean.decoder().length == 0  # no prefix saved yet
+    cold, reused = _answer(lean, art)
+    assert reused == 0
+    _join_prefix_writers()
+
+    warm = MMLLM.from_pretrained(saved)
+    assert warm.decoder().length > 0  # the saved prompt
+    got, reused = _answer(warm, art)
+    assert reused > 0 and got.text == cold.text and got.tool_calls == cold.tool_calls

@@ -122,11 +122,52 @@ def save(folder: Path, key: str, decoder) -> Path | None:
     return folder / f"{key}.safetensors"
 
 
+# --- the prompt prefix: the KV of the system prompt and tool signatures, for the next process ---------
+# ~32 MB for the default's ~700-token tool prompt (fp32 KV); a one-shot run then prefills only the
+# user's message. Valid for exactly one decoder (the file is named after its key) and checked on
+# its embeddings before any position is reused (LlamaDecoder._common_prefix).
+
+
+def load_prefix(folder: Path, key: str, decoder) -> int:
+    """Loads `<key>.prefix.safetensors` into `decoder`; the positions loaded (0: none, or unusable)."""
+    from safetensors.torch import load_file
+
+    path = Path(folder) / f"{key}.prefix.safetensors"
+    if not path.is_file():
+        return 0
+    try:
+        return decoder.load_prefix(load_file(str(path)))
+    except Exception as err:  # noqa: BLE001 - a damaged prefix only costs one prefill
+        log.warning("prompt prefix cache %s unusable (%s); dropping it", path.name, err)
+        path.unlink(missing_ok=True)
+        return 0
+
+
+def save_prefix(folder: Path, key: str, state: dict[str, torch.Tensor]) -> None:
+    """Writes a prompt's KV (`LlamaDecoder.prefix_state`) for the decoder `key`, atomically."""
+    from safetensors.torch import save_file
+
+    folder = Path(folder)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{key}.prefix.", suffix=".tmp", dir=folder)
+        os.close(fd)
+        try:
+            save_file(state, tmp, metadata={"key": key, "format": FORMAT})
+            os.replace(tmp, folder / f"{key}.prefix.safetensors")
+        finally:
+            Path(tmp).unlink(missing_ok=True)
+    except OSError as err:
+        log.warning("could not write the prompt prefix cache in %s: %s", folder, err)
+
+
 def prune(folder: Path, keep: int = KEEP, stale_s: float = 3600) -> None:
     """Keeps the `keep` most recently used entries, and drops temp files a killed writer left (older than `stale_s`)."""
-    files = sorted(Path(folder).glob("*.safetensors"), key=lambda p: p.stat().st_mtime_ns, reverse=True)
+    files = sorted((p for p in Path(folder).glob("*.safetensors") if not p.name.endswith(".prefix.safetensors")),
+                   key=lambda p: p.stat().st_mtime_ns, reverse=True)
     for old in files[keep:]:
         old.unlink(missing_ok=True)
+        (old.parent / f"{old.stem}.prefix.safetensors").unlink(missing_ok=True)
     now = time.time()
     for tmp in Path(folder).glob(".*.tmp"):
         with contextlib.suppress(OSError):

@@ -43,6 +43,8 @@ class LeanBackbone:
     decoder: Any  # mmagent.model.llama_decoder.LlamaDecoder
     max_len: int
     eos_token_ids: list[int]
+    where: CacheTarget | None = None  # its entry in the decoder cache: the prompt prefix is saved beside it
+    prefix_saved: bool = False
 
     @property
     def embed(self) -> torch.Tensor:
@@ -92,6 +94,7 @@ def open_lean(folder: Path, config, settings, where: CacheTarget) -> tuple[LeanB
     decoder = decoder_cache.load(where.folder, where.key)
     if decoder is None:
         return None
+    decoder_cache.load_prefix(where.folder, where.key, decoder)  # the last saved tool prompt's KV, if any
     cfg = json.loads((llm_dir / "config.json").read_text())
     gen_file = llm_dir / "generation_config.json"
     eos = (json.loads(gen_file.read_text()) if gen_file.is_file() else {}).get("eos_token_id", cfg.get("eos_token_id"))
@@ -99,4 +102,24 @@ def open_lean(folder: Path, config, settings, where: CacheTarget) -> tuple[LeanB
     if tok.eos_token_id is not None:
         eos_ids.add(tok.eos_token_id)
     log.info("serving %s from the decoder cache (%s)", folder, decoder.path())
-    return LeanBackbone(Path(folder), settings, decoder, int(cfg.get("max_position_embeddings", 2048)), sorted(eos_ids)), tok
+    return LeanBackbone(Path(folder), settings, decoder, int(cfg.get("max_position_embeddings", 2048)), sorted(eos_ids), where), tok
+
+
+NEW_POSITIONS = 32  # a prompt that computed more than this past the saved prefix replaces it
+
+
+def save_prefix_after(lean: LeanBackbone) -> None:
+    """After a generation: if its prompt reused little of the saved prefix (none saved yet, or
+    another tool set), its KV becomes the saved prefix, once per process, written by a thread that
+    is not a daemon (a one-shot process finishes the ~30 MB write before it exits)."""
+    import threading
+
+    d = lean.decoder
+    if lean.prefix_saved or lean.where is None or d.prompt_len - d.reused <= NEW_POSITIONS:
+        return
+    state = d.prefix_state()  # copied now: the next generation overwrites the decoder's KV
+    if state is None:
+        return
+    lean.prefix_saved = True
+    threading.Thread(target=decoder_cache.save_prefix, args=(lean.where.folder, lean.where.key, state),
+                     name="mmllm-prefix-cache", daemon=False).start()

@@ -7,15 +7,21 @@ decoder comes from its on-disk cache (`mmagent.model.decoder_cache`) never needs
 classes, so it tokenizes with this.
 
 Exactness: encoding is `tokenizers`' own (what HF fast tokenizers call), the chat template is
-rendered by transformers' own `render_jinja_template` (its sandboxed environment, a light import)
-with the same special-token variables, and decoding is `tokenizers.decode` — the same calls
-transformers' `TokenizersBackend` makes when `clean_up_tokenization_spaces` is off. `load` returns
+rendered in the environment transformers builds for chat templates (`utils/chat_template_utils.py`:
+jinja2's ImmutableSandboxedEnvironment, trim_blocks + lstrip_blocks, loopcontrols, its `tojson`,
+`raise_exception`, `strftime_now`, and namespaces that refuse underscore names) with the same
+special-token variables — rebuilt here because importing that module pulls in transformers'
+package init (~0.7 s) — and decoding is `tokenizers.decode`, the call transformers'
+`TokenizersBackend` makes when `clean_up_tokenization_spaces` is off. Messages must be plain
+JSON-like data (what `mmagent.protocol.toolcall.template_messages` builds), checked before rendering. `load` returns
 None for any tokenizer folder outside that case (a slow tokenizer, cleanup on, no template), and
 the caller falls back to `AutoTokenizer`. tests/test_lean_serving.py compares both token for token.
 """
 
 from __future__ import annotations
 
+import datetime
+import functools
 import json
 from pathlib import Path
 from typing import Any
@@ -101,14 +107,12 @@ class LeanTokenizer:
     # --- text ------------------------------------------------------------------------------------
 
     def apply_chat_template(self, messages: list[dict[str, Any]], tokenize: bool = False, add_generation_prompt: bool = False) -> str:
-        from transformers.utils.chat_template_utils import render_jinja_template
-
         if tokenize:
             raise NotImplementedError("LeanTokenizer renders text only; tokenize with __call__")
+        _check_plain(messages)
         variables = {k: v for k, v in self.special.items() if v is not None}
-        rendered, _ = render_jinja_template(conversations=[messages], chat_template=self.chat_template,
-                                            add_generation_prompt=add_generation_prompt, **variables)
-        return rendered[0]
+        return _compiled(self.chat_template).render(messages=messages, tools=None, documents=None,
+                                                    add_generation_prompt=add_generation_prompt, **variables)
 
     def __call__(self, text: str, add_special_tokens: bool = False, return_offsets_mapping: bool = False) -> dict[str, list]:
         enc = self.backend_tokenizer.encode(text, add_special_tokens=add_special_tokens)
@@ -120,3 +124,66 @@ class LeanTokenizer:
     def decode(self, ids: Any, skip_special_tokens: bool = False) -> str:
         ids = ids.tolist() if hasattr(ids, "tolist") else list(ids)
         return self.backend_tokenizer.decode(ids, skip_special_tokens=skip_special_tokens)
+
+
+def _check_plain(value: Any) -> None:
+    """Only JSON types reach the template (transformers rebuilds other objects into inert ones)."""
+    if value is None or type(value) in (str, int, float, bool):
+        return
+    if type(value) is dict:
+        for k, v in value.items():
+            _check_plain(k)
+            _check_plain(v)
+        return
+    if type(value) in (list, tuple):
+        for v in value:
+            _check_plain(v)
+        return
+    raise TypeError(f"chat template data must be plain JSON types, got {type(value).__name__}")
+
+
+@functools.lru_cache(maxsize=8)
+def _compiled(template: str):
+    """The template in transformers' chat-template environment (see the module docstring)."""
+    import jinja2
+    import jinja2.ext
+    import jinja2.utils
+    from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+    def raise_exception(message: str):
+        raise jinja2.exceptions.TemplateError(message)
+
+    def tojson(x, ensure_ascii=False, indent=None, separators=None, sort_keys=False):
+        return json.dumps(x, ensure_ascii=ensure_ascii, indent=indent, separators=separators, sort_keys=sort_keys)
+
+    def strftime_now(fmt: str) -> str:
+        return datetime.datetime.now().strftime(fmt)
+
+    class Namespace(jinja2.utils.Namespace):  # no underscore attributes: no way to CPython internals
+        def __init__(*args, **kwargs):
+            self, args = args[0], args[1:]
+            attrs = dict(*args, **kwargs)
+            for name in attrs:
+                Namespace._check(name)
+            jinja2.utils.Namespace.__init__(self, attrs)
+
+        def __setitem__(self, name, value):
+            Namespace._check(name)
+            jinja2.utils.Namespace.__setitem__(self, name, value)
+
+        @staticmethod
+        def _check(name):
+            if isinstance(name, str) and name.startswith("_"):
+                raise jinja2.exceptions.SecurityError(f"chat templates cannot store underscore-prefixed attributes ({name!r})")
+
+    class TemplateDict:
+        def __call__(self, *args, **kwargs):
+            return dict(*args, **kwargs)
+
+        def fromkeys(self, *args, **kwargs):
+            return dict.fromkeys(*args, **kwargs)
+
+    env = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True, extensions=[jinja2.ext.loopcontrols])
+    env.filters["tojson"] = tojson
+    env.globals.update(raise_exception=raise_exception, strftime_now=strftime_now, dict=TemplateDict(), namespace=Namespace)
+    return env.from_string(template)

@@ -281,6 +281,29 @@ class LlamaDecoder:
         self.pos: torch.Tensor | None = None  # [B]: next position per row
         self.seen: torch.Tensor | None = None  # [capacity, D]: input embeddings whose KV is cached (batch 1)
         self.reused = 0  # positions the last prefill took from the cache (for benchmarks and tests)
+        self.prompt_len = 0  # positions of the last prefill's prompt (their KV stays valid after decoding)
+
+    def prefix_state(self) -> dict[str, torch.Tensor] | None:
+        """The KV of the last prompt (batch 1) as tensors to save: k, v [layers, 1, H_kv, n, d] and the
+        input embeddings they were computed from, seen [n, D] (what `_common_prefix` compares)."""
+        n = self.prompt_len
+        if self.k is None or self.seen is None or self.k.shape[1] != 1 or n == 0 or self.length < n:
+            return None
+        return {"k": self.k[:, :, :, :n].clone(), "v": self.v[:, :, :, :n].clone(), "seen": self.seen[:n].clone()}
+
+    def load_prefix(self, state: dict[str, torch.Tensor]) -> int:
+        """Puts a saved prompt's KV in the cache: the next prefill reuses its longest common prefix
+        with the new prompt (compared on the embeddings, so any other prompt just reuses less).
+        Returns the positions loaded (0 if the state does not fit this decoder)."""
+        k, v, seen = state["k"], state["v"], state["seen"]
+        n = int(seen.shape[0])
+        want = (len(self.layers), 1, self.kv_heads, n, self.head_dim)
+        if tuple(k.shape) != want or tuple(v.shape) != want or k.dtype != self.act or seen.dtype != self.embed.dtype or n >= self.max_len:
+            return 0
+        self._reserve(1, n + 1, 0)
+        self.k[:, :, :, :n], self.v[:, :, :, :n], self.seen[:n] = k, v, seen
+        self.length = self.prompt_len = n
+        return n
 
     def _fuse(self, layer: nn.Module) -> _Layer:
         a, m = layer.self_attn, layer.mlp
@@ -326,7 +349,7 @@ class LlamaDecoder:
         h = self._forward(embeds[:, keep:].to(self.act), pos[:, keep:], keep, mask, causal=mask is None)
         if b == 1:
             self.seen[:t] = embeds[0]
-        self.length, self.reused = t, keep
+        self.length, self.reused, self.prompt_len = t, keep, t
         return self.lm_head(h[:, -1]).float()  # [B, V]
 
     def forget(self) -> None:

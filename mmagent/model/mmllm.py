@@ -16,6 +16,7 @@ encoder by catalog name), the projector, and the LoRA adapters, all as safetenso
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -44,6 +45,7 @@ from mmagent.model.generation import (
     generate,
 )
 from mmagent.model.lean_backbone import CacheTarget, LeanBackbone
+from mmagent.model.mm_prompt import IGNORE
 from mmagent.model.projectors import ProjectorConfig, build_projector, projected_tokens
 from mmagent.model.token_reduction import ReductionConfig, TokenReducer
 from mmagent.protocol.chat import ContextOverflowError, Message
@@ -53,7 +55,6 @@ if TYPE_CHECKING:  # types only: transformers' modeling import costs ~2.5 s (see
 
 log = logging.getLogger(__name__)
 FEATURE_CACHE = 32  # image feature sets kept (49 x 576 floats each: ~110 KB)
-IGNORE = -100  # label value the loss skips (torch's CrossEntropyLoss default)
 CONFIG_FILE, PROJECTOR_FILE, ADAPTERS_DIR = "mmllm_config.json", "projector.safetensors", "adapters"
 
 
@@ -434,11 +435,16 @@ class MMLLM(nn.Module):
         return True
 
     def warm_decoder(self) -> threading.Thread:
-        """Builds the fast decoder (fusing and quantizing: ~1.6 s for SmolLM2-135M) in a background
-        thread, so that it overlaps with what a caller does before its first generation (the tool
-        grammar, the prompt, the images); `decoder()` waits for it."""
+        """Builds the fast decoder (fusing and quantizing: ~1.6 s for SmolLM2-135M; from the decoder
+        cache, packing its int8 copies) and the tool grammar's tokenizer in a background thread, so
+        that they overlap with what a caller does before its first generation (the prompt, the
+        images); `decoder()` waits for it."""
         def warm() -> None:
+            from mmagent.protocol.constrained import llg_tokenizer
+
             decoder = self.decoder()
+            with contextlib.suppress(ValueError):  # a slow tokenizer: constrained decoding will say so itself
+                llg_tokenizer(self.tokenizer, self.eos_token_ids)  # the grammar's view of the vocabulary (~0.4 s)
             if hasattr(decoder, "pack"):  # a cached decoder's int8 copies (~0.4 s), while the prompt prefills
                 decoder.pack()
 
@@ -458,8 +464,13 @@ class MMLLM(nn.Module):
         # The placeholder token and ids past the tokenizer (padding rows of the table) are never outputs.
         rows = self._lean.vocab_rows if self.is_lean else self.llm.get_output_embeddings().weight.shape[0]
         suppress = [self.image_token_id, *range(len(self.tokenizer), rows)]
-        return generate(self.decoder(use_cache), embeds, mask, ids, sampling=sampling, eos_token_ids=self.eos_token_ids,
-                        processors=processors, suppress_token_ids=suppress, on_step=on_step)
+        out = generate(self.decoder(use_cache), embeds, mask, ids, sampling=sampling, eos_token_ids=self.eos_token_ids,
+                       processors=processors, suppress_token_ids=suppress, on_step=on_step)
+        if self.is_lean and use_cache and ids.shape[0] == 1:
+            from mmagent.model.lean_backbone import save_prefix_after
+
+            save_prefix_after(self._lean)  # the tool prompt's KV for the next process
+        return out
 
     # --- adapters ------------------------------------------------------------------------------
 

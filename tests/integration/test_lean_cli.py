@@ -40,3 +40,27 @@ def test_second_process_serves_from_the_decoder_cache(tmp_path):
     assert not _imported(p2, "transformers.modeling_utils") and not _imported(p2, "peft")
     assert second["answer"] == first["answer"]
     assert [c["name"] for c in second["calls"]] == [c["name"] for c in first["calls"]]
+
+
+def test_lean_tokenizer_renders_and_encodes_the_default_like_transformers():
+    from mmagent.tools.registry import default_registry
+    from transformers import AutoTokenizer
+
+    from mmagent.hub.catalog import CATALOG
+    from mmagent.model.backbone import backbone_path
+    from mmagent.model.lean_tokenizer import LeanTokenizer
+    from mmagent.protocol.chat import Message, ToolCall
+    from mmagent.protocol.toolcall import template_messages
+
+    folder = backbone_path(CATALOG.get("smollm2-135m-instruct"))
+    hf, lean = AutoTokenizer.from_pretrained(folder), LeanTokenizer.load(folder)
+    msgs = [Message(role="system", content="You are mmagent."), Message(role="user", content="Qu'est-ce que ça dit ? 🚏", images=["image_1"]),
+            Message(role="assistant", content="", tool_calls=[ToolCall(id="c1", name="read_text", arguments={"image": "image_1"})]),
+            Message(role="tool", content='{"text": "MAIN STREET"}', tool_call_id="c1", name="read_text")]
+    dicts = template_messages(msgs, default_registry().schemas())
+    for gen in (True, False):
+        text = hf.apply_chat_template(dicts, tokenize=False, add_generation_prompt=gen)
+        assert lean.apply_chat_template(dicts, add_generation_prompt=gen) == text
+        assert lean(text)["input_ids"] == list(hf(text, add_special_tokens=False)["input_ids"])
+    ids = hf(text, add_special_tokens=False)["input_ids"]
+    assert lean.decode(ids, skip_special_tokens=True) == hf.decode(ids, skip_special_tokens=True)

@@ -40,6 +40,7 @@ def embedded(items: int, steps: int, regression_limit: int, threads: int, probe:
              lr: float = 2e-4, replay_ratio: float = 2.0, simulate: bool = False, scenario: str = "corrections") -> None:
     """The issue's scenario on the embedded default, end to end, with the round timed."""
     import torch
+    from mmagent.recipes.data import generate
     from mmagent.tools.registry import default_registry
 
     from mmagent.agent.api import Agent
@@ -55,7 +56,7 @@ def embedded(items: int, steps: int, regression_limit: int, threads: int, probe:
     get_settings.cache_clear()
     tools = default_registry()
     tools.register(S.convert_currency)  # the newly added custom tool
-    env = default_env(tools=tools)
+    env = default_env(tools=tools, base_data=generate)  # the replay buffer regenerates the base data
     agent = Agent("mmagent-default", tools=tools, constrained=True, max_steps=2, log=env.turns)
     requests = S.currency_feedback(items + probe)
     feedback, unseen = requests[:items], requests[items:]  # `unseen`: never logged, never trained

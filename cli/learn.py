@@ -90,11 +90,12 @@ def learn(
     from mmagent.continual.defaults import default_config, default_env
     from mmagent.continual.learn import NoNewData, learn as run_round
     from mmagent.errors import UserError
+    from mmagent.recipes.data import generate  # the base instruction data the replay buffer regenerates
 
     if review:
         return _review(json_out)
     try:
-        env = default_env(regression_suite=regression_suite or None, model=model)
+        env = default_env(regression_suite=regression_suite or None, model=model, base_data=generate)
         config = default_config(method.value, replay_ratio, steps, model, min_learning_gain=min_gain, max_regression_drop=max_drop)
         total = config.update.recipe_config(Path(".")).steps
         with progress("learn: training", total, enabled=not json_out) as update:

@@ -142,8 +142,8 @@ def call(
     else:
         if attached:
             console.print(f"attached: {', '.join(attached)}", highlight=False, markup=False)
-        if result.ok:
-            console.print(result.observation(), highlight=False, soft_wrap=True, markup=False)
+        if result.ok:  # the output for a person (the model reads `result.observation()`)
+            console.print(json.dumps(result.output, ensure_ascii=False, separators=(",", ":")), highlight=False, soft_wrap=True, markup=False)
         for aid in result.artifacts:
             console.print(f"new artifact {aid}: {store.get(aid).meta}", highlight=False, markup=False, soft_wrap=True)
     if not result.ok:  # the human-readable error goes to stderr in both modes; stdout keeps the result

@@ -56,6 +56,26 @@ def test_repair_after_wrong_argument_types(tmp_path):
     assert "a:" in r.calls[0].error and "invalid arguments for add" in agent.model.seen[1][-1].content
 
 
+def test_the_repair_observation_names_the_expected_types_as_the_registry_renders_it(tmp_path):
+    """A refused call's observation carries the failing fields' expected types, and the agent's
+    history renders a call with the registry's own renderer (`ToolResult.observation`): one text."""
+    import json
+
+    from mmagent.tools.base import ToolContext
+    from mmagent.tools.registry import ToolRegistry
+
+    agent = make_agent(tmp_path, [call("add", a="two", b=3), call("add", a=2, b=3), "5"])
+    r = agent.run("2+3?")
+    assert r.status == "ok" and [c.ok for c in r.calls] == [False, True]
+    refused, fine = agent.model.seen[1][-1].content, agent.model.seen[2][-1].content
+    body = json.loads(refused.removeprefix("<tool_response>").removesuffix("</tool_response>"))
+    assert body["name"] == "add" and body["error"] == r.calls[0].error and body["expected"] == {"a": "integer"}
+    direct = ToolRegistry(agent.registry.get(n) for n in ["add"])
+    ctx = ToolContext(artifacts=agent.artifacts(r.session), session=r.session)
+    assert direct.call("add", {"a": "two", "b": 3}, ctx).observation() == refused
+    assert direct.call("add", {"a": 2, "b": 3}, ctx).observation() == fine
+
+
 def test_repairs_are_bounded(tmp_path):
     agent = make_agent(tmp_path, ["<tool_call>{oops"] * 3, max_repairs=2)
     r = agent.run("2+3?")

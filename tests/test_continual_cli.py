@@ -155,3 +155,48 @@ def test_learn_review_lists_what_earlier_rounds_held(tmp_path, monkeypatch):
     assert r.exit_code == 0, r.output
     assert json.loads(r.output)["held_for_review"] == [{"round": "r1", **held}]
     assert "t9" in runner.invoke(app, ["learn", "--review"]).output
+
+
+def test_learn_passes_the_recipes_base_data_generator(tmp_path, monkeypatch):
+    """The replay buffer regenerates the base instruction data with the data recipe's generator,
+    which `mmagent learn` (the entry layer) injects: the learning loop never imports the recipes."""
+    from mmagent.recipes.data import generate
+
+    import mmagent.continual.learn as round_
+
+    monkeypatch.setenv("MMAGENT_HOME", str(tmp_path))
+    seen = {}
+
+    def fake_round(env, cfg):
+        seen["base_data"] = env.base_data
+        raise round_.NoNewData("nothing (fake round)")
+
+    monkeypatch.setattr(round_, "learn", fake_round)
+    suite = tmp_path / "s.jsonl"
+    suite.write_text('{"id": "a", "prompt": "hi", "images": [], "expected": []}\n')
+    r = runner.invoke(app, ["learn", "--regression-suite", str(suite)])
+    assert r.exit_code == 2 and "nothing (fake round)" in r.output, r.output
+    assert seen["base_data"] is generate
+
+
+def test_replay_buffer_regenerates_with_the_injected_generator():
+    from types import SimpleNamespace
+
+    import pytest
+
+    from mmagent.continual.update import UpdateConfig, replay_buffer
+    from mmagent.protocol.chat import Message
+
+    calls = []
+
+    def generate(split, n, seed):
+        calls.append((split, n, seed))
+        return [SimpleNamespace(messages=[Message(role="user", content=f"q{i}"), Message(role="assistant", content=f"a{i}")], images=[])
+                for i in range(n)]
+
+    cfg = UpdateConfig(replay_seed=3)
+    convs = replay_buffer(cfg, 4, generate)
+    assert calls == [("train", 4, 3)] and [c.messages[0].content for c in convs] == ["q0", "q1", "q2", "q3"]
+    assert replay_buffer(cfg, 0) == []  # nothing to replay: no generator needed
+    with pytest.raises(ValueError, match="no base data to replay.*replay_data.*generator"):
+        replay_buffer(cfg, 2)

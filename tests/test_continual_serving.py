@@ -82,3 +82,35 @@ def test_agent_sessions_serve_the_version_promoted_when_they_started(tmp_path):
         old_again = agent.run("hello again", session="old")
         adapters = {r.turn_id: agent.log.turn(r.turn_id).adapter for r in (before, after, old_again)}
     assert adapters == {before.turn_id: None, after.turn_id: v1, old_again.turn_id: None}
+
+
+def test_the_default_adapter_hook_is_registered_by_the_entry_layer_and_injected(tmp_path):
+    """`import mmagent` registers the learning loop's hook; the agent and the server only install
+    what is registered (`mmagent.protocol.adapter_hook`) on a model that has no hook."""
+    import mmagent  # noqa: F401 - the registration
+    from mmagent.continual.serving import PromotedAdapter
+    from mmagent.protocol import adapter_hook
+
+    reg = AdapterRegistry(tmp_path / "adapters")
+    hook = adapter_hook.default_hook(reg)
+    assert isinstance(hook, PromotedAdapter) and hook.registry is reg
+
+    class Sessions:  # ServesSessions
+        adapter_hook = None
+
+        def serve_session(self, session):
+            return None
+
+    model = adapter_hook.install(Sessions(), reg)
+    assert isinstance(model.adapter_hook, PromotedAdapter) and model.adapter_hook.registry is reg
+    def mine(host):
+        return None
+
+    kept = Sessions()
+    kept.adapter_hook = mine
+    assert adapter_hook.install(kept, reg).adapter_hook is mine  # a hook the model has is kept
+    previous = adapter_hook.register(None)
+    try:
+        assert adapter_hook.install(Sessions(), reg).adapter_hook is None  # nothing registered: the model's own adapter
+    finally:
+        adapter_hook.register(previous)

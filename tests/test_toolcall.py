@@ -124,6 +124,12 @@ def test_tool_result_format():
     assert ok.startswith("<tool_response>") and json.loads(ok[15:-16]) == {"name": "read_text", "result": {"text": "STOP"}}
     bad = format_tool_result("read_text", error="image_9 does not exist")
     assert '"error": "image_9 does not exist"' in bad
+    # the exact text the shipped model was trained on (and the repair note's expected types after the error)
+    assert ok == '<tool_response>{"name": "read_text", "result": {"text": "STOP"}}</tool_response>'
+    assert bad == '<tool_response>{"name": "read_text", "error": "image_9 does not exist"}</tool_response>'
+    assert format_tool_result("add", error="bad a", expected={"a": "integer"}) == (
+        '<tool_response>{"name": "add", "error": "bad a", "expected": {"a": "integer"}}</tool_response>')
+    assert format_tool_result("add", {"result": 5}, expected={"a": "integer"}) == format_tool_result("add", {"result": 5})
 
 
 def test_template_messages_put_tools_in_system_and_name_media():

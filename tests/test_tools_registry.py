@@ -81,7 +81,9 @@ def reg() -> ToolRegistry:
 def test_ok_call(reg, ctx):
     r = reg.call("add", {"a": 2, "b": 3}, ctx)
     assert r.ok and r.output == {"result": 5} and r.error is None and r.latency_s >= 0
-    assert json.loads(r.observation()) == {"result": 5}
+    # what the model reads: the one tool-result format (`format_tool_result`)
+    assert r.observation().startswith("<tool_response>") and r.observation().endswith("</tool_response>")
+    assert json.loads(r.observation()[15:-16]) == {"name": "add", "result": {"result": 5}}
 
 
 def test_registry_listing_subset_and_unique_names(reg):
@@ -126,6 +128,33 @@ def test_validation_failures_are_structured(reg, ctx, args, field, fragment):
     assert err["field"] == field and fragment in err["message"]
     assert r.details["schema"]["properties"]["a"]["type"] == "integer"  # the schema to repair against
     assert "Call it again" in r.error and fragment in r.observation()
+    body = json.loads(r.observation()[15:-16])
+    assert body["name"] == "add" and body["error"] == r.error
+    # the short part of the schema the model needs to repair the call: the failing field's type
+    assert body.get("expected") == ({"a": "integer"} if field == "a" else None) == r.expected
+
+
+def test_expected_types_name_nested_fields_bounds_and_objects(ctx):
+    from pydantic import Field
+
+    class Spot(BaseModel):
+        x: int = Field(ge=0)
+        label: str
+
+    @tool
+    def mark(spots: list[Spot], scale: float = Field(default=1.0, gt=0, le=4)) -> str:
+        """Marks spots.
+
+        Args:
+            spots: Where.
+            scale: How big.
+        """
+        return "ok"
+
+    r = ToolRegistry([mark]).call("mark", {"spots": [{"x": -1}, 3], "scale": 9}, ctx)
+    assert r.error_kind == "validation"
+    assert r.expected == {"spots.0.x": "integer >= 0", "spots.0.label": "string", "spots.1": "object {x, label}",
+                          "scale": "number > 0 <= 4"}, r.expected
 
 
 def test_unknown_tool(reg, ctx):

@@ -33,7 +33,11 @@ from pydantic import BaseModel, Field, ValidationError
 
 from mmagent.errors import UserError
 from mmagent.media.artifacts import ArtifactError
-from mmagent.protocol.toolcall import MAX_JSON_DEPTH, value_nesting_exceeds
+from mmagent.protocol.toolcall import (
+    MAX_JSON_DEPTH,
+    format_tool_result,
+    value_nesting_exceeds,
+)
 
 log = logging.getLogger(__name__)
 
@@ -49,18 +53,23 @@ class ToolResult(BaseModel):
     output: dict[str, Any] | None = None
     error: str | None = None
     error_kind: ErrorKind | None = None
-    details: dict[str, Any] | None = None  # validation: {"errors": [{field, message, input}], "schema": ...}
+    # validation: {"errors": [{field, message, input}], "schema": ..., "expected": {field: type}[, "image_sizes"]}
+    details: dict[str, Any] | None = None
     artifacts: list[str] = Field(default_factory=list)  # artifact ids in the output (new images ...)
     latency_s: float = 0.0
 
+    @property
+    def expected(self) -> dict[str, str] | None:
+        """A refused call's failing fields and their expected types (`details["expected"]`), or None."""
+        return (self.details or {}).get("expected") or None
+
     def observation(self) -> str:
-        """Compact text for the model's context: the output JSON, or the error and how to fix it."""
+        """What the model reads of this call in the next `tool` message: the output, or the error
+        and (a refused call) the failing fields' expected types. The agent's history renders its
+        records with the same one renderer (`mmagent.protocol.toolcall.format_tool_result`)."""
         if self.ok:
-            return json.dumps(self.output, ensure_ascii=False, separators=(",", ":"))
-        body: dict[str, Any] = {"error": self.error, "kind": self.error_kind}
-        if self.details:
-            body.update(self.details)
-        return json.dumps(body, ensure_ascii=False, separators=(",", ":"))
+            return format_tool_result(self.name, self.output)
+        return format_tool_result(self.name, error=self.error, expected=self.expected)
 
 
 class UnknownToolError(KeyError, UserError):
@@ -217,6 +226,9 @@ def _invalid(name: str, errors: list[dict[str, Any]], schema: dict[str, Any], si
     lines = "; ".join(f"{e['field'] or 'arguments'}: {e['message']}" for e in errors)
     seen = "".join(f" {aid} is {w}x{h} pixels (width x height)." for aid, (w, h) in (sizes or {}).items())
     details: dict[str, Any] = {"errors": errors, "schema": copy.deepcopy(schema)}
+    expected = _expected(errors, schema)
+    if expected:
+        details["expected"] = expected
     if sizes:
         details["image_sizes"] = sizes
     return ToolResult(
@@ -258,6 +270,56 @@ def _describe(e: dict[str, Any], schema: dict[str, Any]) -> dict[str, Any]:
     if e["type"] != "missing":
         out["input"] = _short(e.get("input"))
     return out
+
+
+def _expected(errors: list[dict[str, Any]], schema: dict[str, Any]) -> dict[str, str]:
+    """{failing field: its expected type} for the fields the schema names (the short part of the
+    schema the model needs to repair the call; an unknown field's message already lists the
+    allowed ones)."""
+    defs = {**schema.get("definitions", {}), **schema.get("$defs", {})}
+    out: dict[str, str] = {}
+    for e in errors:
+        field = e.get("field") or ""
+        if not field or field in out:
+            continue
+        node: Any = schema
+        for part in field.split("."):
+            node = _resolved(node, defs)
+            if part.isdigit() and isinstance(node.get("items"), dict):
+                node = node["items"]
+            elif part in node.get("properties", {}):
+                node = node["properties"][part]
+            else:
+                node = None
+                break
+        if node is not None:
+            out[field] = _type_text(node, defs)
+    return out
+
+
+def _type_text(node: Any, defs: dict[str, Any], depth: int = 0) -> str:
+    """A JSON schema node in a few words: `integer >= 1`, `array of 4 number`, `object {x0, y0}`, `one of "a", "b"`."""
+    node = _resolved(node, defs)
+    if "enum" in node:
+        return "one of " + ", ".join(json.dumps(v, ensure_ascii=False) for v in node["enum"][:12])
+    if "const" in node:
+        return json.dumps(node["const"], ensure_ascii=False)
+    alts = node.get("anyOf", node.get("oneOf"))
+    if isinstance(alts, list) and alts and depth < 3:
+        return " or ".join(_type_text(a, defs, depth + 1) for a in alts[:4])
+    kind = node.get("type")
+    text = " or ".join(map(str, kind)) if isinstance(kind, list) else str(kind or "any")
+    if kind == "array":
+        lo, hi = node.get("minItems"), node.get("maxItems")
+        count = f"{lo} " if lo is not None and lo == hi else ""
+        items = node.get("items")
+        text = f"array of {count}{_type_text(items, defs, depth + 1)}" if isinstance(items, dict) and depth < 3 else text
+    elif kind == "object" and isinstance(node.get("properties"), dict) and node["properties"]:
+        text = "object {" + ", ".join(list(node["properties"])[:12]) + "}"
+    bounds = [f"{op} {node[k]}" for k, op in (("minimum", ">="), ("exclusiveMinimum", ">"), ("maximum", "<="),
+                                              ("exclusiveMaximum", "<"), ("minLength", "length >="), ("maxLength", "length <="))
+              if k in node]
+    return " ".join([text, *bounds]) if bounds else text
 
 
 def _allowed_at(schema: dict[str, Any], path: tuple[Any, ...]) -> list[str]:

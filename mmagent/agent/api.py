@@ -109,7 +109,8 @@ class Agent:
         max_prompt_chars: longer prompts are refused before they enter the session's history
             (a history that outgrows the model's context is fitted by leaving out the oldest turns).
         adapters: the `AdapterRegistry` whose promoted version a composed model serves to new
-            sessions (default `<home>/adapters`; see `mmagent learn`).
+            sessions (default `<home>/adapters`; see `mmagent learn`), given to the registered
+            default adapter hook (`mmagent.protocol.adapter_hook`) of a model that has none.
         mcp_servers: MCP servers whose tools join `tools` (command lines run over stdio, or
             http(s) URLs; see `mmagent.interop.mcp_client`); connected now, closed by `close()`.
     """
@@ -329,18 +330,18 @@ class Agent:
 
     def _serve_adapter(self, session: str) -> None:
         """The adapter a session runs with is the model's business (`mmagent.protocol.chat.ServesSessions`):
-        a composed MM-LLM serves the version `mmagent learn` promoted, read when the session first
-        runs in this process (no restart needed) and kept for that session. The model is resolved
-        first, so one given by name is served like one passed in."""
+        a model without a hook gets the registered default for `self.adapters`
+        (`mmagent.protocol.adapter_hook`; the entry layer registers the learning loop's: the version
+        `mmagent learn` promoted, read when the session first runs in this process, no restart
+        needed, and kept for that session). The model is resolved first, so one given by name is
+        served like one passed in."""
+        from mmagent.protocol import adapter_hook
         from mmagent.protocol.chat import ServesSessions
 
         model = self.model  # loads a spec now, before the turn
         if not isinstance(model, ServesSessions):
             return
-        if model.adapter_hook is None:  # the entry point injects the learning loop's hook
-            from mmagent.backends import serve_promoted
-
-            serve_promoted(model, self.adapters)
+        adapter_hook.install(model, self.adapters)
         model.serve_session(session)
 
     def _ingest(self, session: str, items: Sequence[Any], kind: str) -> list[dict[str, str]]:

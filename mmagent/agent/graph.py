@@ -226,7 +226,8 @@ def act(state: AgentState, runtime: Runtime[AgentContext]) -> dict[str, Any]:
         _emit(state, "tool_call_start", step=state["steps"], call=_public(c))
     for c, r in zip(runnable, _run_calls(runnable, ctx, tool_ctx)):
         records[c["id"]] = _record(c, step=state["steps"], ok=r.ok, output=r.output, error=r.error, error_kind=r.error_kind,
-                                   artifacts=list(r.artifacts), latency_s=r.latency_s, approval=approvals.get(c["id"]))
+                                   artifacts=list(r.artifacts), latency_s=r.latency_s, approval=approvals.get(c["id"]),
+                                   **({"expected": r.expected} if r.expected else {}))
         _log_calls(ctx, state, [records[c["id"]]])
         _emit(state, "tool_call_end", step=state["steps"], call=_public(c), result=dict(records[c["id"]]))
     return {"turn_calls": [records[c["id"]] for c in pending], "pending": [], "approvals": {}, "supplied": {}}
@@ -273,11 +274,7 @@ def observe(state: AgentState, runtime: Runtime[AgentContext]) -> dict[str, Any]
     ctx = runtime.context
     step = state["steps"]
     done = [r for r in state.get("turn_calls", []) if r["step"] == step]
-    messages = [
-        Message(role="tool", name=r["name"], tool_call_id=r["id"],
-                content=format_tool_result(r["name"], r.get("output")) if r["ok"] else format_tool_result(r["name"], error=r["error"])).model_dump()
-        for r in done
-    ]
+    messages = [Message(role="tool", name=r["name"], tool_call_id=r["id"], content=observation(r)).model_dump() for r in done]
     new_ids = [a for r in done for a in r.get("artifacts", []) if a not in state.get("artifacts", [])]
     store = ctx.artifacts(state["session"]) if new_ids else None
     for aid in new_ids:
@@ -425,6 +422,14 @@ def _repair_message(problems: list[str]) -> dict[str, Any]:
     hint = ("Reply with valid <tool_call>{\"name\": ..., \"arguments\": {...}}</tool_call> blocks, "
             "or answer in plain text. Problems: " + " | ".join(problems))
     return Message(role="tool", name="invalid_call", content=format_tool_result("invalid_call", error=hint)).model_dump()
+
+
+def observation(record: CallRecord) -> str:
+    """What the model reads of a call (the one renderer, `format_tool_result`, as `ToolResult.observation`):
+    the output, or the error and, for refused arguments, the failing fields' expected types."""
+    if record["ok"]:
+        return format_tool_result(record["name"], record.get("output"))
+    return format_tool_result(record["name"], error=record["error"], expected=record.get("expected"))
 
 
 def _record(call: dict[str, Any], **fields: Any) -> CallRecord:

@@ -30,6 +30,7 @@ class CallRecord(TypedDict, total=False):
     artifacts: list[str]
     latency_s: float
     approval: ApprovalDecision | None
+    expected: dict[str, str]  # refused arguments only: the failing fields' expected types (the repair observation shows them)
 
 
 class StepRecord(TypedDict, total=False):

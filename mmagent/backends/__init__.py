@@ -6,15 +6,15 @@
     load_chat_model("http://127.0.0.1:8000/v1#qwen2-vl")   # an OpenAI-compatible endpoint (or openai:...)
 
 The spec's prefix, the catalog entry's kind or the folder's files pick the backend, never the
-model's name.
+model's name. Which adapter a composed model's sessions run with is not decided here: whoever
+drives the model installs the registered default hook (`mmagent.protocol.adapter_hook`).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
-from mmagent.protocol.chat import ChatModel, ServesSessions
+from mmagent.protocol.chat import ChatModel
 
 DEFAULT = "mmagent-default"
 
@@ -47,18 +47,6 @@ def load_chat_model(spec: str = DEFAULT, settings=None) -> ChatModel:
     )
 
 
-def serve_promoted(model: ChatModel, registry: Any = None) -> ChatModel:
-    """Makes a model that serves sessions (`ServesSessions`: a composed MM-LLM) give each new
-    session the adapter version promoted in `registry` (an `AdapterRegistry`; default
-    `<home>/adapters`), falling back to the previous good version when one does not load. A hook
-    the model already has is kept; other models are returned as they are."""
-    if isinstance(model, ServesSessions) and model.adapter_hook is None:
-        from mmagent.continual.serving import PromotedAdapter
-
-        model.adapter_hook = PromotedAdapter(registry)
-    return model
-
-
 def _chat_names() -> list[str]:
     from mmagent.hub.catalog import CATALOG
 
@@ -80,4 +68,4 @@ def _vlm(spec: str, settings) -> ChatModel:
     return VLMChatModel.from_pretrained(spec, settings=settings)
 
 
-__all__ = ["DEFAULT", "load_chat_model", "serve_promoted"]
+__all__ = ["DEFAULT", "load_chat_model"]

@@ -80,9 +80,11 @@ def default_config(method: str = "replay", replay_ratio: float = 2.0, steps: int
 
 
 def default_env(settings=None, regression_suite: Path | list[Path] | None = None, tools: Any = None,
-                model: str = DEFAULT_MODEL) -> LearnEnv:
+                model: str = DEFAULT_MODEL, base_data: Any = None) -> LearnEnv:
     """The round for `model` (the one that served the turns): its registry, its adapters, the
-    user's tools (built-ins + `tools_modules`) and the regression suites of those tools."""
+    user's tools (built-ins + `tools_modules`) and the regression suites of those tools.
+    `base_data` is the base instruction data's generator the replay buffer regenerates
+    (`mmagent.recipes.data.generate`, passed by `mmagent learn`: continual does not import the recipes)."""
     from mmagent.agent.log import InteractionLog, default_log_path
     from mmagent.config import get_settings
     from mmagent.continual.registry import AdapterRegistry
@@ -113,4 +115,5 @@ def default_env(settings=None, regression_suite: Path | list[Path] | None = None
 
     return LearnEnv(feedback=FeedbackStore(log.path), turns=log, tools=tools or default_tools(settings),
                     registry=AdapterRegistry(registry_root(settings.home, model)), train=train_candidate,
-                    chat_model=AdapterChatModels(load_mmllm, model), regression_suite=suites, media=media, model=model)
+                    chat_model=AdapterChatModels(load_mmllm, model), regression_suite=suites, media=media, model=model,
+                    base_data=base_data)

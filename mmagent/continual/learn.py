@@ -69,6 +69,9 @@ class LearnEnv:
     load_backbone: Callable[[Any], Any] | None = None  # recipe cfg -> training Backbone; None: update.default_backbone
     on_step: Callable[[int], None] | None = None  # training progress
     model: str | None = None  # the model the round learns for: feedback on turns another model served waits for its round
+    # The base instruction data's generator, (split, n, seed) -> examples, replayed when update.replay_data
+    # is None: the entry layer passes the data recipe's (`mmagent.recipes.data.generate`); continual never imports it.
+    base_data: Callable[..., Any] | None = None
 
     @property
     def suites(self) -> list[Path]:
@@ -150,7 +153,8 @@ def _learn(env: LearnEnv, cfg: LearnConfig) -> RoundReport:
         if rec is None:
             job = TrainJob(serving=serving.path if serving else None, examples=build.train, earlier=_earlier_examples(env.registry),
                            tools=env.tools.schemas(), cfg=cfg.update, work_dir=work, data_hash=build.data_hash,
-                           media=_image_loader(env), load_backbone=env.load_backbone, on_step=env.on_step)
+                           media=_image_loader(env), load_backbone=env.load_backbone, on_step=env.on_step,
+                           base_data=env.base_data)
             adapter = env.train(job)
             rec = env.registry.add(adapter, parent=parent, method=cfg.update.method, data_hash=build.data_hash,
                                    n_examples=len(build.train), note=f"model: {env.model}" if env.model else "")

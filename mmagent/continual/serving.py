@@ -69,7 +69,9 @@ def _say_fallback(bad: list[str], failed: dict[str, str], instead: str) -> None:
 class PromotedAdapter:
     """The learning loop's `AdapterHook` for a composed model (see `mmagent.protocol.chat.ServesSessions`):
     a new session runs with the version promoted in `registry` (default `<home>/adapters`, read
-    at each new session: a promotion needs no restart), or the previous good one if it fails to load."""
+    at each new session: a promotion needs no restart), or the previous good one if it fails to load.
+    `import mmagent` registers it as the default hook (`mmagent.protocol.adapter_hook`), which the
+    agent and the server install on a model without one."""
 
     def __init__(self, registry: AdapterRegistry | None = None) -> None:
         self.registry = registry

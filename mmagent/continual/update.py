@@ -51,7 +51,8 @@ def _default_recipe() -> dict[str, Any]:
 class UpdateConfig(BaseModel):
     method: Method = "replay"
     replay_ratio: float = Field(default=1.0, ge=0, description="Base-data conversations per feedback conversation.")
-    replay_data: Path | None = Field(default=None, description="train.jsonl of the base instruction data; None = regenerate (recipes.data).")
+    replay_data: Path | None = Field(default=None, description="train.jsonl of the base instruction data; None = regenerate it "
+                                     "with the round's base-data generator (TrainJob.base_data, e.g. recipes.data.generate).")
     replay_seed: int = 0
     earlier_ratio: float = Field(default=1.0, ge=0, description="Examples from earlier promoted rounds per new feedback example.")
     olora_lambda: float = Field(default=0.5, ge=0, description="Weight of the O-LoRA orthogonality loss.")
@@ -92,6 +93,9 @@ class TrainJob:
     media: Callable[[Example, str], Any] | None = field(default=None, repr=False)  # (example, artifact id) -> PIL image
     load_backbone: Callable[[Any], Any] | None = field(default=None, repr=False)  # recipe cfg -> training Backbone
     on_step: Callable[[int], None] | None = field(default=None, repr=False)  # progress (and tests' kill switch)
+    # The base instruction data's generator, (split, n, seed) -> examples (`mmagent.training.data.Generator`):
+    # the entry layer passes the data recipe's (`mmagent.recipes.data.generate`); used when cfg.replay_data is None.
+    base_data: Callable[..., Any] | None = field(default=None, repr=False)
 
 
 def default_backbone(rc) -> Any:
@@ -104,16 +108,20 @@ def default_backbone(rc) -> Any:
     return bb
 
 
-def replay_buffer(cfg: UpdateConfig, n: int) -> list[Any]:
-    """`n` base instruction conversations (training `Conversation`s), sampled with a fixed seed."""
+def replay_buffer(cfg: UpdateConfig, n: int, generate: Callable[..., Any] | None = None) -> list[Any]:
+    """`n` base instruction conversations (training `Conversation`s), sampled with a fixed seed: from
+    `cfg.replay_data`, else regenerated deterministically by `generate` (the base data's generator,
+    `mmagent.training.data.Generator`; the learning loop never imports the data recipe, its caller
+    passes it)."""
     from mmagent.training.config import DataSettings, ToolTuningConfig
     from mmagent.training.data import Conversation, load_conversations
 
     if n <= 0:
         return []
-    if cfg.replay_data is None:  # regenerate the base data deterministically, with the data recipe's generator
-        from mmagent.recipes.data import generate
-
+    if cfg.replay_data is None:
+        if generate is None:
+            raise ValueError("no base data to replay: set update.replay_data to a train.jsonl, or pass the base data's "
+                             "generator (LearnEnv.base_data / TrainJob.base_data, e.g. mmagent.recipes.data.generate)")
         return load_conversations(ToolTuningConfig(data=DataSettings(seed=cfg.replay_seed, n_validation=0)), "train", n, generate)
     from PIL import Image
 
@@ -147,7 +155,7 @@ def conversations(job: TrainJob) -> list[Any]:
     # not what earlier rounds taught (see the method comparison in bench/learn.py and the README).
     pool = [e for e in job.earlier if e.label == "desirable"]
     earlier = random.Random(job.cfg.replay_seed).sample(pool, min(len(pool), round(job.cfg.earlier_ratio * n)))
-    base = replay_buffer(job.cfg, round(job.cfg.replay_ratio * n))
+    base = replay_buffer(job.cfg, round(job.cfg.replay_ratio * n), job.base_data)
     log.info("training mix: %d new feedback (%d next-token), %d earlier feedback, %d base replay", n, len(sft), len(earlier), len(base))
     return [conversation(job, ex) for ex in [*sft, *earlier]] + base
 
@@ -224,7 +232,7 @@ def _ewc(bb: Any, job: TrainJob, rc) -> Penalty:
     from mmagent.training.sequences import system_prefix
 
     prefix = system_prefix(bb.tok, job.tools)
-    samples = encode_all(bb, replay_buffer(job.cfg, job.cfg.ewc_batches * 4), job.tools, prefix)
+    samples = encode_all(bb, replay_buffer(job.cfg, job.cfg.ewc_batches * 4, job.base_data), job.tools, prefix)
     batches = [make_batch(bb, prefix, samples[i : i + 4], rc) for i in range(0, len(samples), 4)]
     loss = AssistantLoss(bb.llm, bb.mm, rc.share_prefix)
 

@@ -74,8 +74,10 @@ def call_result(result: Any, store: Any) -> Any:
     """A `ToolResult` as an MCP `CallToolResult`: the JSON, and the images it made as image blocks."""
     import mcp_types as types
 
-    if not result.ok:
-        return types.CallToolResult(content=[types.TextContent(text=result.observation())], is_error=True)
+    if not result.ok:  # MCP's own wire text (the client's model reads it): the error, its kind and the repair details
+        body = {"error": result.error, "kind": result.error_kind, **(result.details or {})}
+        return types.CallToolResult(content=[types.TextContent(text=json.dumps(body, ensure_ascii=False, separators=(",", ":")))],
+                                    is_error=True)
     content: list[Any] = [types.TextContent(text=json.dumps(result.output, ensure_ascii=False))]
     for art_id in result.artifacts:
         art = store.get(art_id)

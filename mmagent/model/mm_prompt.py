@@ -22,7 +22,7 @@ from mmagent.protocol.chat import Message
 if TYPE_CHECKING:  # types only: transformers' modeling import costs ~2.5 s (see mmagent.model.lean_tokenizer)
     from transformers import PreTrainedTokenizerBase
 
-IGNORE = -100
+IGNORE = -100  # the label value the loss skips (torch's CrossEntropyLoss default); the one definition
 
 
 @dataclass

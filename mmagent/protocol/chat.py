@@ -115,7 +115,8 @@ class AdapterHost(Protocol):
 AdapterHook = Callable[[AdapterHost], "str | None"]
 """Picks the adapter a NEW session runs with: loads and activates it on the host and returns its
 name, or returns None to keep the model's own default. The learning loop's hook
-(`mmagent.continual.serving.PromotedAdapter`) serves the version `mmagent learn` promoted."""
+(`mmagent.continual.serving.PromotedAdapter`, the default `mmagent.protocol.adapter_hook` holds)
+serves the version `mmagent learn` promoted."""
 
 
 @runtime_checkable
@@ -123,8 +124,9 @@ class ServesSessions(Protocol):
     """Optional on a `ChatModel`: which adapter each session runs with (a composed MM-LLM has it).
 
     The agent calls `serve_session(session)` before every turn; at a session's first turn the model
-    asks its `adapter_hook`, later turns of that session keep the answer. The hook is injected by
-    the entry point (the agent installs the learning loop's when the model has none)."""
+    asks its `adapter_hook`, later turns of that session keep the answer. The hook is injected:
+    the agent installs the registered default (`mmagent.protocol.adapter_hook`, which the entry
+    layer fills with the learning loop's) when the model has none."""
 
     adapter_hook: AdapterHook | None
 

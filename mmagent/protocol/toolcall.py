@@ -146,11 +146,19 @@ def format_calls(calls: Iterable[ToolCall]) -> str:
     return "\n".join(format_call(c) for c in calls)
 
 
-def format_tool_result(name: str, result: Any = None, error: str | None = None) -> str:
-    """A tool's outcome as the model reads it in the following `tool` message."""
+def format_tool_result(name: str, result: Any = None, error: str | None = None,
+                       expected: dict[str, str] | None = None) -> str:
+    """A tool's outcome as the model reads it in the following `tool` message: the one renderer of
+    a tool result (the training data, the agent's history, `ToolResult.observation`, the OpenAI
+    endpoint's tool messages all use it; the shipped model is trained on exactly this text).
+
+    `expected` (with `error`, for a call whose arguments were refused): the failing fields'
+    expected types, `{field: "integer"}`, so that the model can repair the call."""
     body: dict[str, Any] = {"name": name}
     if error is not None:
         body["error"] = error
+        if expected:
+            body["expected"] = expected
     else:
         body["result"] = result
     return f"{RESULT_OPEN}{json.dumps(body, ensure_ascii=False, default=str)}{RESULT_CLOSE}"

@@ -95,11 +95,14 @@ def create_app(config: ServeConfig, agent: Any, model_id: str | None = None) -> 
 def shared_agent(config: ServeConfig, model: Any = None, **agent_options: Any) -> Any:
     """The server's Agent, on the one shared model instance (`model`, or `config.model` loaded now)."""
     from mmagent.agent import Agent
-    from mmagent.backends import load_chat_model, serve_promoted
+    from mmagent.backends import load_chat_model
+    from mmagent.protocol import adapter_hook
     from mmagent.serve.shared_model import SharedChatModel
 
     inner = model if model is not None else load_chat_model(config.model)
-    shared = SharedChatModel(serve_promoted(inner))  # the OpenAI endpoint serves the promoted adapter too
+    # The OpenAI endpoint serves the promoted adapter too: the default hook (`import mmagent` registers
+    # the learning loop's), installed now, before any agent turn would install it.
+    shared = SharedChatModel(adapter_hook.install(inner))
     return Agent(model=shared, tools=config.tools, approval=config.approval, max_steps=config.max_steps,
                  mcp_servers=config.mcp, **agent_options)
 

@@ -106,17 +106,17 @@ def provision(entry: ModelEntry, settings: Settings | None = None, progress: boo
 # --- preparation: conversions done once so later loads are fast -------------------------------
 
 def _prepare_llm(folder: Path) -> None:
-    from mmagent.model.backbone import convert_gguf_to_safetensors
+    from mmagent.hub.convert import gguf_to_safetensors
 
     (gguf,) = folder.glob("*.gguf")
-    convert_gguf_to_safetensors(gguf, folder / "hf")
+    gguf_to_safetensors(gguf, folder / "hf")
 
 
 def _prepare_image_encoder(folder: Path) -> None:
-    from mmagent.model.encoders.efficientnet import convert_checkpoint
+    from mmagent.hub.convert import pth_to_safetensors
 
     (pth,) = folder.glob("*.pth")
-    convert_checkpoint(pth, folder / "model.safetensors")
+    pth_to_safetensors(pth, folder / "model.safetensors")  # its keys are checked when the encoder loads them
 
 
 PREPARERS: dict[str, Callable[[Path], None]] = {"llm": _prepare_llm, "image-encoder": _prepare_image_encoder}

@@ -1,15 +1,13 @@
 """The LLM backbone: any Hugging Face causal LM, addressed by catalog name, local path or hub id.
 
 The embedded SmolLM2 ships as a Q4_1 GGUF. transformers can read GGUF but dequantizing takes
-12-17 s and 1.2 GB, so it is done once at provisioning and saved as fp32 safetensors
-(`<model>/hf/`), which reloads in well under a second.
+12-17 s and 1.2 GB, so it is done once at provisioning (`mmagent.hub.convert`) and saved as fp32
+safetensors (`<model>/hf/`), which reloads in well under a second.
 """
 
 from __future__ import annotations
 
 import logging
-import time
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import torch
@@ -21,23 +19,6 @@ if TYPE_CHECKING:  # transformers is imported where a model is built: `backbone_
     from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 log = logging.getLogger(__name__)
-
-
-def convert_gguf_to_safetensors(gguf: Path, out: Path) -> Path:
-    """Dequantizes a GGUF checkpoint into a `save_pretrained` folder (model + tokenizer)."""
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    t0 = time.perf_counter()
-    model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
-    tok = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
-    # The weights are plain fp32 tensors by now; transformers still marks the model as "gguf
-    # quantized" and refuses to save it. Drop that mark so it saves as ordinary safetensors.
-    model.hf_quantizer = None
-    model.config.__dict__.pop("quantization_config", None)
-    model.save_pretrained(out, safe_serialization=True)
-    tok.save_pretrained(out)
-    log.info("dequantized %s in %.1f s", gguf.name, time.perf_counter() - t0)
-    return out
 
 
 def backbone_path(entry: ModelEntry, settings: Settings | None = None) -> str:

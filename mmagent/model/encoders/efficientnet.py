@@ -109,12 +109,13 @@ class EfficientNetLite0(nn.Module):
 
 def convert_checkpoint(pth: Path, out: Path) -> Path:
     """The packaged `.pth` (a plain state dict) -> safetensors, checked against the model's keys."""
-    from safetensors.torch import save_file
+    from mmagent.hub.convert import pth_to_safetensors
 
-    state = torch.load(pth, map_location="cpu", weights_only=True)  # never unpickle code
-    state = {k: v.contiguous() for k, v in state.items() if not k.endswith("num_batches_tracked")}
-    load_weights(EfficientNetLite0(), state, str(pth))
-    save_file(state, str(out))
+    try:
+        load_weights(EfficientNetLite0(), pth_to_safetensors(pth, out), str(pth))
+    except ValueError:
+        out.unlink(missing_ok=True)
+        raise
     return out
 
 

@@ -226,3 +226,19 @@ def test_other_allowed_formats(store, fmt):
     Image.new("RGB", (6, 4), (10, 200, 30)).save(buf, format=fmt)
     art = store.add_image(buf.getvalue())
     assert art.meta["format"] == fmt and store.load_image(art.id).size == (6, 4)
+
+
+def test_an_image_is_decoded_once_and_each_caller_gets_its_own_copy(tmp_path, monkeypatch):
+    from PIL import ImageDraw
+
+    from mmagent.media import artifacts as A
+
+    store = A.ArtifactStore(tmp_path / "art")
+    art = store.add_image(Image.new("RGB", (32, 24), (10, 20, 30)))
+    calls = []
+    real = A.decode_image
+    monkeypatch.setattr(A, "decode_image", lambda *a, **k: calls.append(1) or real(*a, **k))
+    first = store.load_image(art.id)
+    ImageDraw.Draw(first).rectangle((0, 0, 31, 23), fill=(255, 0, 0))  # a tool drawing on its copy
+    second = store.load_image(art.id)
+    assert len(calls) == 1 and second.getpixel((5, 5)) == (10, 20, 30)

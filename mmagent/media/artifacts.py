@@ -13,12 +13,14 @@ pointing at half a file. Models and tools only ever see ids; paths stay inside t
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import io
 import json
 import sqlite3
 import threading
 import wave
+from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -63,6 +65,9 @@ class ArtifactLimits:
     max_text_bytes: int = 10 * 1024 * 1024
 
 
+DECODED_CACHE = 4  # decoded images kept per store, each at most DECODED_MAX_PIXELS (~48 MB as RGB)
+DECODED_MAX_PIXELS = 16_000_000
+
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS artifacts (
     session TEXT NOT NULL, id TEXT NOT NULL, kind TEXT NOT NULL, seq INTEGER NOT NULL,
@@ -87,6 +92,7 @@ class ArtifactStore:
         self.limits = limits or ArtifactLimits()
         (self.root / "blobs").mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
+        self._decoded: OrderedDict[str, DecodedImage] = OrderedDict()  # sha256 -> decoded, most recent last
         self._db = sqlite3.connect(self.root / "artifacts.sqlite", timeout=30, check_same_thread=False, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute(_SCHEMA)
@@ -166,11 +172,25 @@ class ArtifactStore:
         return self.decode_image(artifact_id).image
 
     def decode_image(self, artifact_id: str) -> DecodedImage:
+        """The decoded image; decoded once per content while it is among the last `DECODED_CACHE`
+        (an agent's turn shows the same image to the model at every step and to its tools): each
+        caller gets its own copy, so a tool drawing on it changes nothing for the others."""
         art = self._expect(artifact_id, "image")
-        try:
-            return decode_image(read_image_file(self._blob_path(art.sha256), self.limits.image, artifact_id), self.limits.image)
-        except ImageDecodeError as err:
-            raise ArtifactError(f"{artifact_id} could not be decoded: {err}") from err
+        with self._lock:
+            hit = self._decoded.get(art.sha256)
+            if hit is not None:
+                self._decoded.move_to_end(art.sha256)
+        if hit is None:
+            try:
+                hit = decode_image(read_image_file(self._blob_path(art.sha256), self.limits.image, artifact_id), self.limits.image)
+            except ImageDecodeError as err:
+                raise ArtifactError(f"{artifact_id} could not be decoded: {err}") from err
+            if hit.width * hit.height <= DECODED_MAX_PIXELS:
+                with self._lock:
+                    self._decoded[art.sha256] = hit
+                    while len(self._decoded) > DECODED_CACHE:
+                        self._decoded.popitem(last=False)
+        return dataclasses.replace(hit, image=hit.image.copy())
 
     def audio_path(self, artifact_id: str) -> Path:
         """A read-only path to the audio bytes, for decoders that want a file."""

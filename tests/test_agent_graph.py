@@ -169,3 +169,12 @@ def test_bad_agent_configuration(tmp_path):
         make_agent(tmp_path, [], approval={"rm_rf"})
     with pytest.raises(ValueError, match="max_steps"):
         make_agent(tmp_path, [], max_steps=0)
+
+
+def test_the_replys_prose_is_the_backends_parse_when_it_gives_one():
+    from mmagent.agent.graph import _prose
+    from mmagent.protocol.chat import ChatResult
+
+    text = 'Let me look. <tool_call>{"name": "read_text", "arguments": {"image": "image_1"}}</tool_call>'
+    assert _prose(ChatResult(text=text)) == "Let me look."  # a ChatModel that did not parse: parsed here
+    assert _prose(ChatResult(text=text, prose="from the backend")) == "from the backend"  # parsed once, not again

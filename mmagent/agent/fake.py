@@ -85,9 +85,9 @@ class ScriptedChatModel:
         if on_token is not None:
             for piece in _pieces(text):
                 on_token(piece)
-        calls, errors, _ = parse_tool_calls(text)
+        calls, errors, prose = parse_tool_calls(text)
         prompt_tokens = sum(len(m.content.split()) for m in messages)
-        return ChatResult(text=text, tool_calls=calls, parse_errors=errors, prompt_tokens=prompt_tokens,
+        return ChatResult(text=text, tool_calls=calls, parse_errors=errors, prose=prose, prompt_tokens=prompt_tokens,
                           completion_tokens=len(_pieces(text)), model=self.name, adapter=self.adapter)
 
 

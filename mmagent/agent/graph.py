@@ -124,7 +124,7 @@ def plan(state: AgentState, runtime: Runtime[AgentContext]) -> dict[str, Any]:
     if ctx.log:
         ctx.log.log_step(state["turn_id"], record, [m.model_dump(exclude_defaults=True) for m in messages])
     update: dict[str, Any] = {"steps": step, "trace": [record]}
-    prose = _prose(result.text)
+    prose = _prose(result)
     if calls:  # the calls run; parse errors beside them go back to the model with the results
         said = Message(role="assistant", content=prose, tool_calls=[ToolCall(**c) for c in calls])
         feedback = [_repair_message(result.parse_errors)] if result.parse_errors else []
@@ -414,8 +414,9 @@ def _model_messages(state: AgentState, ctx: AgentContext, skip_turns: int = 0) -
     return system + [Message.model_validate(m) for m in history], kept < len(turns) - 1
 
 
-def _prose(text: str) -> str:
-    return parse_tool_calls(text)[2]
+def _prose(result: ChatResult) -> str:
+    """The reply's text outside its calls: the backend's parse, or one here for a ChatModel that gives none."""
+    return result.prose if result.prose is not None else parse_tool_calls(result.text)[2]
 
 
 def _repair_message(problems: list[str]) -> dict[str, Any]:

@@ -97,8 +97,8 @@ class ComposedChatModel:
         sampling = SamplingConfig(**{**self.sampling.__dict__, "max_new_tokens": max_new_tokens})
         out = m.generate(m.collate([inputs]), sampling=sampling, processors=processors, on_step=stream)
         text = m.tokenizer.decode(out.tokens[0], skip_special_tokens=True)
-        calls, errors, _ = parse_tool_calls(text)
-        return ChatResult(text=text, tool_calls=calls, parse_errors=errors, prompt_tokens=out.prompt_tokens,
+        calls, errors, prose = parse_tool_calls(text)
+        return ChatResult(text=text, tool_calls=calls, parse_errors=errors, prose=prose, prompt_tokens=out.prompt_tokens,
                           completion_tokens=len(out.tokens[0]), model=self.name, adapter=m.active_adapter)
 
     def _grammar(self, tools: list[dict[str, Any]], max_new_tokens: int, constrained: Constrained = True):

@@ -371,9 +371,9 @@ class _Reply:
                 calls.append(ToolCall(name=part.name, arguments=args, id=part.id))
             except ValueError as err:  # json.JSONDecodeError is a ValueError
                 errors.append(f"native tool call {n + 1} ({part.name or 'no name'}): {err}: {part.arguments[:60]!r}")
-        text_calls, text_errors, _prose = parse_tool_calls(self.content)
+        text_calls, text_errors, prose = parse_tool_calls(self.content)
         text = "\n".join(p for p in (self.content.strip(), format_calls(calls)) if p) if calls else self.content
-        return ChatResult(text=text, tool_calls=calls + text_calls, parse_errors=errors + text_errors,
+        return ChatResult(text=text, tool_calls=calls + text_calls, parse_errors=errors + text_errors, prose=prose,
                           prompt_tokens=self.prompt_tokens, completion_tokens=self.completion_tokens, model=model)
 
 

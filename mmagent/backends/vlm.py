@@ -118,9 +118,9 @@ class VLMChatModel:
         max_new_tokens = self._budget(n_prompt, max_new_tokens)
         new_ids = self.generate(inputs, max_new_tokens, on_token=on_token, constrained=constrained, tools=tools)
         text = self.tokenizer.decode(new_ids, skip_special_tokens=True)
-        calls, errors, _prose = parse_tool_calls(text)
+        calls, errors, prose = parse_tool_calls(text)
         return ChatResult(
-            text=text, tool_calls=calls, parse_errors=errors,
+            text=text, tool_calls=calls, parse_errors=errors, prose=prose,
             prompt_tokens=n_prompt, completion_tokens=len(new_ids), model=self.name,
         )
 

@@ -66,6 +66,9 @@ class ChatResult(BaseModel):
     text: CleanText  # raw model output (what the interaction log keeps)
     tool_calls: list[ToolCall] = Field(default_factory=list)
     parse_errors: list[str] = Field(default_factory=list)  # fragments that looked like calls but did not parse
+    # The text outside the calls, from the backend's one parse of the reply (None: a ChatModel that
+    # did not parse it; its readers parse `text` then).
+    prose: str | None = None
     prompt_tokens: int = 0
     completion_tokens: int = 0
     model: str = ""

@@ -205,7 +205,8 @@ class Completions:
 def completion(result: ChatResult, model_id: str, max_new: int, offered: bool) -> ChatCompletion:
     """A `ChatResult` as an OpenAI chat completion: calls as `tool_calls` (when tools were offered)."""
     calls = result.tool_calls if offered else []
-    content = (parse_tool_calls(result.text)[2] or None) if calls else result.text
+    prose = result.prose if result.prose is not None else parse_tool_calls(result.text)[2]
+    content = (prose or None) if calls else result.text
     out_calls = [ToolCallOut(id=c.id or f"call_{uuid.uuid4().hex[:24]}",
                              function=FunctionCallOut(name=c.name, arguments=json.dumps(c.arguments, ensure_ascii=False)))
                  for c in calls]

@@ -92,7 +92,7 @@ class ArtifactStore:
         self.limits = limits or ArtifactLimits()
         (self.root / "blobs").mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
-        self._decoded: OrderedDict[str, DecodedImage] = OrderedDict()  # sha256 -> decoded, most recent last
+        self._decoded: OrderedDict[str, tuple[tuple[int, int], DecodedImage]] = OrderedDict()  # sha256 -> (blob stat, decoded), LRU
         self._db = sqlite3.connect(self.root / "artifacts.sqlite", timeout=30, check_same_thread=False, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute(_SCHEMA)
@@ -176,18 +176,27 @@ class ArtifactStore:
         (an agent's turn shows the same image to the model at every step and to its tools): each
         caller gets its own copy, so a tool drawing on it changes nothing for the others."""
         art = self._expect(artifact_id, "image")
+        path = self._blob_path(art.sha256)
+        try:  # the blob as it is on disk now: a file damaged or replaced since is decoded (and refused) again
+            st = path.stat()
+            stamp = (st.st_size, st.st_mtime_ns)
+        except OSError:
+            stamp = None
         with self._lock:
-            hit = self._decoded.get(art.sha256)
-            if hit is not None:
+            cached = self._decoded.get(art.sha256)
+            if cached is not None and cached[0] == stamp:
                 self._decoded.move_to_end(art.sha256)
+                hit = cached[1]
+            else:
+                hit = None
         if hit is None:
             try:
-                hit = decode_image(read_image_file(self._blob_path(art.sha256), self.limits.image, artifact_id), self.limits.image)
+                hit = decode_image(read_image_file(path, self.limits.image, artifact_id), self.limits.image)
             except ImageDecodeError as err:
                 raise ArtifactError(f"{artifact_id} could not be decoded: {err}") from err
-            if hit.width * hit.height <= DECODED_MAX_PIXELS:
+            if hit.width * hit.height <= DECODED_MAX_PIXELS and stamp is not None:
                 with self._lock:
-                    self._decoded[art.sha256] = hit
+                    self._decoded[art.sha256] = (stamp, hit)
                     while len(self._decoded) > DECODED_CACHE:
                         self._decoded.popitem(last=False)
         return dataclasses.replace(hit, image=hit.image.copy())

@@ -133,6 +133,7 @@ def decode(max_new_tokens: int) -> None:
     from PIL import Image
 
     from mmagent.backends import load_chat_model
+    from mmagent.backends.composed import message_images
     from mmagent.media.artifacts import ArtifactStore
     from mmagent.model.generation import SamplingConfig
     from mmagent.protocol.chat import Message
@@ -170,7 +171,8 @@ def decode(max_new_tokens: int) -> None:
         grammar_steps = 0
         for prompt, images in PROMPTS:
             msgs = [system, Message(role="user", content=prompt, images=images)]
-            inputs = m.build_inputs(msgs, tools, artifacts=store, add_generation_prompt=True, reserve_tokens=max_new_tokens)
+            inputs = m.build_inputs(msgs, tools, artifacts=message_images(msgs, store), add_generation_prompt=True,
+                                    reserve_tokens=max_new_tokens)
             procs = [] if mode == "free" else [Timed(tool_call_processor(
                 m.tokenizer, tools, mode=mode, eos_token_ids=m.eos_token_ids, max_new_tokens=max_new_tokens))]
             t0 = time.perf_counter()

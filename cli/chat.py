@@ -18,8 +18,7 @@ from typing import Annotated, Any, Optional
 import typer
 from rich.markup import escape
 
-from mmagent.cli.common import CONSTRAINED_HELP, TOOLS_JSON_HELP, console, err_console, fail
-from mmagent.cli.serve import MCP_HELP
+from mmagent.cli.common import CONSTRAINED_HELP, MCP_HELP, TOOLS_JSON_HELP, console, err_console, fail
 from mmagent.errors import UserError
 
 HELP = """\

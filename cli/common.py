@@ -33,6 +33,8 @@ CONSTRAINED_HELP = ("Schema-guided decoding of tool calls (every call parses and
 
 TOOLS_JSON_HELP = ("A JSON file of tool schemas (a list of OpenAI function schemas or MCP tools, or an MCP tools/list "
                    "result) offered besides the built-in tools; the caller runs their calls (see `mmagent resume --tool-results`).")
+# The --mcp flag of run, chat and serve.
+MCP_HELP = "An MCP server whose tools the agent gets too: a command line (stdio) or an http(s):// URL (repeatable)."
 
 console = Console()
 err_console = Console(stderr=True)

@@ -9,9 +9,8 @@ from typing import TYPE_CHECKING, Annotated, Any, Optional
 import typer
 from rich.markup import escape
 
-from mmagent.cli.common import (CONSTRAINED_HELP, EXIT_FAILED, EXIT_STEP_LIMIT, EXIT_TOOL_CALLS, TOOLS_JSON_HELP, err_console, fail,
+from mmagent.cli.common import (CONSTRAINED_HELP, EXIT_FAILED, EXIT_STEP_LIMIT, EXIT_TOOL_CALLS, MCP_HELP, TOOLS_JSON_HELP, err_console, fail,
                                 print_json)
-from mmagent.cli.serve import MCP_HELP
 from mmagent.errors import UserError
 
 if TYPE_CHECKING:

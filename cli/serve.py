@@ -7,10 +7,8 @@ from typing import Annotated, Optional
 
 import typer
 
-from mmagent.cli.common import err_console, fail
+from mmagent.cli.common import MCP_HELP, err_console, fail
 from mmagent.errors import UserError
-
-MCP_HELP = "An MCP server whose tools the agent gets too: a command line (stdio) or an http(s):// URL (repeatable)."
 
 
 def serve(

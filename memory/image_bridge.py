@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from mmagent.memory.embedders import Embedder, ImageEmbeddings, check_images, unit_rows
+from mmagent.memory.embedding import Embedder, ImageEmbeddings, check_images, unit_rows
 from PIL import Image
 
 log = logging.getLogger(__name__)

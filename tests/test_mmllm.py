@@ -220,7 +220,7 @@ def test_prompt_over_context_length(model):
 def test_unsupported_corrupt_and_oversized_media(model):
     with pytest.raises(UnsupportedMediaError, match="not an image"):
         model.build_inputs([_user("hi", "image_1")], artifacts={"image_1": [1, 2, 3]})
-    with pytest.raises(ValueError, match="image_1"):
+    with pytest.raises(UnsupportedMediaError, match="image_1 is a bytes, not an image; pass a PIL image"):  # the model decodes nothing
         model.build_inputs([_user("hi", "image_1")], artifacts={"image_1": b"\x89PNG\r\n\x1a\n" + b"\0" * 40})
     with pytest.raises(KeyError, match="unknown image 'image_9'"):
         model.build_inputs([_user("hi", "image_9")], artifacts=ART)
@@ -236,7 +236,7 @@ def test_unsupported_corrupt_and_oversized_media(model):
 
 def test_composed_chat_streams_and_uses_the_artifact_store(model, tmp_path):
     from mmagent.backends.composed import ComposedChatModel
-    from mmagent.media.artifacts import ArtifactStore
+    from mmagent.media.artifacts import ArtifactError, ArtifactStore
     from mmagent.protocol.chat import ChatModel, ChatResult
 
     store = ArtifactStore(tmp_path / "art", "s")
@@ -248,13 +248,39 @@ def test_composed_chat_streams_and_uses_the_artifact_store(model, tmp_path):
     assert isinstance(res, ChatResult) and res.model == "tiny" and res.completion_tokens > 0
     assert "".join(pieces) == res.text
     audio = store.add_audio(_wav())
-    with pytest.raises(UnsupportedMediaError, match="audio"):
+    with pytest.raises(UnsupportedMediaError, match=r"audio_1 is audio \(audio/wav\); this model takes images only"):
         chat.chat([_user("hi", audio.id)], artifacts=store, max_new_tokens=2)
+    with pytest.raises(ArtifactError, match="unknown artifact id 'image_9' in session 's'; known ids: audio_1, image_1"):
+        chat.chat([_user("hi", "image_9")], artifacts=store, max_new_tokens=2)
     blob = store.root / "blobs" / art.sha256[:2] / art.sha256
     blob.write_bytes(blob.read_bytes()[:60])  # corrupted on disk
-    with pytest.raises(ValueError, match="could not be decoded"):
+    with pytest.raises(ValueError, match="could not be decoded"):  # the store's decoded-image cache checks the blob
         chat.chat([_user("hi", art.id)], artifacts=store, max_new_tokens=2)
 
+
+
+def test_the_model_takes_decoded_images_and_the_backend_resolves_ids(model, tmp_path, monkeypatch):
+    """MMLLM.build_inputs takes id -> PIL image; the composed backend decodes each id once per call from its store."""
+    from mmagent.backends.composed import ComposedChatModel, message_images
+    from mmagent.media.artifacts import ArtifactStore
+
+    store = ArtifactStore(tmp_path / "art", "s")
+    art = store.add_image(RED)
+    with pytest.raises(TypeError, match="the model takes a mapping id -> PIL image"):
+        model.build_inputs([_user("hi", art.id)], artifacts=store)
+    loads: list[str] = []
+    real = ArtifactStore.load_image
+    monkeypatch.setattr(ArtifactStore, "load_image", lambda self, i: loads.append(i) or real(self, i))
+    msgs = [_user("What is in this picture?", art.id), Message(role="assistant", content="A red square."), _user("And now?", art.id)]
+    images = message_images(msgs, store)
+    assert loads == [art.id] and list(images) == [art.id] and images[art.id].size == RED.size
+    assert message_images(msgs, ART) is ART and message_images(msgs, None) is None
+    expected = model.build_inputs(msgs, artifacts={art.id: RED}, add_generation_prompt=True)
+    got = model.build_inputs(msgs, artifacts=images, add_generation_prompt=True)
+    assert torch.equal(got.input_ids, expected.input_ids) and torch.equal(got.pixel_values, expected.pixel_values)
+    loads.clear()
+    ComposedChatModel(model, name="tiny").chat(msgs, artifacts=store, max_new_tokens=2)
+    assert loads == [art.id]
 
 def test_composed_chat_parses_tool_calls(model):
     from mmagent.backends.composed import ComposedChatModel

@@ -1,6 +1,7 @@
 """The composed MM-LLM (`mmagent.model.mmllm.MMLLM`) behind the chat interface.
 
-    messages (+ image artifact ids) -> MMLLM.build_inputs (chat template, tool prompt, placeholders)
+    messages (+ image artifact ids) -> each id decoded once from the ArtifactStore (`message_images`)
+    -> MMLLM.build_inputs (chat template, tool prompt, placeholders)
     -> splice image features -> own decode loop (KV cache; tokens streamed to `on_token`;
     `constrained=True` adds `mmagent.protocol.constrained`'s tool-call grammar as a per-step logits processor)
     -> text -> `mmagent.protocol.toolcall.parse_tool_calls` -> ChatResult
@@ -14,11 +15,14 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import torch
+from PIL import Image
 
+from mmagent.media.errors import UnsupportedMediaError
 from mmagent.model.generation import SamplingConfig, TextStream
 from mmagent.model.mmllm import MMLLM
 from mmagent.protocol.chat import AdapterHook, ChatResult, Constrained, Message, OnToken
@@ -91,7 +95,8 @@ class ComposedChatModel:
         from mmagent.protocol.toolcall import parse_tool_calls
 
         m = self.model
-        inputs = m.build_inputs(messages, tools, artifacts=artifacts, add_generation_prompt=True, reserve_tokens=max_new_tokens)
+        images = message_images(messages, artifacts)
+        inputs = m.build_inputs(messages, tools, artifacts=images, add_generation_prompt=True, reserve_tokens=max_new_tokens)
         processors = [self._grammar(tools, max_new_tokens, constrained)] if constrained and tools else []
         stream = TextStream(m.tokenizer, on_token, m.eos_token_ids) if on_token else None
         sampling = SamplingConfig(**{**self.sampling.__dict__, "max_new_tokens": max_new_tokens})
@@ -112,6 +117,27 @@ class ComposedChatModel:
     def warmup(self) -> None:
         """One tiny generation so that first-call costs (allocations, kernels) are not the user's."""
         self.chat([Message(role="user", content="hi")], max_new_tokens=2)
+
+
+def message_images(messages: Sequence[Message | dict[str, Any]],
+                   artifacts: ArtifactStore | Mapping[str, Image.Image] | None) -> Mapping[str, Image.Image] | None:
+    """The images `messages` reference, id -> decoded PIL image, for `MMLLM.build_inputs`: each id
+    resolved once from the store (`ArtifactStore.load_image`, which keeps recently decoded images).
+    Unknown ids raise the store's `ArtifactError` (naming the known ones); a non-image artifact an
+    `UnsupportedMediaError`. A mapping of PIL images is passed on as it is; None stays None (the
+    model says so if a message references an image)."""
+    if artifacts is None or isinstance(artifacts, Mapping):
+        return artifacts
+    images: dict[str, Image.Image] = {}
+    for msg in messages:
+        for art_id in msg.images if isinstance(msg, Message) else msg.get("images") or ():
+            if art_id in images:
+                continue
+            art = artifacts.get(art_id)
+            if art.kind != "image":
+                raise UnsupportedMediaError(f"{art_id} is {art.kind} ({art.mime}); this model takes images only (use a tool for {art.kind})")
+            images[art_id] = artifacts.load_image(art_id)
+    return images
 
 
 def serving_dtype(config) -> torch.dtype | None:

@@ -6,7 +6,8 @@ header, pixel count checked *before* decoding so a decompression bomb is refused
 allocated, full decode so a truncated file fails here); this module adds the backend's own pixel
 limit, data URIs (RFC 2397) for remote endpoints, and the look-up of a message's artifacts.
 
-All errors are `MediaError(ValueError)`: they are the user's input, and the message says what to do.
+All errors are of the one media family (`mmagent.media.errors.MediaError(ValueError, UserError)`): they are
+the user's input, and the message says what to do.
 """
 
 from __future__ import annotations
@@ -21,7 +22,10 @@ from typing import TYPE_CHECKING
 
 from PIL import Image
 
-from mmagent.media.images import MAX_PIXELS as DEFAULT_MAX_PIXELS  # the one pixel limit (see there)
+# the one media error family (re-exported: backends raise and users catch these names) and the one pixel limit
+from mmagent.media.errors import MediaError, UnsupportedMediaError
+from mmagent.media.images import MAX_PIXELS as DEFAULT_MAX_PIXELS
+from mmagent.media.images import ImageTooLargeError
 
 if TYPE_CHECKING:
     from mmagent.media.artifacts import ArtifactStore
@@ -29,18 +33,6 @@ if TYPE_CHECKING:
 
 
 AUDIO_MIMES: dict[str, str] = {"audio/wav": "wav", "audio/x-wav": "wav", "audio/wave": "wav", "audio/mpeg": "mp3"}
-
-
-class MediaError(ValueError):
-    """Media a backend cannot use; the message names the input and what to do."""
-
-
-class UnsupportedMediaError(MediaError):
-    pass
-
-
-class ImageTooLargeError(MediaError):
-    pass
 
 
 def decode_image(src: bytes | Path | str, *, max_pixels: int = DEFAULT_MAX_PIXELS, what: str = "image") -> Image.Image:
@@ -67,15 +59,11 @@ def decode_image(src: bytes | Path | str, *, max_pixels: int = DEFAULT_MAX_PIXEL
 
 def check_pixels(size: tuple[int, int], *, max_pixels: int = DEFAULT_MAX_PIXELS, what: str = "image") -> None:
     """Refuses an image whose width x height is over this backend's limit: the one check of
-    `mmagent.media.images`, raised as this module's `MediaError` family."""
+    `mmagent.media.images` (raises its `ImageTooLargeError`, a `MediaError`)."""
     from mmagent.media.images import ImageLimits
-    from mmagent.media.images import ImageTooLargeError as TooLarge
     from mmagent.media.images import check_pixels as check
 
-    try:
-        check(size, ImageLimits(max_pixels=max_pixels), what)
-    except TooLarge as err:
-        raise ImageTooLargeError(str(err)) from None
+    check(size, ImageLimits(max_pixels=max_pixels), what)
 
 
 # --- data URIs (RFC 2397) -------------------------------------------------------------------
@@ -188,3 +176,9 @@ def _require_store(ids: list[str], artifacts: ArtifactStore | None) -> ArtifactS
     if artifacts is None:
         raise MediaError(f"the messages reference {', '.join(ids)} but no artifact store was passed; call chat(..., artifacts=store)")
     return artifacts
+
+
+__all__ = [
+    "AUDIO_MIMES", "DEFAULT_MAX_PIXELS", "ImageTooLargeError", "MediaError", "MessageImages", "UnsupportedMediaError", "audio_payload",
+    "check_pixels", "decode_image", "encode_image", "image_data_uri", "image_payload", "load_message_images", "parse_data_uri", "to_data_uri",
+]

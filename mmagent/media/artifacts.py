@@ -29,7 +29,7 @@ from PIL import Image
 from pydantic import BaseModel, Field
 
 from mmagent.atomic import atomic_write_bytes
-from mmagent.errors import UserError
+from mmagent.media.errors import MediaError
 from mmagent.media.images import (
     MIME,
     DecodedImage,
@@ -45,7 +45,7 @@ Kind = Literal["image", "audio", "text"]
 KINDS: tuple[Kind, ...] = ("image", "audio", "text")
 
 
-class ArtifactError(ValueError, UserError):
+class ArtifactError(MediaError):
     """Unknown id, wrong kind, bytes over a limit or not decodable; the message says which and what to do."""
 
 

@@ -21,7 +21,7 @@ from pathlib import Path
 
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from mmagent.errors import UserError
+from mmagent.media.errors import MediaError
 
 # 40 MP: a 8000x5000 photo passes; a 30000x30000 "bomb" PNG (a few KB on disk) does not
 # (40e6 px * 3 bytes = 120 MB decoded; Pillow's own bomb limit, ~179 MP, is too late for a laptop).
@@ -29,7 +29,7 @@ MAX_PIXELS = 40_000_000
 MAX_IMAGE_BYTES = 50 * 1024 * 1024
 
 
-class ImageDecodeError(ValueError, UserError):
+class ImageDecodeError(MediaError):
     """The bytes are not an acceptable image; the message says what was wrong."""
 
 

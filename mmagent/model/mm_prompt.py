@@ -25,6 +25,14 @@ if TYPE_CHECKING:  # types only: transformers' modeling import costs ~2.5 s (see
 IGNORE = -100  # the label value the loss skips (torch's CrossEntropyLoss default); the one definition
 
 
+class ImageTokenMismatchError(ValueError):
+    """The prompt's image placeholders and the images given do not pair up."""
+
+
+class EmptyPromptError(ValueError):
+    pass
+
+
 @dataclass
 class Rendered:
     text: str
@@ -60,8 +68,6 @@ def render_conversation(
 
 
 def _empty() -> ValueError:
-    from mmagent.model.mmllm import EmptyPromptError
-
     return EmptyPromptError("the prompt is empty: give at least one message with text or an image")
 
 
@@ -74,8 +80,6 @@ def _with_system(msgs: list[Message], system: str) -> list[Message]:
 
 def _place_images(content: str, m: Message, index: int, image_token: str) -> str:
     """One placeholder per image at the start of the text, or checks the ones the text has."""
-    from mmagent.model.mmllm import ImageTokenMismatchError
-
     present = content.count(image_token)
     if present == 0:
         return image_token * len(m.images) + ("\n" if m.images else "") + content

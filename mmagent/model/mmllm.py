@@ -33,6 +33,7 @@ from PIL import Image
 from pydantic import BaseModel, Field
 from torch import nn
 
+from mmagent.media.errors import UnsupportedMediaError
 from mmagent.model import lora
 from mmagent.model.encoders.preprocess import MAX_PIXELS, check_image
 from mmagent.model.generation import (
@@ -45,7 +46,7 @@ from mmagent.model.generation import (
     generate,
 )
 from mmagent.model.lean_backbone import CacheTarget, LeanBackbone
-from mmagent.model.mm_prompt import IGNORE
+from mmagent.model.mm_prompt import IGNORE, EmptyPromptError, ImageTokenMismatchError  # noqa: F401  (re-exported: defined with the prompt rendering)
 from mmagent.model.projectors import ProjectorConfig, build_projector, projected_tokens
 from mmagent.model.token_reduction import ReductionConfig, TokenReducer
 from mmagent.protocol.chat import ContextOverflowError, Message
@@ -77,19 +78,7 @@ class MMLLMConfig(BaseModel):
     active_adapter: str | None = None
 
 
-class ImageTokenMismatchError(ValueError):
-    """The prompt's image placeholders and the images given do not pair up."""
-
-
-class EmptyPromptError(ValueError):
-    pass
-
-
 class PromptTooLongError(ContextOverflowError):
-    pass
-
-
-class UnsupportedMediaError(ValueError):
     pass
 
 
@@ -276,7 +265,7 @@ class MMLLM(nn.Module):
         messages: Sequence[Message | Mapping[str, Any]],
         tools: Sequence[dict[str, Any]] | None = None,
         *,
-        artifacts: Any = None,
+        artifacts: Mapping[str, Image.Image] | None = None,
         system: str | None = None,
         add_generation_prompt: bool = False,
         reserve_tokens: int = 0,
@@ -284,7 +273,8 @@ class MMLLM(nn.Module):
         """A conversation -> `MMInputs` (ids, mask, labels on assistant turns, pixels).
 
         `messages`: `mmagent.protocol.chat.Message`s (or dicts of their fields) whose `images` are artifact
-        ids; `artifacts` resolves them: an `ArtifactStore`, or a mapping id -> PIL image.
+        ids; `artifacts` maps them to decoded PIL images (the model decodes nothing: a backend resolves
+        ids from its `ArtifactStore` first, see `mmagent.backends.composed.message_images`).
         `tools`: OpenAI-style schemas, rendered into the system prompt by `mmagent.protocol.toolcall`.
         `system`: extra system text. `reserve_tokens`: room to keep for generation.
         """
@@ -317,42 +307,30 @@ class MMLLM(nn.Module):
                 out_labels.append(lab)
         return out_ids, out_labels
 
-    def _resolve_images(self, msgs: list[Message], artifacts: Any) -> list[Image.Image]:
+    def _resolve_images(self, msgs: list[Message], artifacts: Mapping[str, Image.Image] | None) -> list[Image.Image]:
         ids = [i for m in msgs for i in m.images]
         if not ids:
             return []
         if artifacts is None:
-            raise ValueError(f"the messages reference {', '.join(ids)} but no artifacts were passed (an ArtifactStore or a dict id -> PIL image)")
-        images = []
-        for art_id in ids:
-            img = self._lookup(art_id, artifacts)
-            images.append(check_image(img, self.config.max_image_pixels, what=art_id))
-        return images
+            raise ValueError(f"the messages reference {', '.join(ids)} but no artifacts were passed (a dict id -> PIL image)")
+        if not isinstance(artifacts, Mapping):
+            raise TypeError(
+                f"artifacts is a {type(artifacts).__name__}: the model takes a mapping id -> PIL image; resolve artifact ids "
+                "from a store first (mmagent.backends.composed.message_images, or chat with the composed backend)"
+            )
+        return [check_image(self._lookup(art_id, artifacts), self.config.max_image_pixels, what=art_id) for art_id in ids]
 
-    def _lookup(self, art_id: str, artifacts: Any) -> Any:
-        """An image id -> PIL image, from a mapping (PIL images or encoded bytes) or an ArtifactStore."""
-        if isinstance(artifacts, Mapping):
-            if art_id not in artifacts:
-                raise KeyError(f"unknown image {art_id!r}; given: {', '.join(artifacts) or 'none'}")
-            img = artifacts[art_id]
-            if isinstance(img, bytes):  # untrusted bytes: format and pixel count checked before decoding
-                from mmagent.media.images import (
-                    ImageDecodeError,
-                    ImageLimits,
-                    decode_image,
-                )
-
-                try:
-                    return decode_image(img, ImageLimits(max_pixels=self.config.max_image_pixels)).image
-                except ImageDecodeError as err:
-                    raise UnsupportedMediaError(f"{art_id}: {err}") from err
-            if not isinstance(img, Image.Image):
-                raise UnsupportedMediaError(f"{art_id} is a {type(img).__name__}, not an image; pass a PIL image or encoded image bytes")
-            return img
-        art = artifacts.get(art_id)  # ArtifactStore: unknown ids raise ArtifactError naming the known ones
-        if art.kind != "image":
-            raise UnsupportedMediaError(f"{art_id} is {art.kind} ({art.mime}); this model takes images only (use a tool for {art.kind})")
-        return artifacts.load_image(art_id)
+    def _lookup(self, art_id: str, artifacts: Mapping[str, Image.Image]) -> Image.Image:
+        """An image id -> its decoded PIL image."""
+        if art_id not in artifacts:
+            raise KeyError(f"unknown image {art_id!r}; given: {', '.join(artifacts) or 'none'}")
+        img = artifacts[art_id]
+        if not isinstance(img, Image.Image):
+            raise UnsupportedMediaError(
+                f"{art_id} is a {type(img).__name__}, not an image; pass a PIL image (bytes: decode them with "
+                "mmagent.media.images.decode_image, which checks them first)"
+            )
+        return img
 
     def collate(self, items: Sequence[MMInputs], padding_side: str = "right") -> dict[str, torch.Tensor | None]:
         """Pads a list of `MMInputs` into a batch: input_ids/attention_mask/labels [B, T], pixels [sum I, ...]."""

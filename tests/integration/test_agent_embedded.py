@@ -16,6 +16,7 @@ pytestmark = pytest.mark.integration
 
 def test_one_turn_on_the_embedded_model(tmp_path):
     from mmagent.agent import Agent
+    from mmagent.backends.composed import message_images
     from mmagent.model.generation import SamplingConfig
     from mmagent.protocol.constrained import tool_call_processor
 
@@ -32,7 +33,8 @@ def test_one_turn_on_the_embedded_model(tmp_path):
     m = agent.model.model
     tools = agent.registry.schemas()
     msgs = agent.history(r.session)[:1]
-    inputs = m.build_inputs(msgs, tools, artifacts=agent.artifacts(r.session), add_generation_prompt=True, reserve_tokens=96)
+    images = message_images(msgs, agent.artifacts(r.session))
+    inputs = m.build_inputs(msgs, tools, artifacts=images, add_generation_prompt=True, reserve_tokens=96)
     proc = tool_call_processor(m.tokenizer, tools, mode="required", eos_token_ids=m.eos_token_ids, max_new_tokens=96)
     out = m.generate(m.collate([inputs]), sampling=SamplingConfig(max_new_tokens=96), processors=[proc])
     calls, errors, _ = parse_tool_calls(m.tokenizer.decode(out.tokens[0], skip_special_tokens=True))

@@ -1,4 +1,4 @@
-# Launch: .venv/bin/python -m mmagent.recipes.open_world --out data/open-world --seed 0
+# Launch: .venv/bin/python -m mmagent.recipes.open_world_mix --out data/open-world --seed 0
 """Open-world tool calling data: requests for tools the model has never seen, each conversation with its own tools.
 
 Every example offers its own tool schemas (`Example.tools`; the trainer renders them as the
@@ -352,12 +352,3 @@ def generate(split: str, n: int, seed: int = 0) -> list[Example]:
 
 __all__ = ["HELDOUT_DOMAINS", "SPLITS", "generate", "fill", "Filled", "Pools", "typo"]
 
-
-def main(argv: list[str] | None = None) -> None:
-    from mmagent.recipes.open_world_mix import main as build
-
-    build(argv)
-
-
-if __name__ == "__main__":
-    main()

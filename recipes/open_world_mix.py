@@ -1,4 +1,4 @@
-"""The open-world training mix and its CLI: `python -m mmagent.recipes.open_world --out data/open-world --seed 0`.
+"""The open-world training mix and its CLI: `python -m mmagent.recipes.open_world_mix --out data/open-world --seed 0`.
 
 Writes under `--out`:
     train.jsonl, validation.jsonl   the mix the trainer reads (`data.dir`): open-world ~50%, built-in

@@ -50,11 +50,6 @@ KNOWN_CYCLES: dict[tuple[str, str], str] = {
         "while MemoryStore.export/import_ (public, used by the CLI and tests) call into transfer.py from "
         "their bodies. The fix is an API choice: drop those two methods (callers use transfer.py), or "
         "type `store` with a protocol of what transfer uses (which includes the store's private _insert)",
-    ("mmagent.recipes.open_world_mix", "mmagent.recipes.open_world"):
-        "open_world's main() builds the mix by calling open_world_mix.main, and the mix imports "
-        "open_world's generators at module level; the fix (the mix's builder called from the mix's "
-        "own entry point, or the shared generators moved into a module both import) touches recipes/"
-        "open_world*, owned by another change in flight",
 }
 
 

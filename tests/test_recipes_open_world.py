@@ -200,7 +200,7 @@ def test_the_shipped_suite_is_the_generators_heldout_split():
     assert 180 <= len(items) <= 220
     assert {i.kind for i in items} == {"single", "multiple", "irrelevance", "parallel"}
     lines = [json.dumps(to_suite_line(e, [], []), ensure_ascii=False) for e in _split("test-heldout-families", 200)]
-    assert SUITE.read_text().splitlines() == lines  # regenerate: python -m mmagent.recipes.open_world --suite ...
+    assert SUITE.read_text().splitlines() == lines  # regenerate: python -m mmagent.recipes.open_world_mix --suite ...
     for it in items:
         assert it.tools and it.images == [] and (it.kind == "irrelevance") == (it.expected == [])
 
@@ -300,7 +300,7 @@ def test_open_world_config_continues_the_shipped_default():
     assert 10 <= cfg.save_every <= 25
     cmd = launch_command(path)
     # the launch line builds the very folder the config trains on
-    assert f"mmagent.recipes.open_world --out {cfg.data.dir} " in cmd and "tools-open-world.yaml" in cmd
+    assert f"mmagent.recipes.open_world_mix --out {cfg.data.dir} " in cmd and "tools-open-world.yaml" in cmd
 
 
 def test_mix_shares_are_checked():

@@ -178,3 +178,37 @@ def test_the_replys_prose_is_the_backends_parse_when_it_gives_one():
     text = 'Let me look. <tool_call>{"name": "read_text", "arguments": {"image": "image_1"}}</tool_call>'
     assert _prose(ChatResult(text=text)) == "Let me look."  # a ChatModel that did not parse: parsed here
     assert _prose(ChatResult(text=text, prose="from the backend")) == "from the backend"  # parsed once, not again
+
+
+def test_a_turn_with_an_image_starts_loading_the_tools_that_asked_for_it(tmp_path):
+    """`Tool.warm_for`: OCR-like tools load while the model plans, not after it calls them."""
+    import threading
+
+    from pydantic import BaseModel
+
+    from mmagent.tools.base import Tool
+
+    class In(BaseModel):
+        image: str
+
+    class Out(BaseModel):
+        text: str
+
+    loaded = threading.Event()
+
+    class Heavy(Tool):
+        name, description, input_model, output_model = "heavy_ocr", "reads text", In, Out
+        warm_for = frozenset({"image"})
+
+        def load(self) -> None:
+            loaded.set()
+
+        def run(self, args, ctx):
+            return Out(text="hi")
+
+    heavy = Heavy()
+    agent = make_agent(tmp_path, ["Nothing to do.", "Still nothing."], tools=[heavy])
+    agent.run("Hello")  # no image: nothing warms
+    assert not loaded.is_set() and not heavy._loaded
+    agent.run("What does it say?", images=[Image.new("RGB", (8, 8))])  # the model never calls it
+    assert loaded.wait(5) and heavy._loaded

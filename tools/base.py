@@ -31,6 +31,7 @@ import copy
 import inspect
 import re
 import sys
+import contextlib
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -103,6 +104,9 @@ class Tool:
     # True: the agent does not run this tool's calls, it hands them to its caller (a schema-only
     # `SchemaTool`); they are validated all the same.
     external: ClassVar[bool] = False
+    # Media kinds ("image", "audio") whose arrival in a turn starts `load` in the background, while
+    # the model plans: for a heavy model such a turn will likely call (OCR: ~1 s of ONNX sessions).
+    warm_for: ClassVar[frozenset[str]] = frozenset()
     _loaded: bool = False  # class-level defaults: subclasses need not call super().__init__()
 
     def __init__(self) -> None:
@@ -122,6 +126,21 @@ class Tool:
             if not self._loaded:
                 self.load()
                 self._loaded = True
+
+    def warm(self) -> threading.Thread | None:
+        """Starts `ensure_loaded` in a background thread (None if already loaded). Not a daemon (a
+        thread inherits the flag otherwise): a process that exits mid-load waits for it instead of
+        killing a native library halfway. A failure is left for the real call to report."""
+        if self._loaded:
+            return None
+
+        def load() -> None:
+            with contextlib.suppress(Exception):
+                self.ensure_loaded()
+
+        thread = threading.Thread(target=load, name=f"warm-{self.name}", daemon=False)
+        thread.start()
+        return thread
 
     def invoke(self, args: BaseModel, ctx: ToolContext) -> BaseModel:
         """Runs on validated arguments and checks that the tool kept its output contract."""

@@ -43,6 +43,7 @@ class ReadText(Tool):
     description = "Reads printed text in an image (OCR): returns each line with its box and confidence."
     input_model = ReadTextInput
     output_model = ReadTextOutput
+    warm_for = frozenset({"image"})  # a turn with an image often asks what it says
 
     def __init__(self, model: str = "ppocr-v4", threads: int | None = None, max_side: int | None = None) -> None:
         """`max_side`: None keeps rapidocr's detector sizing (the *shorter* side scaled to 736 px, up

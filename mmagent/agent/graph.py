@@ -104,9 +104,18 @@ def perceive(state: AgentState, runtime: Runtime[AgentContext]) -> dict[str, Any
         ctx.log.start_turn(state["turn_id"], state["session"], state["prompt"], images, audio,
                            [s["function"]["name"] for s in ctx.schemas], getattr(ctx.model, "name", None),
                            getattr(ctx.model, "adapter", None), ctx.options.constrained)
+    _warm_tools(ctx, ({"image"} if images else set()) | ({"audio"} if audio else set()))
     user = Message(role="user", content=state["prompt"], images=images, audio=audio)
     # `supplied` is keyed by call ids, which repeat across turns: a result left by an abandoned turn must not answer a new call.
     return {"messages": [user.model_dump()], "artifacts": images + audio, "status": "running", "supplied": {}}
+
+
+def _warm_tools(ctx: AgentContext, kinds: set[str]) -> None:
+    """Tools that declared these media kinds (`Tool.warm_for`) start loading while the model plans."""
+    for name in ctx.registry.names():
+        tool = ctx.registry.get(name)
+        if kinds & set(getattr(tool, "warm_for", ())):
+            tool.warm()
 
 
 def plan(state: AgentState, runtime: Runtime[AgentContext]) -> dict[str, Any]:

@@ -141,6 +141,8 @@ def test_lean_tokenizer_matches_the_hf_tokenizer(saved):
     hf.add_special_tokens({"additional_special_tokens": ["<image>"]}, replace_extra_special_tokens=False)
     lean.add_special_tokens({"additional_special_tokens": ["<image>"]})
     assert lean.convert_tokens_to_ids("<image>") == hf.convert_tokens_to_ids("<image>")
+    text = "<|im_start|>user\n<image><image>\nWhat is in this picture?<|im_end|>\n"
+    assert lean(text)["input_ids"] == list(hf(text, add_special_tokens=False)["input_ids"])  # the placeholder is one token in both
 
 
 def _join_prefix_writers() -> None:

@@ -5,26 +5,7 @@ The suite format, the runner and the per-item score are library code (`mmagent.t
 shared with the learning loop's gate); this recipe aggregates the scores into the metrics below,
 writes the report and backs `mmagent eval`.
 
-Suite format (one JSON object per line):
-
-    {"id": str, "prompt": str, "images": [paths relative to the suite file],
-     "expected": [{"name": str, "arguments": {arg: [allowed values]}}, ...],
-     "results": [tool output per expected call]   # optional: replayed for multi-step items
-     "audio": [paths]                               # optional
-     "kind": str                                    # optional: single, chain, parallel, no_tool ...
-     "tools": [tool schemas]                        # optional: OpenAI or MCP style; default: the built-ins
-     "answers": [str]}                              # optional: acceptable final answers (not scored here)
-
-`expected: []` means no tool should be called; `""` among an argument's allowed values means it
-may be left out; attached images are `image_1`, `image_2`... in attachment order; calls are matched
-in order, except on `kind: "parallel"` items, whose calls may come in any order (each expected
-call matched by a different emitted call). An item's `tools` are what the model is offered and
-what it is scored against (names, defaults, hallucinations); without them, the run's tools (the
-built-in registry's schemas by default). The runner drives the model through `ChatModel.chat`
-step by step: after each step that calls tools, the recorded result of the matching expected
-call is fed back as the tool message (a replay, so no real tool runs and every model sees the
-same observations); a call with no recorded result gets an error observation. It stops once
-the model has made as many calls as expected, answers in text, or hits `max_steps`.
+The suite format and how the runner replays recorded tool results: `mmagent/training/scoring.py`.
 
 Metrics (per item unless said otherwise):
 - parse rate: every generation of the item parsed (no `<tool_call>` fragment failed to parse);

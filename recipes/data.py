@@ -9,7 +9,8 @@ read_text and others; the later call uses the earlier result; hand-written per p
 from a seen phrasing of the first tool + a follow-up of the second), independent pairs (two calls in
 one step), memory store/search, questions answered with no tool, and requests no tool can serve
 (declined, nothing called). Tool results are simulated from what the generator drew, so they are
-true of the image.
+true of the image; what the generator knows per tool (drawings, slots, simulated result checked
+against the tool's output model, answer) is its `ToolScenario` in `recipes/scenarios.py`.
 
 Splits (deterministic from the seed):
 - train / validation: seen phrasings, seen tool combinations (validation has fresh fillers/images);
@@ -30,7 +31,8 @@ from pathlib import Path
 from typing import Any
 
 from mmagent.recipes import phrasings as P
-from mmagent.recipes.drawings import SIZE, Drawing, draw
+from mmagent.recipes.drawings import Drawing, draw
+from mmagent.recipes.scenarios import SCENARIOS, Slots
 
 from mmagent.protocol.chat import Message, ToolCall
 from mmagent.protocol.toolcall import format_tool_result
@@ -77,9 +79,6 @@ def heldout_items(name: str, n: int) -> set[int]:
     return set(rng.sample(range(n), max(2, round(n * HOLDOUT_FRACTION))))
 
 
-BOX_TEXTS = ["[{},{},{},{}]", "({}, {}, {}, {})", "{} {} {} {}", "x0={} y0={} x1={} y1={}"]  # how users write a box
-
-
 def pick_phrasing(rng: random.Random, intent: str, unseen: bool, extra: bool = False) -> tuple[str, str]:
     """A core phrasing and its template id: held-out ones if `unseen`, else seen ones (plus the
     training-only `EXTRA_PHRASINGS` if `extra`; the unseen-combinations test leaves them out so that
@@ -105,100 +104,21 @@ def wrap(rng: random.Random, core: str) -> str:
 # --------------------------------------------------------------------------- simulated tool results
 
 
-def as_box(xyxy: list[int], **extra: Any) -> dict[str, Any]:
-    """A box as the tools take and return it (`mmagent.tools.boxes.Box`)."""
-    return dict(zip(("x0", "y0", "x1", "y1"), xyxy)) | extra
-
-
-def box_variants(box: dict[str, Any]) -> list[dict[str, Any]]:
-    """A detected box as a later call may pass it on: coordinates only, with label, with label+score."""
-    coords = {k: box[k] for k in ("x0", "y0", "x1", "y1")}
-    return [coords] + ([coords | {"label": box["label"]}, dict(box)] if "label" in box else [])
-
-
-def _imagenet_index(label: str) -> int:
-    return {"tabby cat": 281, "espresso": 967, "daisy": 985, "rocket": 812, "astronaut": 0, "pagoda": 0, "web site": 916, "envelope": 549,
-            "tray": 868, "poster": 0, "book jacket": 921, "street sign": 919, "mask": 643, "jigsaw puzzle": 611}.get(label, 0)
+# Each built-in tool's simulation, answer and slots live in its `ToolScenario` (`recipes/scenarios.py`).
 
 
 def result_for(name: str, args: dict[str, Any], d: Drawing | None, extra: dict[str, Any]) -> dict[str, Any]:
-    """What the real tool would return for the drawing (true by construction)."""
-    if name == "read_text":
-        lines = d.text if d and d.text else []
-        return {"lines": [{"text": t, "box": as_box([14, 20 + 45 * i, 200, 44 + 45 * i]), "confidence": 0.95} for i, t in enumerate(lines)], "text": "\n".join(lines)}
-    if name == "detect_faces":
-        faces = [b for lab, b in (d.boxes if d else []) if lab == "face"]
-        return {"faces": [as_box(b) for b in faces], "count": len(faces)}
-    if name == "detect_objects":
-        objs = [as_box(b, label=lab, score=0.88) for lab, b in (d.boxes if d else [])]
-        return {"objects": objs, "count": len(objs), "model": "detr-resnet-50"}
-    if name == "classify_image":
-        label = d.label if d and d.label else extra.get("label") or {"sign": "street sign", "document": "envelope", "faces": "mask", "shapes": "jigsaw puzzle"}.get(d.kind if d else "", "web site")
-        k = args.get("top_k", 3)
-        alts = ["web site", "envelope", "tray", "poster", "book jacket"]
-        names = [label] + alts[: k - 1]
-        labels = [{"label": a, "index": _imagenet_index(a), "probability": 0.71 if i == 0 else round(0.1 / i, 3)} for i, a in enumerate(names)]
-        return {"labels": labels}
-    if name in ("generate_image", "crop_image", "resize_image", "draw_boxes"):
-        w, h = (args.get("width", SIZE), args.get("height", SIZE)) if name == "resize_image" else (SIZE, SIZE)
-        if name == "crop_image":
-            w, h = args["box"]["x1"] - args["box"]["x0"], args["box"]["y1"] - args["box"]["y0"]
-        if name == "generate_image":
-            return {"image": extra["new_image"], "width": 64, "height": 64, "seed": args.get("seed", 0), "steps": args.get("steps", 25),
-                    "class_labels": None, "model": "mmagent-digits-diffusion"}
-        return {"image": extra["new_image"], "width": w, "height": h}
-    if name == "transcribe_audio":
-        words = extra.get("speech", "").split()
-        return {"text": " ".join(words), "words": [{"word": w, "start_s": round(0.4 * i, 2), "end_s": round(0.4 * i + 0.35, 2)} for i, w in enumerate(words)],
-                "duration_s": round(0.4 * len(words) + 0.2, 2)}
-    if name == "remember":
-        return {"id": extra.get("memory_id", 1), "stored": True}
-    if name == "search_memory":
-        return {"hits": [{"text": extra.get("note", ""), "score": 0.82}]}
-    raise KeyError(name)
+    """What the real tool would return for the drawing (true by construction, checked against the
+    tool's output model); KeyError for a tool with no scenario."""
+    return SCENARIOS[name].result(args, d, extra)
 
 
 def answer_for(name: str, result: dict[str, Any], d: Drawing | None) -> str:
     """A final answer that uses the tool result correctly."""
-    if name == "read_text":
-        return f'It says: "{" / ".join(line["text"] for line in result["lines"])}".' if result["lines"] else "I could not find any text in the image."
-    if name == "detect_faces":
-        n = result["count"]
-        return f"I found {n} face{'s' if n != 1 else ''}." if n else "I found no faces."
-    if name == "detect_objects":
-        objs = result["objects"]
-        return "I found: " + ", ".join(o["label"] for o in objs) + "." if objs else "I found no objects."
-    if name == "classify_image":
-        top = result["labels"][0]
-        return f"It looks like a {top['label']} ({top['probability']:.0%})."
-    if name == "generate_image":
-        return f"Here is the generated image: {result['image']}."
-    if name == "crop_image":
-        return f"Here is the crop: {result['image']} ({result['width']}x{result['height']})."
-    if name == "resize_image":
-        return f"Resized to {result['width']}x{result['height']}: {result['image']}."
-    if name == "draw_boxes":
-        return f"I drew the boxes on a copy: {result['image']}."
-    if name == "transcribe_audio":
-        return f'The audio says: "{result["text"]}".'
-    if name == "remember":
-        return "Got it, I saved that."
-    if name == "search_memory":
-        hits = result["hits"]
-        return f"You told me: {hits[0]['text']}." if hits else "I have nothing saved about that."
-    raise KeyError(name)
+    return SCENARIOS[name].answer(result, d)
 
 
 # --------------------------------------------------------------------------- single calls
-
-
-@dataclass
-class Slots:
-    """Filled slot values and the call arguments they imply (with allowed values for the eval)."""
-
-    text: dict[str, str] = field(default_factory=dict)
-    args: dict[str, Any] = field(default_factory=dict)
-    allowed: dict[str, list[Any]] = field(default_factory=dict)
 
 
 def _ref_images(rng: random.Random, n_images: int) -> tuple[str, int]:
@@ -209,83 +129,14 @@ def _ref_images(rng: random.Random, n_images: int) -> tuple[str, int]:
     return rng.choice(IMAGE_REFS_TWO[idx]), idx
 
 
-def _text_allowed(value: str) -> list[str]:
-    out = [value]
-    for art in ("a ", "an ", "the "):
-        if value.startswith(art):
-            out.append(value[len(art):])
-    return out
-
-
-KIND_FOR_TOOL = {"read_text": ["sign", "document"], "detect_faces": ["faces", "photo"], "detect_objects": ["shapes", "faces"],
-                 "classify_image": ["photo", "digit", "sign"], "crop_image": ["sign", "photo", "shapes", "faces"],
-                 "resize_image": ["photo", "digit", "document"], "draw_boxes": ["shapes", "faces"]}
-
-
 def fill(rng: random.Random, intent: str, drawings: list[Drawing], target: int) -> Slots:
-    tool = intent.split("+")[0]
+    sc = SCENARIOS[intent.split("+")[0]]
     s = Slots()
-    if tool in KIND_FOR_TOOL:
+    if sc.takes_image:
         s.args["image"] = f"image_{target}"
         s.allowed["image"] = [f"image_{target}"]
-    if tool == "detect_objects":
-        s.allowed.update(labels=[""], threshold=[""])
-        if intent.endswith("+labels"):
-            lab = rng.choice(P.OBJECT_LABELS)
-            s.text["labels"] = lab
-            s.args["labels"] = [lab]
-            s.allowed["labels"] = [[lab], [lab.rstrip("s")]]
-    elif tool == "classify_image":
-        s.allowed["top_k"] = [""]
-        if intent.endswith("+k"):
-            k = rng.randint(2, 5)
-            s.text["n"] = str(k)
-            s.args["top_k"] = s.allowed["top_k"] = k
-            s.allowed["top_k"] = [k]
-    elif tool == "generate_image":
-        prompt = rng.choice(P.GEN_PROMPTS)
-        s.text["prompt"] = prompt
-        s.args["prompt"] = prompt
-        digit = next((int(c) for c in prompt if c.isdigit()), 0 if "zero" in prompt else None)
-        # The default generator is class-conditional on digits: naming the class is as right as the prompt alone.
-        s.allowed.update(prompt=_text_allowed(prompt), seed=[""], steps=[""], class_label=["", digit] if digit is not None else [""])
-        if intent.endswith("+seed"):
-            n = rng.randint(0, 9999)
-            s.text["n"], s.args["seed"], s.allowed["seed"] = str(n), n, [n]
-        elif intent.endswith("+steps"):
-            n = rng.choice([10, 20, 25, 30, 40, 50])
-            s.text["n"], s.args["steps"], s.allowed["steps"] = str(n), n, [n]
-    elif tool in ("crop_image", "draw_boxes"):
-        x0, y0 = rng.randint(0, 100), rng.randint(0, 100)
-        box = [x0, y0, x0 + rng.randint(30, 120), y0 + rng.randint(30, 120)]
-        s.text["box"] = rng.choice(BOX_TEXTS).format(*box)
-        key = "box" if tool == "crop_image" else "boxes"
-        s.args[key] = as_box(box) if tool == "crop_image" else [as_box(box)]
-        s.allowed[key] = [s.args[key]]
-        if tool == "draw_boxes":
-            s.allowed.update(color=[""], line_width=[""])
-    elif tool == "resize_image":
-        w, h = rng.choice([64, 96, 128, 200, 256, 320, 512]), rng.choice([64, 96, 128, 200, 256, 320, 512])
-        s.text.update(w=str(w), h=str(h))
-        # "W x H" asks for exactly that size: the tool would otherwise fit inside it.
-        s.args.update(width=w, height=h, keep_aspect=False)
-        s.allowed.update(width=[w], height=[h], keep_aspect=["", False])
-    elif tool == "transcribe_audio":
-        s.args["audio"] = "audio_1"
-        s.allowed["audio"] = ["audio_1"]
-    elif tool == "remember":
-        note = rng.choice(P.NOTES)
-        s.text["text"] = note
-        s.args["text"] = note
-        s.allowed.update(text=[note], tags=[""])
-    elif tool == "search_memory":
-        q = rng.choice(P.QUERIES)
-        s.text["query"] = q
-        s.args["query"] = q
-        s.allowed.update(query=_text_allowed(q), k=[""])
-        if intent.endswith("+k"):
-            k = rng.randint(2, 8)
-            s.text["n"], s.args["k"], s.allowed["k"] = str(k), k, [k]
+    if sc.fill:
+        sc.fill(rng, intent, s)
     return s
 
 
@@ -302,22 +153,23 @@ def call_turns(calls: list[ToolCall], results: list[dict[str, Any]]) -> list[Mes
 
 def single(rng: random.Random, intent: str, unseen: bool, idx: str) -> Example:
     tool = intent.split("+")[0]
+    sc = SCENARIOS[tool]
     phrase, template = pick_phrasing(rng, intent, unseen, extra=not unseen)
     drawings: list[Drawing] = []
-    if tool in KIND_FOR_TOOL:
+    if sc.takes_image:
         n_images = 2 if rng.random() < 0.2 else 1
-        drawings = [draw(rng.choice(KIND_FOR_TOOL[tool]), rng) for _ in range(n_images)]
+        drawings = [draw(rng.choice(sc.kinds), rng) for _ in range(n_images)]
     ref, target = _ref_images(rng, len(drawings)) if drawings else ("", 0)
     s = fill(rng, intent, drawings, target)
-    speech = rng.choice(SPEECH) if tool == "transcribe_audio" else ""
-    note = P.NOTES[P.QUERIES.index(s.args["query"])] if tool == "search_memory" else ""  # the note the query finds
+    speech = rng.choice(SPEECH) if sc.takes_audio else ""
+    note = sc.note_for(s.args) if sc.note_for else ""  # the note the query finds
     text = wrap(rng, phrase.format(img=ref, aud=rng.choice(AUDIO_REFS), **s.text))
     d = drawings[target - 1] if drawings else None
     extra = {"new_image": f"image_{len(drawings) + 1}", "speech": speech, "note": note, "memory_id": rng.randint(1, 99)}
-    result = result_for(tool, s.args, d, extra)
+    result = sc.result(s.args, d, extra)
     call = ToolCall(name=tool, arguments=s.args, id="call_1")
     msgs = [user_message(text, len(drawings), 1 if speech else 0), *call_turns([call], [result])]
-    msgs.append(Message(role="assistant", content=answer_for(tool, result, d)))
+    msgs.append(Message(role="assistant", content=sc.answer(result, d)))
     return Example(idx, "single", template, msgs, drawings, [speech] if speech else [], [{"name": tool, "arguments": s.allowed}], [result])
 
 
@@ -341,51 +193,22 @@ CHAINS: dict[tuple[str, str], list[str]] = {
     ("classify_image", "detect_faces"): ["classify {img} and also find any faces in it", "tell me what {img} is and detect the faces in it", "label {img}, then look for faces in it"],
     ("resize_image", "read_text"): ["resize {img} to {w}x{h} and read the text in it", "scale {img} to {w} by {h}, then OCR it", "make {img} {w}x{h} and tell me what it says"],
 }
-CHAIN_KIND = {"detect_objects": "shapes", "detect_faces": "faces", "crop_image": "sign", "read_text": "sign", "classify_image": "photo", "resize_image": "document"}
-
-
-def _result_text(r1: dict[str, Any]) -> str:
-    """What a text-producing first step said: OCR/transcript text, or the top class label."""
-    return r1.get("text") or r1["labels"][0]["label"]
 
 
 def _second_args(a: str, b: str, r1: dict[str, Any], first_args: dict[str, Any], s: Slots) -> tuple[dict[str, Any], dict[str, list[Any]]]:
     """Arguments of the second call, derived from the first call's result."""
     img = r1.get("image", first_args.get("image", "image_1"))
-    if b == "crop_image" and "box" in s.args:  # the user gave the box
-        return {"image": img, "box": s.args["box"]}, {"image": [img], "box": [s.args["box"]]}
-    if b == "crop_image":
-        found = (r1.get("objects") or r1.get("faces"))[0]
-        box = box_variants(found)[0]
-        return {"image": first_args["image"], "box": box}, {"image": [first_args["image"]], "box": box_variants(found)}
-    if b == "draw_boxes":
-        found = r1.get("objects") or r1.get("faces")
-        variants = [list(v) for v in zip(*(box_variants(f) for f in found))]
-        allowed = {"image": [first_args["image"]], "boxes": variants, "color": [""], "line_width": [""]}
-        return {"image": first_args["image"], "boxes": variants[min(1, len(variants) - 1)]}, allowed
-    if b in ("read_text", "classify_image", "detect_faces", "detect_objects"):
-        extra = {"classify_image": {"top_k": [""]}, "detect_objects": {"labels": [""], "threshold": [""]}}.get(b, {})
-        return {"image": img}, {"image": [img]} | extra
-    if b == "resize_image":
-        args = {"image": img, "width": s.args["width"], "height": s.args["height"], "keep_aspect": False}
-        return args, {"image": [img], "width": [s.args["width"]], "height": [s.args["height"]], "keep_aspect": ["", False]}
-    if b == "remember":
-        text = _result_text(r1)
-        return {"text": text}, {"text": [text], "tags": [""]}
-    if b == "search_memory":
-        text = _result_text(r1)
-        return {"query": text}, {"query": _text_allowed(text), "k": [""]}
-    if b == "generate_image":
-        text = _result_text(r1)
-        return {"prompt": text}, {"prompt": _text_allowed(text), "seed": [""], "steps": [""]}
-    raise KeyError(b)
+    as_second = SCENARIOS[b].as_second
+    if as_second is None:
+        raise KeyError(b)
+    return as_second(img, r1, first_args, s)
 
 
 def chain(rng: random.Random, pair: tuple[str, str], idx: str) -> Example:
     """A hand-written chain phrasing of `pair` (`CHAINS`)."""
     i = rng.randrange(len(CHAINS[pair]))
     phrase = CHAINS[pair][i]
-    kind = CHAIN_KIND.get(pair[0])
+    kind = SCENARIOS[pair[0]].chain_kind
     return _chain_example(rng, pair, kind, lambda slots: phrase.format(img=rng.choice(IMAGE_REFS_ONE), aud=rng.choice(AUDIO_REFS), **slots),
                           idx, f"chain/{pair[0]}>{pair[1]}/{i}")
 
@@ -394,27 +217,35 @@ def chain(rng: random.Random, pair: tuple[str, str], idx: str) -> Example:
 # second (`phrasings.FOLLOW_UPS`). They cover every pair whose second tool can use the first one's
 # output (a new image, the same image, boxes, or text) except the held-out ones, so the model
 # learns "do the first part, read its result, then do the second" rather than a fixed list of pairs.
-IMAGE_MAKERS = ("generate_image", "crop_image", "resize_image")
-DETECTORS = ("detect_faces", "detect_objects")
-ANALYZERS = ("read_text", "classify_image", "detect_faces", "detect_objects")
+def _having(role: str) -> tuple[str, ...]:
+    return tuple(name for name, sc in SCENARIOS.items() if getattr(sc, role))
+
+
+IMAGE_MAKERS = _having("makes_image")  # generate_image, crop_image, resize_image
+DETECTORS = _having("finds_boxes")  # detect_faces, detect_objects
+ANALYZERS = _having("analyzes")  # read_text, detect_faces, detect_objects, classify_image
+BOX_TAKERS = _having("takes_boxes")  # crop_image, draw_boxes
+TEXT_MAKERS = _having("says_text")  # read_text, classify_image, transcribe_audio
+TEXT_TAKERS = _having("takes_text")  # generate_image, remember, search_memory
 COMPOSED_PAIRS: list[tuple[str, str]] = sorted(
     ({(a, b) for a in IMAGE_MAKERS + ANALYZERS for b in ANALYZERS + ("resize_image",) if a != b}
-     | {(a, b) for a in DETECTORS for b in ("crop_image", "draw_boxes")}
-     | {(a, b) for a in ("read_text", "transcribe_audio", "classify_image") for b in ("remember", "generate_image", "search_memory")}
-     | {(a, "crop_image") for a in ("generate_image", "resize_image")})  # crop a made image to a box the user gives
+     | {(a, b) for a in DETECTORS for b in BOX_TAKERS}
+     | {(a, b) for a in TEXT_MAKERS for b in TEXT_TAKERS}
+     | {(a, "crop_image") for a in IMAGE_MAKERS if a != "crop_image"})  # crop a made image to a box the user gives
     - HELDOUT_PAIRS - {p[::-1] for p in HELDOUT_PAIRS})  # never combined, in either order
 
 
 def composed_chain(rng: random.Random, pair: tuple[str, str], idx: str) -> Example:
     a, b = pair
-    if a in DETECTORS and b in ("crop_image", "draw_boxes"):
-        kind = CHAIN_KIND[a]  # the detector must find something to crop or outline
-    elif a in KIND_FOR_TOOL:
-        kind = rng.choice(KIND_FOR_TOOL[a] + KIND_FOR_TOOL.get(b, []))
+    sa, sb = SCENARIOS[a], SCENARIOS[b]
+    if sa.finds_boxes and sb.takes_boxes:
+        kind = sa.chain_kind  # the detector must find something to crop or outline
+    elif sa.takes_image:
+        kind = rng.choice(sa.kinds + sb.kinds)
     else:
         kind = None
     phrase, template = pick_phrasing(rng, a, unseen=False, extra=True)
-    follow = rng.choice(P.FOLLOW_UPS[b + ("+box" if b == "crop_image" and a not in DETECTORS else "")])
+    follow = rng.choice(P.FOLLOW_UPS[sb.follow_up(sa) if sb.follow_up else b])
     join = rng.choice(P.CHAIN_JOIN)
 
     def text(slots: dict[str, str]) -> str:
@@ -427,29 +258,22 @@ def composed_chain(rng: random.Random, pair: tuple[str, str], idx: str) -> Examp
 def _chain_example(rng: random.Random, pair: tuple[str, str], kind: str | None, text: Callable[[dict[str, str]], str], idx: str, template: str) -> Example:
     """Two steps: call `a`, read its result, call `b` on what it produced, answer."""
     a, b = pair
-    speech = rng.choice(SPEECH) if a == "transcribe_audio" else ""
+    sa, sb = SCENARIOS[a], SCENARIOS[b]
+    speech = rng.choice(SPEECH) if sa.takes_audio else ""
     d = draw(kind, rng) if kind else None
     drawings = [d] if d else []
     s = fill(rng, a, drawings, 1)
-    s_b = s
-    if b == "resize_image":  # the size is the second call's; the first call's slots stay as filled
-        w, h = rng.choice([64, 128, 256]), rng.choice([64, 128, 256])
-        s.text.update(w=str(w), h=str(h))
-        s_b = Slots(args={"width": w, "height": h})
-    elif b == "crop_image" and a not in DETECTORS:  # a box inside the image the first call made (>= 64 px)
-        x0, y0 = rng.randint(0, 24), rng.randint(0, 24)
-        box = [x0, y0, x0 + rng.randint(16, 40), y0 + rng.randint(16, 40)]
-        s.text["box"] = rng.choice(BOX_TEXTS).format(*box)
-        s_b = Slots(args={"box": as_box(box)})
+    # The second call's own slots (a size, a box inside the image the first call made), if it draws any.
+    s_b = sb.chain_slots(rng, sa, s) if sb.chain_slots else s
     message = wrap(rng, text(s.text))
     extra = {"new_image": f"image_{len(drawings) + 1}", "speech": speech, "memory_id": rng.randint(1, 99)}
-    r1 = result_for(a, s.args, d, extra)
+    r1 = sa.result(s.args, d, extra)
     args_b, allowed_b = _second_args(a, b, r1, s.args, s_b)
     extra2 = extra | {"new_image": f"image_{len(drawings) + (2 if 'image' in r1 else 1)}", "label": s.args.get("prompt", "")}
-    r2 = result_for(b, args_b, d, extra2)  # a crop/resize of a sign still reads as the sign
+    r2 = sb.result(args_b, d, extra2)  # a crop/resize of a sign still reads as the sign
     c1, c2 = ToolCall(name=a, arguments=s.args, id="call_1"), ToolCall(name=b, arguments=args_b, id="call_2")
     msgs = [user_message(message, len(drawings), 1 if speech else 0), *call_turns([c1], [r1]), *call_turns([c2], [r2])]
-    msgs.append(Message(role="assistant", content=answer_for(b, r2, d)))
+    msgs.append(Message(role="assistant", content=sb.answer(r2, d)))
     expected = [{"name": a, "arguments": s.allowed}, {"name": b, "arguments": allowed_b}]
     return Example(idx, "chain", template, msgs, drawings, [speech] if speech else [], expected, [r1, r2])
 
@@ -460,7 +284,7 @@ PAIR_JOIN = ["{x} and {y}", "{x}, and also {y}", "{x}; then {y}", "first {x}, th
 
 
 def pair(rng: random.Random, tools: tuple[str, str], unseen: bool, idx: str, extra: bool = False) -> Example:
-    drawings = [draw(KIND_FOR_TOOL[t][0], rng) for t in tools]
+    drawings = [draw(SCENARIOS[t].kinds[0], rng) for t in tools]
     made = iter(range(3, 5))  # ids of images the calls produce (crop/resize), after the two attachments
     parts, calls, results, expected = [], [], [], []
     for j, t in enumerate(tools, start=1):
@@ -468,12 +292,12 @@ def pair(rng: random.Random, tools: tuple[str, str], unseen: bool, idx: str, ext
         ref = rng.choice(IMAGE_REFS_TWO[j])
         s = fill(rng, t, drawings, j)
         parts.append(phrase.format(img=ref, **s.text).rstrip("?"))
-        r = result_for(t, s.args, drawings[j - 1], {"new_image": f"image_{next(made)}"} if t in IMAGE_MAKERS else {})
+        r = SCENARIOS[t].result(s.args, drawings[j - 1], {"new_image": f"image_{next(made)}"} if SCENARIOS[t].makes_image else {})
         calls.append(ToolCall(name=t, arguments=s.args, id=f"call_{j}"))
         results.append(r)
         expected.append({"name": t, "arguments": s.allowed})
     text = wrap(rng, rng.choice(PAIR_JOIN).format(x=parts[0], y=parts[1]))
-    answer = " ".join(answer_for(c.name, r, d) for c, r, d in zip(calls, results, drawings))
+    answer = " ".join(SCENARIOS[c.name].answer(r, d) for c, r, d in zip(calls, results, drawings))
     msgs = [user_message(text, 2, 0), *call_turns(calls, results), Message(role="assistant", content=answer)]
     return Example(idx, "pair", f"pair/{tools[0]}+{tools[1]}", msgs, drawings, [], expected, results)
 

@@ -281,7 +281,8 @@ def llama_cpp_peer(new_tokens: int, reps: int) -> dict | None:
     rates = []
     for _ in range(reps):
         t0 = time.perf_counter()
-        out = llm("Describe a cat in detail.", max_tokens=new_tokens, temperature=0.0, ignore_eos=True)
+        # llama-cpp-python has no ignore_eos: the end-of-text token is banned instead, so every run decodes new_tokens
+        out = llm("Describe a cat in detail.", max_tokens=new_tokens, temperature=0.0, logit_bias={llm.token_eos(): -1e9})
         rates.append(out["usage"]["completion_tokens"] / (time.perf_counter() - t0))
     return {"decode_tok_s": statistics.median(rates), "gguf": gguf.name}
 

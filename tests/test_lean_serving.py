@@ -169,3 +169,24 @@ def test_the_tool_prompt_kv_is_reused_by_the_next_process(saved):
     assert warm.decoder().length > 0  # the saved prompt
     got, reused = _answer(warm, art)
     assert reused > 0 and got.text == cold.text and got.tool_calls == cold.tool_calls
+
+
+def test_a_changed_decoder_setting_is_neither_served_nor_cached_under_the_old_key(saved):
+    """bench/core.py switches `decode_dtype` on a loaded model: that decoder must not be saved under the
+    key of the config as loaded, and a lean model must build the path asked for."""
+    from mmagent.config import get_settings
+    from mmagent.model import decoder_cache
+    from mmagent.model.mmllm import MMLLM
+
+    m = MMLLM.from_pretrained(saved)
+    m.config.decode_dtype = "float32"  # another path than the folder's int8
+    assert not m.decoder().quantize
+    _join_cache_writers()
+    assert not [f for f in decoder_cache.cache_dir(get_settings()).glob("*.safetensors") if ".prefix." not in f.name]
+
+    MMLLM.from_pretrained(saved).decoder()  # as loaded: cached
+    _join_cache_writers()
+    lean = MMLLM.from_pretrained(saved)
+    assert lean.is_lean and lean.decoder().quantize
+    lean.config.decode_dtype = "float32"
+    assert not lean.decoder().quantize and not lean.is_lean

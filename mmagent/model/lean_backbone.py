@@ -26,12 +26,18 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class CacheTarget:
-    """Where a decoder built from a freshly loaded folder is saved for the next process, and the
-    adapter state it must still have (a training step or another adapter: not what the key says)."""
+    """Where a decoder built from a freshly loaded folder is saved for the next process, and what
+    must still hold for it to be that decoder: the config the key was computed from (a caller that
+    changes `decode_dtype` afterwards builds another path) and the adapter state (a training step or
+    another adapter is not what the key says)."""
 
     folder: Path
     key: str
+    config_json: str = ""
     pristine: tuple | None = None
+
+    def matches(self, config) -> bool:
+        return config.model_dump_json() == self.config_json
 
 
 @dataclass
@@ -82,7 +88,7 @@ def target(folder: Path, config, settings, llm_dtype: torch.dtype) -> CacheTarge
     if llm_dir is None:
         return None
     key = decoder_cache.cache_key(llm_dir, folder, config.model_dump_json(), config.active_adapter, decoder_path(config, llm_dtype))
-    return CacheTarget(decoder_cache.cache_dir(settings), key) if key else None
+    return CacheTarget(decoder_cache.cache_dir(settings), key, config.model_dump_json()) if key else None
 
 
 def open_lean(folder: Path, config, settings, where: CacheTarget) -> tuple[LeanBackbone, LeanTokenizer] | None:

@@ -368,7 +368,9 @@ class MMLLM(nn.Module):
         recomputing reference."""
         from mmagent.model import llama_decoder
         if self.is_lean and use_cache:
-            return self._fast[1]  # int8 matrices pack on first use, or in `warm_decoder`
+            if self._lean.where is None or self._lean.where.matches(self.config):
+                return self._fast[1]  # int8 matrices pack on first use, or in `warm_decoder`
+            self._materialize()  # the config asks for another decoder path: build it from the real model
         if not use_cache:
             return RecomputeDecoder(self.llm)
         if not (self.config.fast_decode and llama_decoder.supports(self.llm)):
@@ -389,7 +391,7 @@ class MMLLM(nn.Module):
         from mmagent.model import decoder_cache
 
         where = self._cache
-        if where is None or where.pristine != fingerprint:
+        if where is None or where.pristine != fingerprint or not where.matches(self.config):
             return
         self._cache = None  # once
         decoder = self._fast[1]

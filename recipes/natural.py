@@ -142,13 +142,7 @@ def _phrase_words(template: str) -> set[str]:
 
 def typo_in(rng: random.Random, text: str, words: set[str]) -> str:
     """A slip (a dropped, swapped or doubled letter) in one of `words` as it occurs in `text`."""
-    spots = [m for m in re.finditer(r"[a-z]{5,}", text) if m.group() in words]
-    if not spots:
-        return text
-    m = rng.choice(spots)
-    w, j = m.group(), rng.randrange(1, len(m.group()) - 1)
-    w2 = rng.choice([w[:j] + w[j + 1:], w[:j] + w[j + 1] + w[j] + w[j + 2:], w[:j] + w[j] + w[j:]])
-    return text[: m.start()] + w2 + text[m.end():]
+    return P.slip(rng, text, [m for m in re.finditer(r"[a-z]{5,}", text) if m.group() in words])
 
 
 def _retext(ex: Example, text: str, kind: str) -> Example:

@@ -29,6 +29,7 @@ from mmagent.recipes.data import Example, call_turns
 from mmagent.recipes.open_world_domains import CONTEXT, HELDOUT_DOMAINS
 from mmagent.recipes.open_world_tools import Concept, Tool, concepts, tools_of
 from mmagent.recipes.open_world_values import expected, map_numbers, plain
+from mmagent.recipes.phrasings import slip
 
 from mmagent.protocol.chat import Message, ToolCall
 
@@ -153,12 +154,7 @@ def typo(rng: random.Random, text: str, protect: list[str] = ()) -> str:
     """One slip of the keyboard in a plain lowercase word outside every `protect` span (the values)."""
     spans = [(m.start(), m.end()) for p in protect if p for m in re.finditer(re.escape(p), text)]
     words = [m for m in re.finditer(r"\b[a-z]{5,}\b", text) if not any(a < m.end() and m.start() < b for a, b in spans)]
-    if not words:
-        return text
-    m = rng.choice(words)
-    w, j = m.group(), rng.randrange(1, len(m.group()) - 1)
-    w2 = rng.choice([w[:j] + w[j + 1:], w[:j] + w[j + 1] + w[j] + w[j + 2:], w[:j] + w[j] + w[j:]])
-    return text[: m.start()] + w2 + text[m.end():]
+    return slip(rng, text, words)
 
 
 SUCCESS_FIELDS = {"ok", "cancelled", "deleted", "subscribed", "locked", "playing"}  # an action's flag: it worked

@@ -309,3 +309,15 @@ QUERIES = [
     "the flour recipe", "my gym schedule", "the vet appointment",
 ]
 OBJECT_LABELS = ["circles", "squares", "triangles", "faces", "cats", "cars", "signs", "cups", "people", "digits"]
+
+
+def slip(rng, text: str, spots: list) -> str:
+    """A slip of the keyboard (a dropped, swapped or doubled letter) in one of `spots` (regex matches
+    of words in `text`, 3+ letters), or `text` unchanged when there is none. The typo makers of
+    `natural.py` and `open_world.py` pick the words; this is the one place that misspells them."""
+    if not spots:
+        return text
+    m = rng.choice(spots)
+    w, j = m.group(), rng.randrange(1, len(m.group()) - 1)
+    w2 = rng.choice([w[:j] + w[j + 1:], w[:j] + w[j + 1] + w[j] + w[j + 2:], w[:j] + w[j] + w[j:]])
+    return text[: m.start()] + w2 + text[m.end():]

@@ -47,7 +47,8 @@ def doctor(json_out: Annotated[bool, typer.Option("--json", help="Print JSON for
     """
     import torch
 
-    from mmagent.config import get_settings
+    from mmagent.backends.composed import serving_dtype
+    from mmagent.config import get_settings, torch_dtype
     from mmagent.hub.catalog import CATALOG
     from mmagent.model import llama_decoder
     from mmagent.model.cpu import cpu_features
@@ -55,8 +56,8 @@ def doctor(json_out: Annotated[bool, typer.Option("--json", help="Print JSON for
 
     feats = cpu_features()
     config = MMLLM.read_config(CATALOG.get("mmagent-default").source.path)
-    prefill = config.prefill_dtype if config.prefill_dtype != "auto" else str(feats.prefill_dtype).removeprefix("torch.")
-    path = llama_decoder.path_name(config.decode_dtype == "int8", prefill if config.decode_dtype == "int8" else config.decode_dtype)
+    dtype, quantize = llama_decoder.choose_path(config.decode_dtype, config.prefill_dtype, serving_dtype(config) or torch_dtype(get_settings()))
+    path = llama_decoder.path_name(quantize, str(dtype).removeprefix("torch."))
     report = {"cpu": feats.describe(), "torch_capability": feats.capability, "native_bf16": feats.native_bf16,
               "amx": feats.amx, "vnni": feats.vnni, "int8_kernel": llama_decoder.int8_kernel_available(),
               "threads": get_settings().threads or torch.get_num_threads(), "mmagent_default_path": path,

@@ -97,8 +97,6 @@ def load(folder: Path, key: str):
 
 def save(folder: Path, key: str, decoder) -> Path | None:
     """Writes `decoder` under `key` (atomically); returns the file, or None if it could not be written."""
-    from safetensors.torch import save_file
-
     folder = Path(folder)
     tensors, meta = decoder.tensors()
     seen: set[int] = set()
@@ -106,20 +104,32 @@ def save(folder: Path, key: str, decoder) -> Path | None:
         if t.untyped_storage().data_ptr() in seen:
             tensors[name] = t.clone()
         seen.add(tensors[name].untyped_storage().data_ptr())
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{key}.", suffix=".tmp", dir=folder)
-        os.close(fd)
-        try:
-            save_file(tensors, tmp, metadata={**meta, "key": key, "format": FORMAT})
-            os.replace(tmp, folder / f"{key}.safetensors")
-        finally:
-            Path(tmp).unlink(missing_ok=True)
-    except OSError as err:  # a full or read-only disk costs the next process time, nothing else
-        log.warning("could not write the decoder cache in %s: %s", folder, err)
+    path = folder / f"{key}.safetensors"
+    if not _write(path, tensors, {**meta, "key": key, "format": FORMAT}):
         return None
     prune(folder)
-    return folder / f"{key}.safetensors"
+    return path
+
+
+def _write(path: Path, tensors: dict[str, torch.Tensor], metadata: dict[str, str]) -> bool:
+    """safetensors into a temp file beside `path`, renamed over it: a killed writer leaves no half file
+    (its temp file is dropped by `prune`). False when the disk refused (full, read-only): that costs the
+    next process time, nothing else."""
+    from safetensors.torch import save_file
+
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".tmp", dir=path.parent)
+        os.close(fd)
+        try:
+            save_file(tensors, tmp, metadata=metadata)
+            os.replace(tmp, path)
+        finally:
+            Path(tmp).unlink(missing_ok=True)
+    except OSError as err:
+        log.warning("could not write %s: %s", path, err)
+        return False
+    return True
 
 
 # --- the prompt prefix: the KV of the system prompt and tool signatures, for the next process ---------
@@ -145,20 +155,7 @@ def load_prefix(folder: Path, key: str, decoder) -> int:
 
 def save_prefix(folder: Path, key: str, state: dict[str, torch.Tensor]) -> None:
     """Writes a prompt's KV (`LlamaDecoder.prefix_state`) for the decoder `key`, atomically."""
-    from safetensors.torch import save_file
-
-    folder = Path(folder)
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{key}.prefix.", suffix=".tmp", dir=folder)
-        os.close(fd)
-        try:
-            save_file(state, tmp, metadata={"key": key, "format": FORMAT})
-            os.replace(tmp, folder / f"{key}.prefix.safetensors")
-        finally:
-            Path(tmp).unlink(missing_ok=True)
-    except OSError as err:
-        log.warning("could not write the prompt prefix cache in %s: %s", folder, err)
+    _write(Path(folder) / f"{key}.prefix.safetensors", state, {"key": key, "format": FORMAT})
 
 
 def prune(folder: Path, keep: int = KEEP, stale_s: float = 3600) -> None:

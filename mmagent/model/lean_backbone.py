@@ -33,6 +33,7 @@ class CacheTarget:
 
     folder: Path
     key: str
+    llm_dir: Path  # the base LLM's local folder the key was computed from (the lean tokenizer reads it)
     config_json: str = ""
     pristine: tuple | None = None
 
@@ -88,13 +89,13 @@ def target(folder: Path, config, settings, llm_dtype: torch.dtype) -> CacheTarge
     if llm_dir is None:
         return None
     key = decoder_cache.cache_key(llm_dir, folder, config.model_dump_json(), config.active_adapter, decoder_path(config, llm_dtype))
-    return CacheTarget(decoder_cache.cache_dir(settings), key, config.model_dump_json()) if key else None
+    return CacheTarget(decoder_cache.cache_dir(settings), key, llm_dir, config.model_dump_json()) if key else None
 
 
 def open_lean(folder: Path, config, settings, where: CacheTarget) -> tuple[LeanBackbone, LeanTokenizer] | None:
     """The lean backbone and tokenizer for `folder`, or None when the cache cannot serve it."""
-    llm_dir = llm_folder(config, settings)
-    tok = LeanTokenizer.load(llm_dir) if llm_dir else None
+    llm_dir = where.llm_dir
+    tok = LeanTokenizer.load(llm_dir)
     if tok is None:
         return None
     decoder = decoder_cache.load(where.folder, where.key)

@@ -24,7 +24,9 @@ def test_a_turn_is_logged_completely(tmp_path):
     raw = [s.raw_output for s in t.steps_log]
     assert raw == agent.model.outputs  # every raw model output, verbatim
     assert "invalid JSON" in t.steps_log[0].parse_errors[0]
-    assert t.steps_log[1].calls == [{"id": "s2c1", "name": "add", "arguments": {"a": "x", "b": 1}}]
+    # the call's one record as plan wrote it (pending: how it will run, no outcome yet)
+    assert t.steps_log[1].calls == [{"id": "s2c1", "step": 2, "name": "add", "arguments": {"a": "x", "b": 1},
+                                     "needs_approval": False, "external": False}]
     first_input = t.steps_log[0].input_messages
     assert first_input[0]["role"] == "system" and first_input[-1] == {"role": "user", "content": "1+1 on this image?", "images": ["image_1"]}
     assert len(t.steps_log[3].input_messages) > len(first_input)  # later steps saw the whole exchange

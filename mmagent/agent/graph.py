@@ -126,7 +126,8 @@ def plan(state: AgentState, runtime: Runtime[AgentContext]) -> dict[str, Any]:
         messages, result = _chat_fitted(state, ctx, step)
     except Exception as err:  # noqa: BLE001 - a failing model ends the turn with its message, logged
         return {"steps": step, "status": "error", "error": f"the model failed at step {step}: {type(err).__name__}: {err}"}
-    calls = [{"id": f"s{step}c{i}", "name": c.name, "arguments": c.arguments} for i, c in enumerate(result.tool_calls, 1)]
+    calls = [CallRecord(id=f"s{step}c{i}", step=step, name=c.name, arguments=c.arguments, needs_approval=c.name in ctx.approval,
+                        external=_external(ctx.registry, c.name)) for i, c in enumerate(result.tool_calls, 1)]
     record = StepRecord(step=step, raw_output=result.text, calls=calls, parse_errors=list(result.parse_errors),
                         latency_s=time.perf_counter() - t0, prompt_tokens=result.prompt_tokens,
                         completion_tokens=result.completion_tokens, model=result.model, adapter=result.adapter)
@@ -135,10 +136,9 @@ def plan(state: AgentState, runtime: Runtime[AgentContext]) -> dict[str, Any]:
     update: dict[str, Any] = {"steps": step, "trace": [record]}
     prose = _prose(result)
     if calls:  # the calls run; parse errors beside them go back to the model with the results
-        said = Message(role="assistant", content=prose, tool_calls=[ToolCall(**c) for c in calls])
+        said = Message(role="assistant", content=prose, tool_calls=[ToolCall(**_public(c)) for c in calls])
         feedback = [_repair_message(result.parse_errors)] if result.parse_errors else []
-        pending = [{**c, "needs_approval": c["name"] in ctx.approval, "external": _external(ctx.registry, c["name"])} for c in calls]
-        return update | {"messages": [said.model_dump(), *feedback], "pending": pending}
+        return update | {"messages": [said.model_dump(), *feedback], "pending": calls}
     if result.parse_errors or not result.text.strip():
         return update | _repair(state, ctx, step, result.text, list(result.parse_errors) or ["the reply was empty"])
     said = Message(role="assistant", content=prose or result.text)
@@ -442,12 +442,14 @@ def observation(record: CallRecord) -> str:
     return format_tool_result(record["name"], error=record["error"], expected=record.get("expected"))
 
 
-def _record(call: dict[str, Any], **fields: Any) -> CallRecord:
-    return CallRecord(id=call["id"], name=call["name"], arguments=call["arguments"], **{"output": None, "error": None,
-                      "error_kind": None, "artifacts": [], "latency_s": 0.0, "approval": None, **fields})
+def _record(call: CallRecord, **outcome: Any) -> CallRecord:
+    """The pending call's record with its outcome added (the record itself is never rebuilt from parts)."""
+    return CallRecord(**{**call, "output": None, "error": None, "error_kind": None, "artifacts": [], "latency_s": 0.0,
+                         "approval": None, **outcome})
 
 
-def _public(call: dict[str, Any]) -> dict[str, Any]:
+def _public(call: CallRecord) -> dict[str, Any]:
+    """What a caller and the events see of a call before it runs."""
     return {k: call[k] for k in ("id", "name", "arguments")}
 
 

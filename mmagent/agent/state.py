@@ -16,12 +16,19 @@ ApprovalDecision = Literal["approved", "denied"]
 
 
 class CallRecord(TypedDict, total=False):
-    """One tool call and its outcome (also what `RunResult.calls` and the log hold)."""
+    """One tool call, the one record of it from the model's reply to `RunResult.calls` and the log.
+
+    `plan` writes the call as parsed and how it will run (`needs_approval`, `external`): that is a
+    pending call (`AgentState.pending`, `StepRecord.calls`); `act` adds the outcome (`ok` onwards)
+    to the same record, which `turn_calls` then holds.
+    """
 
     id: str  # "s{step}c{i}": unique within the turn, stable across a crash and resume
     step: int
     name: str
     arguments: dict[str, Any]
+    needs_approval: bool  # the user approves it before it runs (AgentOptions.approval)
+    external: bool  # a schema-only tool: the caller runs it and resumes the turn with its result
     ok: bool
     output: dict[str, Any] | None
     error: str | None
@@ -38,7 +45,7 @@ class StepRecord(TypedDict, total=False):
 
     step: int
     raw_output: str
-    calls: list[dict[str, Any]]  # parsed {"id", "name", "arguments"}
+    calls: list[CallRecord]  # the reply's calls as parsed (pending: no outcome yet)
     parse_errors: list[str]
     latency_s: float
     prompt_tokens: int
@@ -55,7 +62,7 @@ class AgentState(TypedDict, total=False):
     messages: Annotated[list[dict[str, Any]], operator.add]  # `mmagent.protocol.chat.Message` dumps, whole session
     steps: int  # model calls in this turn
     repairs: int  # invalid outputs / invalid calls sent back to the model in this turn
-    pending: list[dict[str, Any]]  # calls parsed at the last plan step, waiting to run
+    pending: list[CallRecord]  # calls parsed at the last plan step, waiting to run (no outcome yet)
     approvals: dict[str, ApprovalDecision]  # call id -> the user's decision
     supplied: dict[str, Any]  # call id -> the caller's result for an external call (schema-only tool)
     turn_calls: Annotated[list[CallRecord], operator.add]

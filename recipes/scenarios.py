@@ -17,6 +17,7 @@ import functools
 import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from typing import Any
 
 from pydantic import BaseModel
@@ -87,8 +88,6 @@ class ToolScenario:
     (and allowed values) when it follows another call whose result is `r1`; `chain_slots(rng, first,
     slots)` the slots of its own a chain's second call draws (None: the first call's); `follow_up(first)`
     the `phrasings.FOLLOW_UPS` key when it follows `first`; `note_for(args)` the saved note a call finds.
-
-    `unvalidated`: why the simulated result is not checked against the output model (empty: it is).
     """
 
     name: str
@@ -108,7 +107,6 @@ class ToolScenario:
     says_text: bool = False
     takes_text: bool = False
     takes_audio: bool = False
-    unvalidated: str = ""
 
     @property
     def takes_image(self) -> bool:
@@ -121,11 +119,10 @@ class ToolScenario:
         returned, not the model's dump: the same content, but in the key order the shipped data was
         written in (the model orders a read_text line as text, confidence, box)."""
         raw = self.simulate(args, d, extra)
-        if not self.unvalidated:
-            model = output_model(self.name)
-            dumped = model.model_validate(raw).model_dump(mode="json")
-            if dumped != raw:
-                raise ValueError(f"simulated {self.name} result {raw} does not round-trip through {model.__name__}: {dumped}")
+        model = output_model(self.name)
+        dumped = model.model_validate(raw).model_dump(mode="json")
+        if dumped != raw:
+            raise ValueError(f"simulated {self.name} result {raw} does not round-trip through {model.__name__}: {dumped}")
         return raw
 
 
@@ -319,6 +316,25 @@ def _transcribe_result(args: Args, d: Drawing | None, extra: dict[str, Any]) -> 
             "duration_s": round(0.4 * len(words) + 0.2, 2)}
 
 
+# What the memory tools' results carry besides the text (`tools/memory_tools.py`): the session the
+# note was stored in (the agent names sessions `s-<12 hex>`) and when, as the store writes it
+# (`created_at.isoformat(timespec="seconds")`, UTC). Fixed, so the data stays deterministic.
+MEMORY_SESSION = "s-5e0c2a7d91b4"
+MEMORY_CREATED_AT = datetime(2026, 11, 30, 9, 15, tzinfo=timezone.utc).isoformat(timespec="seconds")
+
+
+def _remember_result(args: Args, d: Drawing | None, extra: dict[str, Any]) -> dict[str, Any]:
+    # Only text is ever remembered here (a note, or what an earlier call read/heard/labelled).
+    return {"id": extra.get("memory_id", 1), "modality": "text", "text": args.get("text", "")}
+
+
+def _search_result(args: Args, d: Drawing | None, extra: dict[str, Any]) -> dict[str, Any]:
+    # The best hit is the note the query finds; after a text-making call (no drawn note) it is that text.
+    text = extra.get("note") or args.get("query", "")
+    return {"hits": [{"id": extra.get("memory_id", 1), "score": 0.82, "modality": "text", "text": text, "artifact_id": None,
+                      "tags": list(args.get("tags") or []), "session": MEMORY_SESSION, "created_at": MEMORY_CREATED_AT}]}
+
+
 def _remember_fill(rng: random.Random, intent: str, s: Slots) -> None:
     note = rng.choice(P.NOTES)
     s.text["text"] = note
@@ -351,10 +367,6 @@ def _search_answer(result: dict[str, Any], d: Drawing | None) -> str:
     return f"You told me: {hits[0]['text']}." if hits else "I have nothing saved about that."
 
 
-# The shipped data's memory results predate the memory tools' current output models; they stay as
-# shipped (the trained model and the suites' replayed results use them), unchecked, until regenerated.
-_OLD_MEMORY = "shipped data predates the model: {}"
-
 SCENARIOS: dict[str, ToolScenario] = {s.name: s for s in [
     ToolScenario("read_text", _read_text_result, _read_text_answer, _on_image(), kinds=("sign", "document"), chain_kind="sign",
                  analyzes=True, says_text=True),
@@ -377,10 +389,8 @@ SCENARIOS: dict[str, ToolScenario] = {s.name: s for s in [
                  kinds=("shapes", "faces"), fill=_box_fill("boxes"), takes_boxes=True),
     ToolScenario("transcribe_audio", _transcribe_result, lambda r, d: f'The audio says: "{r["text"]}".',
                  fill=_transcribe_fill, says_text=True, takes_audio=True),
-    ToolScenario("remember", lambda a, d, e: {"id": e.get("memory_id", 1), "stored": True}, lambda r, d: "Got it, I saved that.", _remember_second,
-                 fill=_remember_fill, takes_text=True,
-                 unvalidated=_OLD_MEMORY.format("RememberOutput has no `stored` and requires `modality` and `text`")),
-    ToolScenario("search_memory", lambda a, d, e: {"hits": [{"text": e.get("note", ""), "score": 0.82}]}, _search_answer, _search_second,
-                 fill=_search_fill, note_for=lambda a: P.NOTES[P.QUERIES.index(a["query"])], takes_text=True,
-                 unvalidated=_OLD_MEMORY.format("a MemoryHitOut hit requires `id`, `modality`, `tags`, `session` and `created_at`")),
+    ToolScenario("remember", _remember_result, lambda r, d: "Got it, I saved that.", _remember_second,
+                 fill=_remember_fill, takes_text=True),
+    ToolScenario("search_memory", _search_result, _search_answer, _search_second,
+                 fill=_search_fill, note_for=lambda a: P.NOTES[P.QUERIES.index(a["query"])], takes_text=True),
 ]}

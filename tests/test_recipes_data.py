@@ -104,6 +104,7 @@ def test_shipped_suites_load_and_match_the_generator(name):
     regenerated = generate(f"test-{name}", len(items), seed=0)
     assert [i.prompt for i in items] == [e.messages[0].content for e in regenerated]
     assert [[c.model_dump() for c in i.expected] for i in items] == [e.expected for e in regenerated]
+    assert [i.results or [] for i in items] == [e.results for e in regenerated]  # the replayed results, memory tools' included
 
 
 def test_every_built_in_tool_has_a_scenario_whose_simulated_results_fit_its_output_model():
@@ -120,13 +121,8 @@ def test_every_built_in_tool_has_a_scenario_whose_simulated_results_fit_its_outp
         for call, result in zip(e.expected, e.results):
             sc, model = SCENARIOS[call["name"]], reg.get(call["name"]).output_model
             seen.add(sc.name)
-            if sc.unvalidated:  # known mismatch, kept so the shipped data stays byte-identical: it must still be one
-                with pytest.raises(ValueError):
-                    model.model_validate(result)
-            else:
-                assert model.model_validate(result).model_dump(mode="json") == result, sc.name
+            assert model.model_validate(result).model_dump(mode="json") == result, sc.name  # every one, memory tools included
     assert seen == set(SCENARIOS)
-    assert {n for n, sc in SCENARIOS.items() if sc.unvalidated} == {"remember", "search_memory"}
     # A simulated result that breaks the contract raises instead of reaching the data.
     broken = dataclasses.replace(SCENARIOS["crop_image"], simulate=lambda a, d, x: {"image": "not-an-id", "width": 1, "height": 1})
     with pytest.raises(ValueError):
@@ -134,3 +130,33 @@ def test_every_built_in_tool_has_a_scenario_whose_simulated_results_fit_its_outp
     extra_field = dataclasses.replace(SCENARIOS["detect_faces"], simulate=lambda a, d, x: {"faces": [], "count": 0, "stray": 1})
     with pytest.raises(ValueError, match="round-trip"):
         extra_field.result({}, None, {})
+
+
+def test_simulated_memory_results_look_like_what_the_real_memory_tools_return(tmp_path):
+    import re
+
+    from memory_fakes import FakeEmbedder
+
+    from mmagent.media.artifacts import ArtifactStore
+    from mmagent.memory.store import MemoryStore
+    from mmagent.recipes.scenarios import MEMORY_SESSION, SCENARIOS
+    from mmagent.tools.base import ToolContext
+    from mmagent.tools.registry import default_registry
+
+    reg = default_registry()
+    note = "the wifi password is bluefish77"
+    ctx = ToolContext(artifacts=ArtifactStore(tmp_path / "art", session=MEMORY_SESSION), memory=MemoryStore(tmp_path / "mem", FakeEmbedder()),
+                      session=MEMORY_SESSION)
+    try:
+        real_r = reg.call("remember", {"text": note}, ctx).output
+        real_s = reg.call("search_memory", {"query": "wifi password"}, ctx).output
+    finally:
+        ctx.memory.close()
+    sim_r = SCENARIOS["remember"].result({"text": note}, None, {"memory_id": real_r["id"]})
+    sim_s = SCENARIOS["search_memory"].result({"query": "wifi password"}, None, {"note": note, "memory_id": real_r["id"]})
+    assert sim_r == real_r  # same id, modality and text
+    real_hit, sim_hit = real_s["hits"][0], sim_s["hits"][0]
+    assert list(sim_hit) == list(real_hit)  # same fields, in the real model's order
+    assert {k: v for k, v in sim_hit.items() if k not in ("score", "created_at")} == {k: v for k, v in real_hit.items() if k not in ("score", "created_at")}
+    iso = r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\+00:00"  # the store's created_at: UTC, to the second
+    assert re.fullmatch(iso, real_hit["created_at"]) and re.fullmatch(iso, sim_hit["created_at"])

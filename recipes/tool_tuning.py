@@ -20,8 +20,8 @@ target tokens over all processes, so a step is the same whatever the number of p
 
 The parts the learning loop shares (`mmagent/continual/update.py`) are the training library,
 `mmagent.training`: settings, encoding and labels, batching and packing, the loss, the optimizer,
-checkpoints and the export. This recipe is the run around them: the data generator, the
-distributed step loop, validation, metrics and the loss curve.
+the step loop (`loop.py`, distributed here through accelerate), checkpoints and the export. This
+recipe is the run around them: the data generator, validation, metrics and the loss curve.
 
 Output folder (`out`):
     checkpoints/step-NNNNN/   adapter (peft format) + trainer_state.pt; `checkpoints/latest` names the newest
@@ -31,36 +31,25 @@ Output folder (`out`):
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import math
-import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 
 from mmagent.model.cpu import training_precision
 from mmagent.training.backbone import Backbone, build_backbone
-from mmagent.training.batching import (
-    PackedBatch,
-    batches_for_step,
-    make_batches,
-    target_tokens,
-)
-from mmagent.training.checkpoint import load_checkpoint, save_checkpoint
+from mmagent.training.batching import make_batches
 from mmagent.training.config import ToolTuningConfig, dump_yaml
 from mmagent.training.data import Conversation, Sample, encode_all, tool_schemas
 from mmagent.training.data import load_conversations as load_from
 from mmagent.training.export import export
+from mmagent.training.loop import checkpoint_due, train_steps
 from mmagent.training.loss import AssistantLoss
-from mmagent.training.optim import optimizer
 from mmagent.training.sequences import system_prefix
-
-if TYPE_CHECKING:
-    from accelerate import Accelerator
 
 log = logging.getLogger(__name__)
 
@@ -115,16 +104,11 @@ def validation_loss(loss_fn: AssistantLoss, bb: Backbone, prefix: list[int], dat
     return tot / max(n, 1)
 
 
-def step_tokens(acc: Accelerator, batches: list[tuple[PackedBatch, torch.Tensor | None]]) -> int:
-    """Target tokens of the step on all processes (at least 1): the loss is a mean over all of them."""
-    n = target_tokens(batches)
-    return max(1, int(acc.reduce(torch.tensor(n, device=acc.device), "sum")))
-
-
 def train(cfg: ToolTuningConfig, on_step: Callable[[dict[str, Any]], None] | None = None) -> Path:
     """Runs (or resumes) the recipe; returns the exported result folder. `on_step` gets each
     optimizer step's metrics row (the CLI's progress bar). Under torchrun the process group ends
-    with the run (one run per launch)."""
+    with the run (one run per launch). The steps are the training library's loop
+    (`mmagent.training.loop`, under accelerate here); this adds validation, metrics and the curve."""
     from accelerate import Accelerator
 
     torch.set_num_threads(cfg.threads)
@@ -143,52 +127,26 @@ def train(cfg: ToolTuningConfig, on_step: Callable[[dict[str, Any]], None] | Non
     val_data = encode_all(bb, load_conversations(cfg, "validation", cfg.data.n_validation), tools, prefix)
     log.info("prefix %d tokens; %d train conversations, mean suffix %.0f tokens", len(prefix), len(train_data),
              sum(len(e.ids) for e in train_data) / len(train_data))
-    params = bb.trainable()
-    opt, sched = optimizer(params, cfg)
-    start = load_checkpoint(out, bb, cfg, opt, sched) if cfg.resume else 0
-    # The schedule is not prepared: it counts optimizer steps of the whole batch, while accelerate's
-    # wrapper steps it once per process (for per-process batches), running it N times too fast.
-    loss_fn, opt = acc.prepare(AssistantLoss(bb.llm, bb.mm, cfg.share_prefix), opt)
+    # The bare module, not the DDP wrapper: its forward syncs buffers with processes that are not here.
+    val_loss = AssistantLoss(bb.llm, bb.mm, cfg.share_prefix)
     metrics = (out / "metrics.jsonl").open("a")
-    for step in range(start, cfg.steps):
-        t0 = time.perf_counter()
-        micro = batches_for_step(train_data, step, cfg, acc.process_index, acc.num_processes)
-        # One pass per micro-batch on built-in data; a micro-batch that also holds conversations with
-        # their own tools is two passes (`make_batches`). Each pass has its own backward and only the
-        # step's last one syncs, so processes may run different numbers of them.
-        batches = [part for m in micro for part in make_batches(bb, prefix, m, cfg)]
-        n_total = step_tokens(acc, batches)
-        loss_sum, tokens = 0.0, 0
-        for k, (b, px) in enumerate(batches):
-            # Gradients accumulate locally; only the step's last backward needs DDP's all-reduce.
-            with acc.no_sync(loss_fn) if k + 1 < len(batches) else contextlib.nullcontext():
-                with acc.autocast():
-                    l, _ = loss_fn(b.prefix, b.input_ids, b.labels, b.position_ids, b.attention_mask, px)
-                # DDP averages the processes' gradients: scaling by their number makes the result the
-                # gradient of the step's summed loss over its tokens on all processes, as on one.
-                acc.backward(l * acc.num_processes / n_total)
-            loss_sum, tokens = loss_sum + l.item(), tokens + b.n_tokens + b.prefix.numel()
-        acc.clip_grad_norm_(params, cfg.grad_clip)
-        opt.step(), sched.step(), opt.zero_grad(set_to_none=True)
-        loss_sum, tokens = acc.reduce(torch.tensor([loss_sum, tokens], dtype=torch.float64, device=acc.device), "sum").tolist()
-        dt = time.perf_counter() - t0
-        row: dict[str, Any] = {"step": step + 1, "loss": loss_sum / n_total, "lr": sched.get_last_lr()[0],
-                               "seconds": round(dt, 3), "tokens_per_s": round(tokens / dt, 1), "examples_per_s": round(cfg.batch_size / dt, 2)}
-        if cfg.eval_every and (step + 1) % cfg.eval_every == 0 and val_data:
-            row["val_loss"] = validation_loss(acc.unwrap_model(loss_fn), bb, prefix, val_data, cfg, acc.autocast)
-        if acc.is_main_process:
-            metrics.write(json.dumps(row) + "\n"), metrics.flush()
-            if on_step is not None:
-                on_step(row)
-            if (step + 1) % cfg.log_every == 0:
-                log.info("step %d loss %.4f lr %.2e %.1f s (%.0f tok/s)", step + 1, row["loss"], row["lr"], dt, row["tokens_per_s"])
-            if (step + 1) % cfg.save_every == 0 or step + 1 == cfg.steps:
-                save_checkpoint(out, step + 1, bb, cfg, opt, sched)
-                plot_curves(out / "metrics.jsonl", out / "loss.png")
+
+    def step_done(step: int, row: dict[str, Any]) -> None:
+        if cfg.eval_every and step % cfg.eval_every == 0 and val_data:
+            row["val_loss"] = validation_loss(val_loss, bb, prefix, val_data, cfg, acc.autocast)
+        if not acc.is_main_process:
+            return
+        metrics.write(json.dumps(row) + "\n"), metrics.flush()
+        if on_step is not None:
+            on_step(row)
+        if step % cfg.log_every == 0:
+            log.info("step %d loss %.4f lr %.2e %.1f s (%.0f tok/s)", step, row["loss"], row["lr"], row["seconds"], row["tokens_per_s"])
+        if checkpoint_due(step, cfg):
+            plot_curves(out / "metrics.jsonl", out / "loss.png")
+
+    train_steps(bb, train_data, prefix, cfg, procs=acc, on_step=step_done)
     if val_data and acc.is_main_process and not (cfg.eval_every and cfg.steps % cfg.eval_every == 0):
-        # The bare module: the DDP wrapper's forward syncs buffers with processes that are not here.
-        val = validation_loss(acc.unwrap_model(loss_fn), bb, prefix, val_data, cfg, acc.autocast)
-        metrics.write(json.dumps({"step": cfg.steps, "val_loss": val}) + "\n")
+        metrics.write(json.dumps({"step": cfg.steps, "val_loss": validation_loss(val_loss, bb, prefix, val_data, cfg, acc.autocast)}) + "\n")
     metrics.close()
     result = out / "export"
     if acc.is_main_process:

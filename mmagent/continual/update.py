@@ -15,10 +15,8 @@ Four methods (compared in bench/learn.py and the README):
 
 The optimisation is the training library's (`mmagent/training/`, shared with the tool-tuning
 recipe: the same chat rendering, assistant-only labels, shared-prefix packing, loss, LR schedule,
-checkpoints with optimizer state and automatic resume, fp16 export). The recipe's `train()` is a
-distributed run that builds its own model and data, with no place for a warm start or an extra
-loss term, so the short single-process step loop below composes the library's parts and adds the
-penalty; everything else is the library's code.
+the step loop with checkpoints, optimizer state and automatic resume, fp16 export). A round adds
+what the recipe has no use for: a warm start (`prepare`) and extra loss terms per step (`fit`).
 """
 
 from __future__ import annotations
@@ -201,7 +199,7 @@ def prepare(bb: Any, job: TrainJob, rc) -> tuple[Penalty | None, Callable[[Path]
     from mmagent.model import lora
     cfg, llm = job.cfg, bb.llm
     prev = _previous_adapter(bb, job, rc)
-    settings = rc.lora.model_settings()
+    settings = rc.lora
     if prev is None:  # the first version: a fresh adapter, nothing to protect yet
         lora.add_adapter(llm, NAME, settings)
         penalty, finish = None, (lambda out: out)
@@ -247,47 +245,30 @@ def _ewc(bb: Any, job: TrainJob, rc) -> Penalty:
 def fit(bb: Any, convs: list[Any], tools: list[dict[str, Any]], rc, penalty: Penalty | None = None,
         on_step: Callable[[int], None] | None = None, extra: Callable[[int], torch.Tensor] | None = None,
         dropout: bool = True) -> Path:
-    """The recipe's step loop, on one process, plus `penalty(llm)` and `extra(step)` (a loss, e.g. the
-    preference terms); checkpoints and resumes in `rc.out`; returns the adapter folder."""
-    from mmagent.training.batching import batches_for_step, make_batch, target_tokens
-    from mmagent.training.checkpoint import load_checkpoint, save_checkpoint
+    """The training library's step loop (`mmagent.training.loop`, one process) with `extra(step)` (a
+    loss, e.g. the preference terms) and `penalty(llm)` added to each step; checkpoints and resumes in
+    `rc.out`; returns the adapter folder."""
     from mmagent.training.data import encode_all
     from mmagent.training.export import export
-    from mmagent.training.loss import AssistantLoss
-    from mmagent.training.optim import optimizer
+    from mmagent.training.loop import Term, train_steps
     from mmagent.training.sequences import system_prefix
 
     out = Path(rc.out)
     out.mkdir(parents=True, exist_ok=True)
     prefix = system_prefix(bb.tok, tools)
-    data = encode_all(bb, convs, tools, prefix)
-    params = bb.trainable()
-    opt, sched = optimizer(params, rc)
-    start = load_checkpoint(out, bb, rc, opt, sched)
-    loss_fn = AssistantLoss(bb.llm, bb.mm, rc.share_prefix)
-    bb.llm.train(dropout)
-    for step in range(start, rc.steps):
-        batches = [make_batch(bb, prefix, m, rc) for m in batches_for_step(data, step, rc)] if data else []
-        n_total = max(1, target_tokens(batches))
-        total = 0.0
-        for b, px in batches:
-            loss, _ = loss_fn(b.prefix, b.input_ids, b.labels, b.position_ids, b.attention_mask, px)
-            (loss / n_total).backward()
-            total += loss.item() / n_total
-        more = extra(step) if extra is not None else None
-        if more is not None:
-            more.backward()
-        reg = penalty.penalty(bb.llm) if penalty is not None else None
-        if reg is not None and reg.requires_grad:
-            reg.backward()
-        log.info("step %d loss %.4f%s%s", step + 1, total, f" pref {more.item():.4f}" if more is not None else "",
-                 f" penalty {reg.item():.4f}" if reg is not None else "")
-        torch.nn.utils.clip_grad_norm_(params, rc.grad_clip)
-        opt.step(), sched.step(), opt.zero_grad(set_to_none=True)
-        if (step + 1) % rc.save_every == 0 or step + 1 == rc.steps:
-            save_checkpoint(out, step + 1, bb, rc, opt, sched)
+    terms: dict[str, Term] = {}
+    if extra is not None:
+        terms["pref"] = extra
+    if penalty is not None:
+        terms["penalty"] = lambda _step: penalty.penalty(bb.llm)
+
+    def step_done(step: int, row: dict[str, Any]) -> None:
+        log.info("step %d loss %.4f%s", step, row["loss"], "".join(f" {k} {row[k]:.4f}" for k in terms if k in row))
         if on_step is not None:
-            on_step(step + 1)
+            on_step(step)
+
+    bb.llm.train(dropout)
+    train_steps(bb, encode_all(bb, convs, tools, prefix), prefix, rc, terms=terms, on_step=step_done)
     bb.llm.eval()
     dst = export(bb, rc, out / "export")
     return dst / "adapters" / NAME if bb.mm is not None else dst

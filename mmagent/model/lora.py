@@ -13,7 +13,7 @@ import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from pydantic import BaseModel, Field
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field
 
 if TYPE_CHECKING:  # types only: transformers' modeling import costs ~2.5 s (see mmagent.model.lean_tokenizer)
     from transformers import PreTrainedModel
@@ -23,10 +23,17 @@ DEFAULT_TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj
 
 
 class LoraSettings(BaseModel):
+    """An adapter's shape: what `add_adapter` injects, and the `lora:` block of a training config
+    (`mmagent.training.config.ToolTuningConfig`, which defaults `dropout` to 0). One class for both,
+    so a setting means the same in a recipe YAML and in code. `targets` is the key older recipe
+    YAMLs (and shipped `recipe.yaml` files) use for `target_modules`: still read, never written."""
+
+    model_config = ConfigDict(extra="forbid")
     r: int = Field(default=16, ge=1)
     alpha: float = Field(default=32, gt=0)
     dropout: float = Field(default=0.05, ge=0, lt=1)
-    target_modules: list[str] = Field(default_factory=lambda: list(DEFAULT_TARGETS))
+    target_modules: list[str] = Field(default_factory=lambda: list(DEFAULT_TARGETS),
+                                      validation_alias=AliasChoices("target_modules", "targets"))
 
     def peft_config(self):
         from peft import LoraConfig

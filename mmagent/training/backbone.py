@@ -51,7 +51,7 @@ def build_backbone(cfg: ToolTuningConfig) -> Backbone:
     if cfg.adapter_name in lora.adapter_names(bb.llm):  # an MM-LLM folder that ships this adapter: continue it
         lora.set_adapter(bb.llm, cfg.adapter_name)
     else:
-        lora.add_adapter(bb.llm, cfg.adapter_name, cfg.lora.model_settings())
+        lora.add_adapter(bb.llm, cfg.adapter_name, cfg.lora)
     for n, p in bb.llm.named_parameters():
         p.requires_grad_(f".{cfg.adapter_name}." in n)
     return bb

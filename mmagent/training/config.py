@@ -4,28 +4,21 @@ per round from `UpdateConfig.recipe`)."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
-if TYPE_CHECKING:
-    from mmagent.model import lora
+from mmagent.model.lora import LoraSettings
 
 
-class LoraSettings(BaseModel):
-    """The YAML shape of the LoRA settings (`targets`, dropout 0 for tool tuning); the model's own
-    `mmagent.model.lora.LoraSettings` is made from it in one place, `model_settings`."""
+def _tuning_dropout(value: Any) -> Any:
+    """A `lora:` mapping without `dropout` gets 0 (tool tuning's default), not the model class's 0.05:
+    a field default alone would only apply when the whole block is missing, not to `{r: 8, alpha: 16}`."""
+    return {"dropout": 0.0, **value} if isinstance(value, dict) else value
 
-    model_config = ConfigDict(extra="forbid")
-    r: int = Field(16, ge=1)
-    alpha: int = Field(32, ge=1)
-    dropout: float = Field(0.0, ge=0, lt=1)
-    targets: list[str] = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
 
-    def model_settings(self) -> lora.LoraSettings:
-        from mmagent.model import lora
-
-        return lora.LoraSettings(r=self.r, alpha=self.alpha, dropout=self.dropout, target_modules=self.targets)
+# The model's `LoraSettings` (one class; YAML key `target_modules`, the old `targets` still read) with dropout 0.
+TuningLora = Annotated[LoraSettings, BeforeValidator(_tuning_dropout)]
 
 
 class TinyLLM(BaseModel):
@@ -61,7 +54,7 @@ class ToolTuningConfig(BaseModel):
     adapter_name: str = "tools"
     data: DataSettings = DataSettings()
     out: Path = Path("runs/tool-tuning")
-    lora: LoraSettings = LoraSettings()
+    lora: TuningLora = Field(default_factory=lambda: LoraSettings(dropout=0.0))
     steps: int = Field(200, ge=1)
     batch_size: int = Field(16, ge=1)  # conversations per optimizer step
     # Micro-batches per step on one process (batch_size / grad_accum conversations each); several

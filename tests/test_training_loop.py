@@ -61,3 +61,37 @@ def test_terms_are_added_each_step_checkpoints_saved_and_a_rerun_resumes(tmp_pat
     assert (tmp_path / "checkpoints" / "latest").read_text() == "step-00003"
     assert (tmp_path / "checkpoints" / "step-00002").is_dir()
     assert train_steps(bb, [], [], cfg) == []  # resumed at the end: nothing left to run
+
+
+def test_bf16_runs_store_frozen_weights_as_autocast_casts_them_and_give_them_back(tmp_path):
+    """Same loss and gradients as autocast over fp32 weights (the stored values are its casts), the LM
+    head tied to the embeddings left fp32, and the original tensors restored after the run."""
+    from mmagent.training.backbone import build_backbone, frozen_weights_in
+    from mmagent.training.loss import AssistantLoss
+
+    cfg = ToolTuningConfig.model_validate({"tiny": {}, "out": tmp_path, "lora": {"r": 2, "alpha": 4}})
+    bb = build_backbone(cfg)
+    before = {n: p.detach().clone() for n, p in bb.llm.named_parameters()}
+    loss = AssistantLoss(bb.llm)
+    g = torch.Generator().manual_seed(0)
+    prefix, ids = torch.randint(0, 100, (1, 5), generator=g), torch.randint(0, 100, (2, 7), generator=g)
+    pos = torch.arange(5, 12).expand(2, 7)
+    mask = torch.ones(7, 12, dtype=torch.bool).tril(5)[None, None].expand(2, 1, 7, 12)
+
+    def run() -> tuple[float, list[torch.Tensor]]:
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            total, _ = loss(prefix, ids, ids, pos, mask)
+        total.backward()
+        grads = [p.grad.clone() for p in bb.trainable()]
+        bb.llm.zero_grad(set_to_none=True)
+        return total.item(), grads
+
+    ref = run()
+    with frozen_weights_in(bb, torch.bfloat16):
+        frozen = [p for p in bb.llm.parameters() if not p.requires_grad and p.dim() == 2]
+        assert {p.dtype for p in frozen} == {torch.bfloat16, torch.float32}  # the tied embedding / LM head stays fp32
+        assert bb.llm.get_input_embeddings().weight.dtype == torch.float32
+        got = run()
+    assert got[0] == ref[0] and all(torch.equal(a, b) for a, b in zip(got[1], ref[1]))
+    after = dict(bb.llm.named_parameters())
+    assert all(after[n].dtype == t.dtype and torch.equal(after[n], t) for n, t in before.items())

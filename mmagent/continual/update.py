@@ -177,12 +177,27 @@ def _preference(bb: Any, job: TrainJob, rc) -> Callable[[int], torch.Tensor] | N
     from mmagent.training.sequences import system_prefix
 
     bb.llm.eval()  # the reference without dropout (and the policy too, see preference.py)
-    obj = build_objective(bb, job.examples, job.tools, system_prefix(bb.tok, job.tools), rc, job.cfg,
-                          lambda ex, msgs: conversation(job, ex, msgs))
+    procs = _processes(rc)
+    with procs.autocast():  # the reference computed as the policy will be (bf16 runs: the same casts)
+        obj = build_objective(bb, job.examples, job.tools, system_prefix(bb.tok, job.tools), rc, job.cfg,
+                              lambda ex, msgs: conversation(job, ex, msgs))
     if obj is None:
         return None
     w = job.cfg.pref_weight
-    return lambda step: w * obj.loss(step)
+
+    def loss(step: int) -> torch.Tensor:
+        with procs.autocast():
+            return w * obj.loss(step)
+
+    return loss
+
+
+def _processes(rc) -> Any:
+    """The one process a round trains on, in the recipe's precision (`auto`: bf16 where the CPU has it natively)."""
+    from mmagent.model.cpu import training_precision
+    from mmagent.training.loop import OneProcess
+
+    return OneProcess(training_precision(rc.precision))
 
 
 def _previous_adapter(bb: Any, job: TrainJob, rc) -> Path | None:
@@ -268,7 +283,7 @@ def fit(bb: Any, convs: list[Any], tools: list[dict[str, Any]], rc, penalty: Pen
             on_step(step)
 
     bb.llm.train(dropout)
-    train_steps(bb, encode_all(bb, convs, tools, prefix), prefix, rc, terms=terms, on_step=step_done)
+    train_steps(bb, encode_all(bb, convs, tools, prefix), prefix, rc, procs=_processes(rc), terms=terms, on_step=step_done)
     bb.llm.eval()
     dst = export(bb, rc, out / "export")
     return dst / "adapters" / NAME if bb.mm is not None else dst

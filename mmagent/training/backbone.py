@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -25,6 +26,32 @@ class Backbone:
         yield from self.llm.parameters()
         if self.mm is not None:  # the projector is the MM-LLM's only other trainable part (the encoder stays frozen)
             yield from self.mm.projector.parameters()
+
+
+@contextlib.contextmanager
+def frozen_weights_in(bb: Backbone, dtype: torch.dtype) -> Iterator[None]:
+    """Inside: the LLM's frozen linear weights stored in `dtype` (a bf16-autocast run); after: the
+    original tensors back, untouched.
+
+    Autocast caches its casts only for leaves that require grad, so every frozen fp32 weight was cast
+    to bf16 again at each use: `aten::copy_` was ~15% of a tool-tuning step here (torch profiler, 1
+    thread). The stored values are exactly the ones autocast would have used (the same rounding), so
+    the step's math does not change. The LM head stays: it is tied to the input embeddings in
+    SmolLM2, which must stay fp32 (the residual stream starts there). Everything that runs the model
+    inside must run under autocast (an fp32 input would meet a bf16 weight)."""
+    if dtype == torch.float32:
+        yield
+        return
+    tied = bb.llm.get_input_embeddings().weight
+    kept = [(m, m.weight.data) for m in bb.llm.modules()
+            if isinstance(m, nn.Linear) and not m.weight.requires_grad and m.weight is not tied]
+    for m, w in kept:
+        m.weight.data = w.to(dtype)
+    try:
+        yield
+    finally:
+        for m, w in kept:
+            m.weight.data = w
 
 
 def load_base(cfg: ToolTuningConfig) -> Backbone:

@@ -22,7 +22,7 @@ from typing import Any, Protocol
 
 import torch
 
-from mmagent.training.backbone import Backbone
+from mmagent.training.backbone import Backbone, frozen_weights_in
 from mmagent.training.batching import batches_for_step, make_batches, target_tokens
 from mmagent.training.checkpoint import load_checkpoint, save_checkpoint
 from mmagent.training.config import ToolTuningConfig
@@ -45,6 +45,8 @@ class Processes(Protocol):
     def is_main_process(self) -> bool: ...
     @property
     def device(self) -> torch.device: ...
+    @property
+    def mixed_precision(self) -> str: ...  # "bf16" (autocast) or "no"
     def prepare(self, *objs: Any) -> Any: ...
     def no_sync(self, model: torch.nn.Module) -> contextlib.AbstractContextManager[Any]: ...
     def autocast(self) -> contextlib.AbstractContextManager[Any]: ...
@@ -54,10 +56,14 @@ class Processes(Protocol):
 
 
 class OneProcess:
-    """One process in plain torch (no accelerate state, no autocast): the learning loop's runs."""
+    """One process in plain torch (no accelerate state): the learning loop's runs. `precision`
+    "bf16" runs the forward passes under CPU bf16 autocast, as accelerate's `mixed_precision="bf16"`."""
 
     num_processes, process_index, is_main_process = 1, 0, True
     device = torch.device("cpu")  # where the loop's token counts live; the model stays where it is
+
+    def __init__(self, precision: str = "fp32") -> None:
+        self.mixed_precision = "bf16" if precision == "bf16" else "no"  # accelerate's name for it
 
     def prepare(self, *objs: Any) -> Any:
         return objs
@@ -66,6 +72,8 @@ class OneProcess:
         return contextlib.nullcontext()
 
     def autocast(self) -> contextlib.AbstractContextManager[Any]:
+        if self.mixed_precision == "bf16":
+            return torch.autocast("cpu", dtype=torch.bfloat16)
         return contextlib.nullcontext()
 
     def backward(self, loss: torch.Tensor) -> None:
@@ -104,40 +112,42 @@ def train_steps(bb: Backbone, data: list[Sample], prefix: list[int], cfg: ToolTu
     # wrapper steps it once per process (for per-process batches), running it N times too fast.
     loss_fn, opt = procs.prepare(AssistantLoss(bb.llm, bb.mm, cfg.share_prefix), opt)
     rows: list[dict[str, Any]] = []
-    for step in range(start, cfg.steps):
-        t0 = time.perf_counter()
-        micro = batches_for_step(data, step, cfg, procs.process_index, procs.num_processes) if data else []
-        # One pass per micro-batch on built-in data; a micro-batch that also holds conversations with
-        # their own tools is two passes (`make_batches`). Each pass has its own backward and only the
-        # step's last one syncs, so processes may run different numbers of them.
-        batches = [part for m in micro for part in make_batches(bb, prefix, m, cfg)]
-        # The loss is a mean over the step's target tokens on all processes (at least 1).
-        n_total = max(1, int(procs.reduce(torch.tensor(target_tokens(batches), device=procs.device), "sum")))
-        loss_sum, tokens = 0.0, 0
-        for k, (b, px) in enumerate(batches):
-            with procs.no_sync(loss_fn) if k + 1 < len(batches) else contextlib.nullcontext():
-                with procs.autocast():
-                    l, _ = loss_fn(b.prefix, b.input_ids, b.labels, b.position_ids, b.attention_mask, px)
-                # DDP averages the processes' gradients: scaling by their number makes the result the
-                # gradient of the step's summed loss over its tokens on all processes, as on one.
-                procs.backward(l * procs.num_processes / n_total)
-            loss_sum, tokens = loss_sum + l.item(), tokens + b.n_tokens + b.prefix.numel()
-        values: dict[str, float] = {}
-        for name, term in terms.items():
-            v = term(step)
-            if v is not None:
-                if v.requires_grad:  # a penalty that is constant here (nothing to anchor yet) has no gradient
-                    procs.backward(v)
-                values[name] = v.item()
-        procs.clip_grad_norm_(params, cfg.grad_clip)
-        opt.step(), sched.step(), opt.zero_grad(set_to_none=True)
-        loss_sum, tokens = procs.reduce(torch.tensor([loss_sum, tokens], dtype=torch.float64, device=procs.device), "sum").tolist()
-        dt = time.perf_counter() - t0
-        row: dict[str, Any] = {"step": step + 1, "loss": loss_sum / n_total, **values, "lr": sched.get_last_lr()[0],
-                               "seconds": round(dt, 3), "tokens_per_s": round(tokens / dt, 1), "examples_per_s": round(cfg.batch_size / dt, 2)}
-        if procs.is_main_process and checkpoint_due(step + 1, cfg):
-            save_checkpoint(out, step + 1, bb, cfg, opt, sched)
-        if on_step is not None:
-            on_step(step + 1, row)
-        rows.append(row)
+    # bf16 runs: frozen weights stored as autocast would cast them (see `frozen_weights_in`)
+    with frozen_weights_in(bb, torch.bfloat16 if procs.mixed_precision == "bf16" else torch.float32):
+        for step in range(start, cfg.steps):
+            t0 = time.perf_counter()
+            micro = batches_for_step(data, step, cfg, procs.process_index, procs.num_processes) if data else []
+            # One pass per micro-batch on built-in data; a micro-batch that also holds conversations with
+            # their own tools is two passes (`make_batches`). Each pass has its own backward and only the
+            # step's last one syncs, so processes may run different numbers of them.
+            batches = [part for m in micro for part in make_batches(bb, prefix, m, cfg)]
+            # The loss is a mean over the step's target tokens on all processes (at least 1).
+            n_total = max(1, int(procs.reduce(torch.tensor(target_tokens(batches), device=procs.device), "sum")))
+            loss_sum, tokens = 0.0, 0
+            for k, (b, px) in enumerate(batches):
+                with procs.no_sync(loss_fn) if k + 1 < len(batches) else contextlib.nullcontext():
+                    with procs.autocast():
+                        l, _ = loss_fn(b.prefix, b.input_ids, b.labels, b.position_ids, b.attention_mask, px)
+                    # DDP averages the processes' gradients: scaling by their number makes the result the
+                    # gradient of the step's summed loss over its tokens on all processes, as on one.
+                    procs.backward(l * procs.num_processes / n_total)
+                loss_sum, tokens = loss_sum + l.item(), tokens + b.n_tokens + b.prefix.numel()
+            values: dict[str, float] = {}
+            for name, term in terms.items():
+                v = term(step)
+                if v is not None:
+                    if v.requires_grad:  # a penalty that is constant here (nothing to anchor yet) has no gradient
+                        procs.backward(v)
+                    values[name] = v.item()
+            procs.clip_grad_norm_(params, cfg.grad_clip)
+            opt.step(), sched.step(), opt.zero_grad(set_to_none=True)
+            loss_sum, tokens = procs.reduce(torch.tensor([loss_sum, tokens], dtype=torch.float64, device=procs.device), "sum").tolist()
+            dt = time.perf_counter() - t0
+            row: dict[str, Any] = {"step": step + 1, "loss": loss_sum / n_total, **values, "lr": sched.get_last_lr()[0],
+                                   "seconds": round(dt, 3), "tokens_per_s": round(tokens / dt, 1), "examples_per_s": round(cfg.batch_size / dt, 2)}
+            if procs.is_main_process and checkpoint_due(step + 1, cfg):
+                save_checkpoint(out, step + 1, bb, cfg, opt, sched)
+            if on_step is not None:
+                on_step(step + 1, row)
+            rows.append(row)
     return rows

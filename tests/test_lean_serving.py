@@ -190,3 +190,189 @@ def test_a_changed_decoder_setting_is_neither_served_nor_cached_under_the_old_ke
     assert lean.is_lean and lean.decoder().quantize
     lean.config.decode_dtype = "float32"
     assert not lean.decoder().quantize and not lean.is_lean
+
+
+# --- a promoted adapter (another adapter folder than the MM-LLM's own) served lean ----------------------
+
+
+def _adapter_like(saved, dest, delta: float):
+    """A copy of the folder's adapter with other LoRA-B weights: what `mmagent learn` promotes."""
+    import shutil
+
+    from safetensors.torch import load_file, save_file
+
+    shutil.copytree(saved / "adapters" / "tools", dest)
+    weights = dest / "adapter_model.safetensors"
+    state = load_file(str(weights))
+    save_file({k: v + delta if "lora_B" in k else v for k, v in state.items()}, str(weights))
+    return dest
+
+
+def _greedy(model, artifacts) -> list[int]:
+    from mmagent.model.generation import SamplingConfig
+    from mmagent.protocol.chat import Message
+
+    x = model.build_inputs([Message(role="user", content="What is in this picture?", images=["image_1"])], TOOLS,
+                           artifacts=artifacts, add_generation_prompt=True)
+    return model.generate(model.collate([x]), sampling=SamplingConfig(max_new_tokens=12)).tokens[0]
+
+
+def _tensors(model) -> dict:
+    return model.decoder().tensors()[0]
+
+
+def _entries() -> list:
+    from mmagent.config import get_settings
+    from mmagent.model import decoder_cache
+
+    return [f for f in decoder_cache.cache_dir(get_settings()).glob("*.safetensors") if ".prefix." not in f.name]
+
+
+def test_a_promoted_adapter_is_cached_then_served_lean_with_the_same_tokens(saved):
+    from mmagent.model.mmllm import MMLLM
+
+    art = {"image_1": color_image((200, 30, 30))}
+    promoted = _adapter_like(saved, saved.parent / "versions" / "v1" / "adapter", 0.05)
+    MMLLM.from_pretrained(saved).decoder()  # the folder's own adapter: cached
+    _join_cache_writers()
+    own = MMLLM.from_pretrained(saved)
+    assert own.is_lean
+    own_tokens, own_weights = _greedy(own, art), _tensors(own)
+
+    first = MMLLM.from_pretrained(saved)
+    first.load_adapter(promoted, "v1")
+    assert first.is_lean and first.adapters == ["tools", "v1"] and first.active_adapter == "tools"  # recorded only
+    first.set_adapter("v1")  # not cached yet: the real model, with v1 loaded and active
+    assert not first.is_lean and first.active_adapter == "v1" and first.adapters == ["tools", "v1"]
+    ref, ref_weights = _greedy(first, art), _tensors(first)
+    _join_cache_writers()
+    assert len(_entries()) == 2  # the default's entry is kept beside the promoted one (decoder_cache.KEEP)
+
+    second = MMLLM.from_pretrained(saved)  # the next process
+    second.load_adapter(promoted, "v1")
+    second.set_adapter("v1")
+    assert second.is_lean and "llm" not in second._modules
+    assert second.active_adapter == "v1" and second.adapters == ["tools", "v1"]
+    got = _greedy(second, art)
+    assert got == ref and len(got) > 0
+    weights = _tensors(second)
+    assert weights.keys() == ref_weights.keys() and all(torch.equal(weights[k], ref_weights[k]) for k in weights)
+    assert any(not torch.equal(weights[k], own_weights[k]) for k in weights)  # v1's merge, not the default's
+    assert second.is_lean
+
+    second.set_adapter("tools")  # back to the folder's own adapter, still lean
+    assert second.is_lean and second.active_adapter == "tools"
+    assert _greedy(second, art) == own_tokens
+    second.set_adapter("v1")
+    assert second.is_lean and _greedy(second, art) == ref
+
+    # Anything that needs the real model builds it with the adapter being served active.
+    assert second.llm is not None and not second.is_lean
+    assert second.active_adapter == "v1" and second.adapters == ["tools", "v1"]
+    assert _greedy(second, art) == ref
+    second.set_adapter("tools")
+    assert _greedy(second, art) == own_tokens
+
+
+def test_another_adapter_misses_the_promoted_entry_and_a_damaged_one_is_rebuilt(saved):
+    from mmagent.model.mmllm import MMLLM
+
+    art = {"image_1": color_image((30, 200, 30))}
+    v1 = _adapter_like(saved, saved.parent / "versions" / "v1" / "adapter", 0.05)
+    v2 = _adapter_like(saved, saved.parent / "versions" / "v2" / "adapter", -0.05)
+    MMLLM.from_pretrained(saved).decoder()
+    _join_cache_writers()
+    before = set(_entries())
+    m = MMLLM.from_pretrained(saved)
+    m.load_adapter(v1, "v1")
+    m.set_adapter("v1")
+    ref = _greedy(m, art)
+    _join_cache_writers()
+    (v1_entry,) = set(_entries()) - before
+
+    other = MMLLM.from_pretrained(saved)
+    other.load_adapter(v2, "v1")  # the same name, other bytes: not v1's decoder
+    other.set_adapter("v1")
+    assert not other.is_lean
+
+    renamed = MMLLM.from_pretrained(saved)
+    renamed.load_adapter(v1, "v1-again")  # the same bytes under another name: v1's decoder
+    renamed.set_adapter("v1-again")
+    assert renamed.is_lean and renamed.active_adapter == "v1-again" and _greedy(renamed, art) == ref
+
+    v1_entry.write_bytes(v1_entry.read_bytes()[:1000])  # torn
+    torn = MMLLM.from_pretrained(saved)
+    torn.load_adapter(v1, "v1")
+    torn.set_adapter("v1")
+    assert not torn.is_lean and not v1_entry.exists()  # dropped; this model's decoder rebuilds it
+    assert _greedy(torn, art) == ref
+    _join_cache_writers()
+    again = MMLLM.from_pretrained(saved)
+    again.load_adapter(v1, "v1")
+    again.set_adapter("v1")
+    assert again.is_lean and _greedy(again, art) == ref
+
+
+def test_a_broken_promoted_adapter_fails_at_load_and_the_session_keeps_the_default(saved):
+    from mmagent.model.mmllm import MMLLM
+
+    MMLLM.from_pretrained(saved).decoder()
+    _join_cache_writers()
+    bad = _adapter_like(saved, saved.parent / "versions" / "v1" / "adapter", 0.05)
+    weights = bad / "adapter_model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:100])
+    m = MMLLM.from_pretrained(saved)
+    with pytest.raises(Exception):  # noqa: B017, PT011 - safetensors' own error type
+        m.load_adapter(bad, "v1")
+    with pytest.raises(FileNotFoundError):
+        m.load_adapter(saved.parent / "nowhere", "v2")
+    assert m.is_lean and m.adapters == ["tools"] and m.active_adapter == "tools"
+
+
+def test_a_promoted_version_serves_lean_through_the_session_hook(saved, tmp_path):
+    """`mmagent run` after `mmagent learn` promoted a version: the first process builds the model and
+    caches the version's decoder; the next one activates the version at the session's first turn
+    without building the HF model, and answers the same."""
+    from mmagent.backends.composed import ComposedChatModel
+    from mmagent.continual.registry import AdapterRegistry
+    from mmagent.continual.serving import PromotedAdapter
+    from mmagent.model.mmllm import MMLLM
+    from mmagent.protocol.chat import Message
+
+    reg = AdapterRegistry(tmp_path / "registry")
+    version = reg.add(_adapter_like(saved, tmp_path / "candidate", 0.05)).version
+    reg.promote(version)
+    MMLLM.from_pretrained(saved).decoder()  # `mmagent models pull`: the default's decoder is cached
+    _join_cache_writers()
+    art = {"image_1": color_image((200, 30, 30))}
+    msgs = [Message(role="user", content="What is in this picture?", images=["image_1"])]
+
+    def one_shot():
+        chat = ComposedChatModel.from_pretrained(saved, "tiny")
+        chat.adapter_hook = PromotedAdapter(reg)
+        assert chat.serve_session("s1") == version and chat.model.active_adapter == version
+        out = chat.chat(msgs, TOOLS, artifacts=art, max_new_tokens=12)
+        _join_cache_writers()
+        return chat.model, out
+
+    first, ref = one_shot()
+    assert not first.is_lean
+    second, got = one_shot()
+    assert second.is_lean and "llm" not in second._modules
+    assert got.text == ref.text and got.tool_calls == ref.tool_calls
+
+
+def test_an_adapter_changed_after_loading_is_not_cached_under_its_folder(saved):
+    """A training step on a loaded adapter (then `set_adapter` of it again): that decoder is not the
+    folder's bytes, so it is not written under their key."""
+    from mmagent.model.mmllm import MMLLM
+
+    m = MMLLM.from_pretrained(saved)
+    assert not m.is_lean
+    with torch.no_grad():
+        next(p for n, p in m.llm.named_parameters() if "lora_B" in n).add_(0.1)  # an optimizer step
+    m.set_adapter(None)
+    m.set_adapter("tools")
+    m.decoder()
+    _join_cache_writers()
+    assert not _entries()

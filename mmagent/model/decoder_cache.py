@@ -9,10 +9,12 @@ values and scales are, and packing again takes ~0.4 s); the next process with th
 loads them (`mmagent.model.mmllm.MMLLM.from_pretrained`, lean mode).
 
 The key hashes everything the tensors depend on: the base LLM's files (name, size, mtime), the
-MM-LLM config, the active adapter's files (their bytes), the decoder path (dtypes, int8 range,
+MM-LLM config, the files of the adapter being served (their bytes: the folder's own active adapter,
+or a version the learning loop promoted, `MMLLM.set_adapter`), the decoder path (dtypes, int8 range,
 the CPU capability that chose them) and the torch version. A file whose key or layout does not
 match is ignored and replaced; writes go to a temp file renamed into place, so a killed writer
-leaves no half file. At most `KEEP` entries are kept (~0.5 GB each for the default).
+leaves no half file. At most `KEEP` entries are kept (~0.5 GB each for the default): the default's,
+a promoted version's, and one more (another decoder path, or the candidate `mmagent learn` evaluated).
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ import torch
 
 log = logging.getLogger(__name__)
 FORMAT = "1"
-KEEP = 2
+KEEP = 3  # 2 would evict the default's decoder (or the promoted one) whenever a third is written
 _LLM_FILES = ("config.json", "generation_config.json", "tokenizer.json", "tokenizer_config.json", "model.safetensors")
 
 
@@ -39,7 +41,8 @@ def _stat(path: Path) -> list:
     return [path.name, st.st_size, st.st_mtime_ns]
 
 
-def _digest(folder: Path) -> str:
+def adapter_digest(folder: Path) -> str:
+    """The bytes of every file of an adapter folder (names included), hashed."""
     h = hashlib.blake2b(digest_size=16)
     for f in sorted(p for p in folder.rglob("*") if p.is_file()):
         h.update(f.relative_to(folder).as_posix().encode())
@@ -47,22 +50,29 @@ def _digest(folder: Path) -> str:
     return h.hexdigest()
 
 
-def cache_key(llm_folder: Path, mm_folder: Path, config_json: str, active_adapter: str | None, path: str) -> str | None:
-    """The key of a decoder built from these files, or None when the base is not a local folder
-    with safetensors weights (a hub id, sharded weights: no lean load, nothing cached)."""
+def cache_key(llm_folder: Path, config_json: str, adapter: Path | None, path: str) -> str | None:
+    """The key of a decoder built from these files with the adapter folder `adapter` active (None:
+    no adapter), or None when nothing may be cached: the base is not a local folder with safetensors
+    weights (a hub id, sharded weights), or `adapter` is not a folder. The adapter's name is not in
+    it (the tensors do not depend on it): the same bytes loaded under another name hit the same entry."""
     from mmagent.model.llama_decoder import REDUCE_RANGE
 
     llm_folder = Path(llm_folder)
     if not (llm_folder / "model.safetensors").is_file() or not (llm_folder / "config.json").is_file():
         return None
-    adapter = Path(mm_folder) / "adapters" / active_adapter if active_adapter else None
+    if adapter is not None and not Path(adapter).is_dir():
+        return None
     material = {
         "format": FORMAT, "torch": torch.__version__, "capability": torch.backends.cpu.get_cpu_capability(),
-        "path": path, "reduce_range": REDUCE_RANGE, "config": config_json, "active": active_adapter,
+        "path": path, "reduce_range": REDUCE_RANGE, "config": config_json,
         "llm": [_stat(llm_folder / n) for n in _LLM_FILES if (llm_folder / n).is_file()],
-        "adapter": _digest(adapter) if adapter is not None and adapter.is_dir() else None,
+        "adapter": adapter_digest(Path(adapter)) if adapter is not None else None,
     }
     return hashlib.blake2b(json.dumps(material, sort_keys=True).encode(), digest_size=16).hexdigest()
+
+
+def entry(folder: Path, key: str) -> Path:
+    return Path(folder) / f"{key}.safetensors"
 
 
 def cache_dir(settings=None) -> Path:

@@ -3,16 +3,18 @@
 `MMLLM.from_pretrained` tries this first (for a saved folder over a local safetensors LLM, loaded in
 fp32 with the fast decoder on): if `mmagent.model.decoder_cache` holds the fused decoder for exactly
 these files, the model serves from it with a `LeanTokenizer`, and transformers' modeling stack,
-peft and the HF model are never loaded. Whatever needs the real model (training, an adapter other
-than the saved active one, `use_cache=False`, saving) builds it on first use: `MMLLM.llm` is built
-then, from the same folder, exactly as the non-lean path would have (`MMLLM._materialize`).
+peft and the HF model are never loaded. Another adapter (a version the learning loop promoted) is
+served lean too when the cache holds the decoder for its bytes (`MMLLM.set_adapter`); otherwise, and
+for whatever needs the real model (training, `use_cache=False`, saving), `MMLLM.llm` is built on
+first use, from the same folder and the adapters recorded since, exactly as the non-lean path
+would have (`MMLLM._materialize`).
 """
 
 from __future__ import annotations
 
 import json
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -36,9 +38,20 @@ class CacheTarget:
     llm_dir: Path  # the base LLM's local folder the key was computed from (the lean tokenizer reads it)
     config_json: str = ""
     pristine: tuple | None = None
+    path: str = ""  # the decoder path the key was computed for (`decoder_path`)
 
     def matches(self, config) -> bool:
         return config.model_dump_json() == self.config_json
+
+    def for_adapter(self, adapter: Path | None) -> CacheTarget | None:
+        """The entry of the same base, config and decoder path with the adapter folder `adapter` active
+        (None: no adapter), or None when it cannot have one."""
+        key = decoder_cache.cache_key(self.llm_dir, self.config_json, adapter, self.path)
+        return replace(self, key=key, pristine=None) if key else None
+
+    @property
+    def file(self) -> Path:
+        return decoder_cache.entry(self.folder, self.key)
 
 
 @dataclass
@@ -88,8 +101,10 @@ def target(folder: Path, config, settings, llm_dtype: torch.dtype) -> CacheTarge
     llm_dir = llm_folder(config, settings)
     if llm_dir is None:
         return None
-    key = decoder_cache.cache_key(llm_dir, folder, config.model_dump_json(), config.active_adapter, decoder_path(config, llm_dtype))
-    return CacheTarget(decoder_cache.cache_dir(settings), key, llm_dir, config.model_dump_json()) if key else None
+    adapter = Path(folder) / "adapters" / config.active_adapter if config.active_adapter else None
+    path, config_json = decoder_path(config, llm_dtype), config.model_dump_json()
+    key = decoder_cache.cache_key(llm_dir, config_json, adapter, path)
+    return CacheTarget(decoder_cache.cache_dir(settings), key, llm_dir, config_json, path=path) if key else None
 
 
 def open_lean(folder: Path, config, settings, where: CacheTarget) -> tuple[LeanBackbone, LeanTokenizer] | None:
@@ -98,10 +113,9 @@ def open_lean(folder: Path, config, settings, where: CacheTarget) -> tuple[LeanB
     tok = LeanTokenizer.load(llm_dir)
     if tok is None:
         return None
-    decoder = decoder_cache.load(where.folder, where.key)
+    decoder = load_decoder(where)
     if decoder is None:
         return None
-    decoder_cache.load_prefix(where.folder, where.key, decoder)  # the last saved tool prompt's KV, if any
     cfg = json.loads((llm_dir / "config.json").read_text())
     gen_file = llm_dir / "generation_config.json"
     eos = (json.loads(gen_file.read_text()) if gen_file.is_file() else {}).get("eos_token_id", cfg.get("eos_token_id"))
@@ -110,6 +124,14 @@ def open_lean(folder: Path, config, settings, where: CacheTarget) -> tuple[LeanB
         eos_ids.add(tok.eos_token_id)
     log.info("serving %s from the decoder cache (%s)", folder, decoder.path())
     return LeanBackbone(Path(folder), settings, decoder, int(cfg.get("max_position_embeddings", 2048)), sorted(eos_ids), where), tok
+
+
+def load_decoder(where: CacheTarget):
+    """The cached decoder of `where` with its saved prompt prefix, or None."""
+    decoder = decoder_cache.load(where.folder, where.key)
+    if decoder is not None:
+        decoder_cache.load_prefix(where.folder, where.key, decoder)  # the last saved tool prompt's KV, if any
+    return decoder
 
 
 NEW_POSITIONS = 32  # a prompt that computed more than this past the saved prefix replaces it

@@ -103,6 +103,21 @@ def save_adapter(llm: PreTrainedModel, name: str, folder: Path) -> Path:
     return folder
 
 
+def check_saved_adapter(folder: Path) -> None:
+    """What `load_adapter` can refuse without a model (a lean `MMLLM` records an adapter without
+    loading it): the files are there and read as a LoRA adapter (a truncated safetensors file fails here)."""
+    import json
+
+    from safetensors import safe_open
+
+    if not (folder / "adapter_model.safetensors").is_file():
+        raise FileNotFoundError(f"{folder} has no adapter_model.safetensors: not a saved adapter")
+    json.loads((folder / "adapter_config.json").read_text())
+    with safe_open(str(folder / "adapter_model.safetensors"), "pt") as f:
+        if not any("lora_" in k for k in f.keys()):  # noqa: SIM118 - safe_open has no __iter__
+            raise ValueError(f"adapter {folder}: no LoRA tensors in adapter_model.safetensors")
+
+
 def load_adapter(llm: PreTrainedModel, folder: Path, name: str) -> None:
     """Loads a saved adapter under `name` (inactive until `set_adapter`). A load that fails (a
     truncated file, another base model's adapter) leaves no half-loaded `name` behind and the

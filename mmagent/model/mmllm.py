@@ -23,7 +23,7 @@ import logging
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -56,6 +56,7 @@ if TYPE_CHECKING:  # types only: transformers' modeling import costs ~2.5 s (see
 
 log = logging.getLogger(__name__)
 FEATURE_CACHE = 32  # image feature sets kept (49 x 576 floats each: ~110 KB)
+LEAN_KEEP = 2  # cached decoders a lean model holds (the one serving + the last one switched from: ~0.5 GB each)
 CONFIG_FILE, PROJECTOR_FILE, ADAPTERS_DIR = "mmllm_config.json", "projector.safetensors", "adapters"
 
 
@@ -103,7 +104,20 @@ class MMLLM(nn.Module):
             raise ValueError("give the LLM or a lean backbone, not both or neither")
         self.config = config
         self._lean = lean
-        self._cache: CacheTarget | None = None  # where a decoder built from a freshly loaded folder is saved
+        # Decoder cache: the folder's entry (others derive from it: `CacheTarget.for_adapter`), and per adapter
+        # state (`llama_decoder.fingerprint`) the entry the first decoder built for it is saved under.
+        self._cache_base: CacheTarget | None = lean.where if lean else None
+        self._cache: dict[tuple, CacheTarget] = {}
+        self._adapter_dirs: dict[str, Path] = {}  # adapter name -> the folder it was loaded from (its bytes key its decoder)
+        self._adapter_versions: dict[str, tuple] = {}  # ... and its LoRA tensors' versions then (a training step changes them)
+        # Lean only: adapters recorded by `load_adapter` (loaded for real by `_materialize`), the adapter the
+        # lean decoder serves, the lean states switched away from (LRU), load failures found on materializing.
+        self._pending: dict[str, Path] = {}
+        self._lean_active = config.active_adapter
+        self._lean_states: OrderedDict[str | None, LeanBackbone] = OrderedDict()
+        self._load_errors: dict[str, BaseException] = {}
+        if lean is not None:
+            self._adapter_dirs = {n: lean.folder / ADAPTERS_DIR / n for n in config.adapters}
         if llm is not None:
             self.llm = llm
         self.tokenizer, self.encoder = tokenizer, encoder
@@ -128,9 +142,11 @@ class MMLLM(nn.Module):
         return super().__getattr__(name)
 
     def _materialize(self) -> None:
-        """The HF model of a lean MM-LLM, loaded as `from_pretrained` would have (the same base,
-        adapters and active adapter from the same folder); its HF tokenizer replaces the lean one
-        (same ids: tests/test_lean_serving.py)."""
+        """The HF model of a lean MM-LLM, loaded as `from_pretrained` would have (the same base and
+        adapters from the same folder), plus the adapters `load_adapter` recorded since, with the adapter
+        the lean decoder served active; its HF tokenizer replaces the lean one (same ids:
+        tests/test_lean_serving.py). A recorded adapter that fails to load now is dropped (its error
+        is raised by `set_adapter` of it)."""
         from mmagent.model.backbone import load_causal_lm
 
         lean = self._lean
@@ -146,8 +162,24 @@ class MMLLM(nn.Module):
                 raise RuntimeError("the HF tokenizer numbers the image token differently from the lean one")
             for name in self.config.adapters:
                 lora.load_adapter(self.llm, lean.folder / ADAPTERS_DIR / name, name)
-            lora.set_adapter(self.llm, self.config.active_adapter)
+                self._adapter_versions[name] = self._lora_versions(name)
+            pending, self._pending = self._pending, {}
+            for name, folder in pending.items():
+                try:
+                    lora.load_adapter(self.llm, folder, name)
+                    self._adapter_versions[name] = self._lora_versions(name)
+                except Exception as err:  # noqa: BLE001 - reported by set_adapter(name) (a session falls back)
+                    log.warning("adapter %s (%s) does not load: %s", name, folder, err)
+                    self._load_errors[name] = err
+                    self._adapter_dirs.pop(name, None)  # what `name` holds now is not that folder: never cached
+            active = self._lean_active
+            if active is not None and active not in lora.adapter_names(self.llm):
+                log.warning("adapter %s no longer loads; %s is active instead", active, self.config.active_adapter)
+                active = self._lean_active = self.config.active_adapter
+            lora.set_adapter(self.llm, active)
+            self._lean_states.clear()
             self.llm.eval()
+            self._register_cache_target(active)
             log.info("built the HF model of %s (lean serving ends)", lean.folder)
 
     @property
@@ -390,10 +422,10 @@ class MMLLM(nn.Module):
         thread that is not a daemon, so a one-shot process finishes the write (~1 s) before it exits."""
         from mmagent.model import decoder_cache
 
-        where = self._cache
-        if where is None or where.pristine != fingerprint or not where.matches(self.config):
+        where = self._cache.get(fingerprint)
+        if where is None or not where.matches(self.config):
             return
-        self._cache = None  # once
+        del self._cache[fingerprint]  # once
         decoder = self._fast[1]
         # daemon=False said explicitly: a thread inherits the flag of the one that starts it (often the
         # daemon warm-up thread), and a daemon writer is killed mid-write when the interpreter exits.
@@ -458,20 +490,89 @@ class MMLLM(nn.Module):
         lora.add_adapter(self.llm, name, settings)
 
     def set_adapter(self, name: str | None) -> None:
-        if self.is_lean and name == self.config.active_adapter:
-            return  # what the cached decoder was merged with
+        """Makes `name` active (None: the bare base). A lean model switches to the cached decoder of that
+        adapter's bytes when there is one; else it builds the HF model, whose first decoder for `name`
+        then goes to the cache, so that the next process serves it lean."""
+        if self.is_lean:
+            if name == self._lean_active:
+                return  # what the lean decoder was merged with
+            if name is not None and name not in self.adapters:
+                raise KeyError(f"no adapter named {name!r}; loaded adapters: {', '.join(self.adapters) or 'none'}")
+            if self._switch_lean(name):
+                return
+            self._materialize()
+        err = self._load_errors.pop(name, None) if name is not None else None
+        if err is not None:
+            raise err
         lora.set_adapter(self.llm, name)
+        self._register_cache_target(name)
 
     def load_adapter(self, folder: Path, name: str) -> None:
-        lora.load_adapter(self.llm, Path(folder), name)
+        """Loads a saved adapter under `name` (inactive until `set_adapter`). A lean model only checks its
+        files and records it: `set_adapter(name)` may serve it from the decoder cache."""
+        folder = Path(folder)
+        self._load_errors.pop(name, None)
+        if self.is_lean and name != self._lean_active:
+            lora.check_saved_adapter(folder)
+            self._pending[name] = folder
+            self._adapter_dirs[name] = folder
+            self._lean_states.pop(name, None)  # a decoder of the bytes `name` had before
+            return
+        self._adapter_dirs.pop(name, None)  # a failed load over `name` may leave it part old, part new
+        lora.load_adapter(self.llm, folder, name)
+        self._adapter_dirs[name] = folder
+        self._adapter_versions[name] = self._lora_versions(name)
+
+    def _lora_versions(self, name: str) -> tuple:
+        return tuple(p._version for n, p in self.llm.named_parameters() if "lora_" in n and f".{name}." in n)
+
+    def _switch_lean(self, name: str | None) -> bool:
+        """Serves `name` from its cached decoder (kept from an earlier switch, or loaded); False when
+        the cache has none for it. The tokenizer, embedding table rows and projector stay."""
+        from mmagent.model import lean_backbone
+
+        with self._fast_lock:
+            lean = self.__dict__.get("_lean")
+            if lean is None or lean.where is None or not lean.where.matches(self.config):
+                return False
+            state = self._lean_states.pop(name, None)
+            if state is None:
+                where = lean.where.for_adapter(self._adapter_dirs[name] if name is not None else None)
+                decoder = lean_backbone.load_decoder(where) if where is not None else None
+                if decoder is None:
+                    return False
+                state = replace(lean, decoder=decoder, where=where, prefix_saved=False)
+            self._lean_states[self._lean_active] = lean
+            while len(self._lean_states) > LEAN_KEEP - 1:
+                self._lean_states.popitem(last=False)
+            self._lean, self._fast, self._lean_active = state, (("lean", name), state.decoder), name
+            log.info("serving adapter %s from the decoder cache", name)
+            return True
+
+    def _register_cache_target(self, name: str | None) -> None:
+        """After `name` became active on the HF model: the first decoder built for this state is saved
+        under the key of `name`'s folder (unless the cache already holds it, its folder is unknown, or its
+        weights changed since they were loaded from it: a training step)."""
+        base = self._cache_base
+        if base is None:
+            return
+        if name is not None and (name not in self._adapter_dirs or self._adapter_versions.get(name) != self._lora_versions(name)):
+            return
+        where = base.for_adapter(self._adapter_dirs[name] if name is not None else None)
+        if where is None or where.file.is_file():
+            return
+        from mmagent.model.llama_decoder import fingerprint
+
+        where.pristine = fingerprint(self.llm)
+        self._cache[where.pristine] = where
 
     @property
     def adapters(self) -> list[str]:
-        return list(self.config.adapters) if self.is_lean else lora.adapter_names(self.llm)
+        return sorted({*self.config.adapters, *self._pending}) if self.is_lean else lora.adapter_names(self.llm)
 
     @property
     def active_adapter(self) -> str | None:
-        return self.config.active_adapter if self.is_lean else lora.active_adapter(self.llm)
+        return self._lean_active if self.is_lean else lora.active_adapter(self.llm)
 
     # --- persistence -------------------------------------------------------------------------
 
@@ -503,14 +604,10 @@ class MMLLM(nn.Module):
                 return model.eval()
         model = cls(config, llm, tokenizer, encoder) if llm is not None else cls.from_config(config, settings, dtype)
         model._load_projector_of(folder)
+        model._cache_base = where  # the first decoder built for an adapter state goes to the cache (`set_adapter`)
         for name in config.adapters:
             model.load_adapter(folder / ADAPTERS_DIR / name, name)
         model.set_adapter(config.active_adapter)
-        if where is not None:  # the first decoder built from this state goes to the cache (see `decoder`)
-            from mmagent.model.llama_decoder import fingerprint
-
-            where.pristine = fingerprint(model.llm)
-            model._cache = where
         return model.eval()
 
     def _load_projector_of(self, folder: Path) -> None:

@@ -64,3 +64,30 @@ def test_lean_tokenizer_renders_and_encodes_the_default_like_transformers():
         assert lean(text)["input_ids"] == list(hf(text, add_special_tokens=False)["input_ids"])
     ids = hf(text, add_special_tokens=False)["input_ids"]
     assert lean.decode(ids, skip_special_tokens=True) == hf.decode(ids, skip_special_tokens=True)
+
+
+def test_a_promoted_version_is_served_from_the_decoder_cache_from_the_second_run(tmp_path):
+    """After `mmagent learn` promoted a version, the first `mmagent run` builds the model and caches that
+    version's decoder (mmagent.model.mmllm.MMLLM.set_adapter); the next one serves it lean."""
+    import shutil
+
+    from safetensors.torch import load_file, save_file
+
+    from mmagent.continual.registry import AdapterRegistry
+    from mmagent.hub.catalog import CATALOG
+
+    candidate = tmp_path / "candidate"
+    shutil.copytree(Path(CATALOG.get("mmagent-default").source.path) / "adapters" / "tools", candidate)
+    weights = candidate / "adapter_model.safetensors"
+    save_file({k: v * 1.01 if "lora_B" in k else v for k, v in load_file(str(weights)).items()}, str(weights))
+    home = tmp_path / "home"
+    registry = AdapterRegistry(home / "adapters")  # the default's versions (mmagent.continual.defaults.registry_root)
+    registry.promote(registry.add(candidate).version)
+
+    first, p1 = _run(home)
+    assert _imported(p1, "peft")  # the version was loaded for real
+    assert len([f for f in (home / "cache" / "decoders").glob("*.safetensors") if ".prefix." not in f.name]) == 2
+    second, p2 = _run(home)
+    assert not _imported(p2, "transformers.modeling_utils") and not _imported(p2, "peft")
+    assert second["answer"] == first["answer"]
+    assert [c["name"] for c in second["calls"]] == [c["name"] for c in first["calls"]]

@@ -36,7 +36,7 @@ import logging
 import math
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
@@ -50,6 +50,9 @@ from mmagent.training.export import export
 from mmagent.training.loop import checkpoint_due, train_steps
 from mmagent.training.loss import AssistantLoss
 from mmagent.training.sequences import system_prefix
+
+if TYPE_CHECKING:  # a type only; accelerate is imported when a run starts
+    from accelerate import Accelerator
 
 log = logging.getLogger(__name__)
 
@@ -104,16 +107,24 @@ def validation_loss(loss_fn: AssistantLoss, bb: Backbone, prefix: list[int], dat
     return tot / max(n, 1)
 
 
+def accelerator(cfg: ToolTuningConfig) -> Accelerator:
+    """The run's process group: bf16 autocast where `precision` resolves to it, DDP under torchrun."""
+    from accelerate import Accelerator, DistributedDataParallelKwargs
+
+    precision = training_precision(cfg.precision)
+    # A trained projector gets no gradient on a rank whose micro-batch holds no image: DDP must be
+    # told that some parameters may go unused in a step, else the next step fails waiting for them.
+    ddp = DistributedDataParallelKwargs(find_unused_parameters=bool(cfg.multimodal and cfg.train_projector))
+    return Accelerator(mixed_precision="bf16" if precision == "bf16" else "no", cpu=not torch.cuda.is_available(), kwargs_handlers=[ddp])
+
+
 def train(cfg: ToolTuningConfig, on_step: Callable[[dict[str, Any]], None] | None = None) -> Path:
     """Runs (or resumes) the recipe; returns the exported result folder. `on_step` gets each
     optimizer step's metrics row (the CLI's progress bar). Under torchrun the process group ends
     with the run (one run per launch). The steps are the training library's loop
     (`mmagent.training.loop`, under accelerate here); this adds validation, metrics and the curve."""
-    from accelerate import Accelerator
-
     torch.set_num_threads(cfg.threads)
-    precision = training_precision(cfg.precision)
-    acc = Accelerator(mixed_precision="bf16" if precision == "bf16" else "no", cpu=not torch.cuda.is_available())
+    acc = accelerator(cfg)
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "recipe.yaml").write_text(dump_yaml(cfg))

@@ -117,3 +117,14 @@ def test_two_processes_follow_the_single_process_curve_stay_in_sync_and_resume(t
     assert _losses(b) == pytest.approx({2: a[2], 3: a[3]}, rel=1e-6)
     hb = _rank_hashes(b)
     assert hb[0] == hb[1] == ha[0]
+
+
+@pytest.mark.parametrize(("multimodal", "train_projector", "unused"), [("mm", True, True), ("mm", False, False), (None, True, False)])
+def test_ddp_allows_an_unused_projector_when_it_trains(multimodal, train_projector, unused):
+    # A rank whose micro-batch has no image computes no gradient for the projector; without
+    # find_unused_parameters the next step dies ("Expected to have finished reduction in the prior
+    # iteration", seen on the open-world v3 run under torchrun). Text-only runs keep DDP's fast path.
+    from mmagent.recipes.tool_tuning import accelerator
+
+    acc = accelerator(ToolTuningConfig(multimodal=multimodal, train_projector=train_projector, precision="fp32"))
+    assert acc.ddp_handler.find_unused_parameters is unused

@@ -73,6 +73,8 @@ def evaluate(
     max_new_tokens: Annotated[int, typer.Option("--max-new-tokens", help="Generation budget per model step.", min=1)] = 128,
     out: Annotated[Path | None, typer.Option("--out", help="Also write the full report (per-item scores) as JSON here.")] = None,
     json_: Annotated[bool, typer.Option("--json", help="Print the report as JSON instead of a table.")] = False,
+    retrieval: Annotated[bool, typer.Option("--tool-retrieval/--all-tools", help="Offer the model only the item's tools that fit "
+                                            "the request (the agent's default; the built-ins are always offered) or every tool.")] = True,
 ) -> None:
     """Runs a tool-calling suite against a model and reports parse rate, decision, tool-name and
     argument accuracy, strict success, hallucinated-tool rate, node/edge F1, abstention rate and
@@ -100,6 +102,10 @@ def evaluate(
         constrained = resolve_constrained(chat, constrained)
     except ValueError as err:
         fail(str(err))
+    if retrieval:
+        from mmagent.backends.tool_retrieval import RetrievingChatModel
+
+        chat = RetrievingChatModel(chat)
     total = len(load_suite(suite)[:limit])
     with progress(f"eval {suite.name}", total, enabled=not json_) as update:
         report = run(chat, suite, constrained=constrained, limit=limit, max_new_tokens=max_new_tokens,
@@ -109,6 +115,6 @@ def evaluate(
     if json_:
         print_json(report.model_dump(mode="json", exclude={"items"}))
     else:
-        label = f"{model}{' (constrained)' if constrained else ''} on {suite.name}"
+        label = f"{model}{' (constrained)' if constrained else ''}{'' if retrieval else ' (all tools)'} on {suite.name}"
         kinds = {f"{label} [{k}]": m for k, m in report.by_kind.items()} if len(report.by_kind) > 1 else {}
         console.print(markdown_table({label: report.metrics, **kinds}))

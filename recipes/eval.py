@@ -105,6 +105,7 @@ class EvalReport(BaseModel):
     suite: str
     model: str
     constrained: bool
+    tool_retrieval: bool = False  # the model saw only the item's tools that fit the request (mmagent.backends.tool_retrieval)
     metrics: Metrics
     by_kind: dict[str, Metrics] = Field(default_factory=dict)
     items: list[ItemScore]
@@ -128,7 +129,10 @@ def evaluate(model: ChatModel, suite: Path, tools: list[dict[str, Any]] | None =
         log.info("%s: %s -> %s", item.id, [e.name for e in item.expected], scores[-1].called)
         if on_item:
             on_item(scores[-1])
+    from mmagent.backends.tool_retrieval import RetrievingChatModel
+
     return EvalReport(suite=str(suite), model=getattr(model, "name", type(model).__name__), constrained=constrained,
+                      tool_retrieval=isinstance(model, RetrievingChatModel),
                       metrics=summarize(scores), by_kind=by_kind(scores), items=scores, seconds=time.perf_counter() - t0)
 
 

@@ -79,5 +79,8 @@ def call(name: str, **arguments) -> str:
 def make_agent(root: Path, outputs: list, **kw) -> Agent:
     """An agent on a scripted model whose files (log, checkpoints, artifacts) live under `root`."""
     kw.setdefault("tools", ALL)
+    # The scripted model calls what it is told to: which tools it is offered is not what these tests
+    # check (tests/test_tool_retrieval.py does), and none of them should load a sentence encoder.
+    kw.setdefault("tool_retrieval", None)
     return Agent(model=ScriptedChatModel(outputs, adapter="v3"), log=root / "log.sqlite", checkpoint=root / "ckpt.sqlite",
                  artifacts_root=root / "artifacts", **kw)

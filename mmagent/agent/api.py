@@ -36,6 +36,7 @@ from pydantic import BaseModel, Field
 from mmagent.agent.events import AgentEvent
 from mmagent.agent.graph import AgentContext, AgentInputError, AgentOptions, build_graph, normalize_decision, open_checkpointer
 from mmagent.agent.log import InteractionLog
+from mmagent.backends.tool_retrieval import DEFAULT_RETRIEVAL, RetrievingChatModel, ToolRetrieval, ToolRetriever
 from mmagent.protocol.chat import ChatModel, Message, clean_text, resolve_constrained
 
 DEFAULT_SYSTEM_PROMPT = (
@@ -113,6 +114,10 @@ class Agent:
             default adapter hook (`mmagent.protocol.adapter_hook`) of a model that has none.
         mcp_servers: MCP servers whose tools join `tools` (command lines run over stdio, or
             http(s) URLs; see `mmagent.interop.mcp_client`); connected now, closed by `close()`.
+        tool_retrieval: which of the tools the model sees at each turn: those a sentence encoder
+            finds relevant to the request, among the tools the model was not tuned on (the
+            built-ins are always offered; see `mmagent.backends.tool_retrieval`; a `ToolRetriever`
+            brings its own encoder); None offers every tool every time.
     """
 
     def __init__(
@@ -137,6 +142,7 @@ class Agent:
         max_prompt_chars: int = MAX_PROMPT_CHARS,
         memory_namespace: str | None = "default",
         mcp_servers: Sequence[Any] = (),
+        tool_retrieval: ToolRetrieval | ToolRetriever | None = DEFAULT_RETRIEVAL,
     ) -> None:
         if max_steps < 1 or max_repairs < 0:
             raise AgentInputError(f"max_steps must be >= 1 and max_repairs >= 0, got {max_steps} and {max_repairs}")
@@ -154,6 +160,7 @@ class Agent:
                 conn.close()
             raise AgentInputError(f"approval names tools this agent does not have: {unknown}; its tools: {self.registry.names()}")
         self._model = model
+        self.tool_retrieval = tool_retrieval
         self.memory = memory if memory is None or not isinstance(memory, (str, Path)) else None
         self._memory_path = Path(memory) if isinstance(memory, (str, Path)) else None
         self._owns_memory = False
@@ -184,6 +191,9 @@ class Agent:
             except ImportError as err:
                 raise RuntimeError(f"cannot load model {self._model!r}: the backends are not available ({err})") from err
             self._model = load_chat_model(self._model)
+        if self.tool_retrieval is not None and not isinstance(self._model, RetrievingChatModel):
+            r = self.tool_retrieval
+            self._model = RetrievingChatModel(self._model, r if isinstance(r, ToolRetriever) else ToolRetriever(r))
         return self._model
 
     def run(self, prompt: str, images: Sequence[Any] = (), audio: Sequence[Any] = (), session: str | None = None) -> RunResult:

@@ -101,6 +101,21 @@ class ChatModel(Protocol):
         ...
 
 
+class ChatModelProxy:
+    """A `ChatModel` wrapped by something that changes `chat` only: every other attribute (name,
+    `constrains_decoding`, `serve_session`, `adapter_hook`, `temperature` ...) is the wrapped model's,
+    read and written through, so callers see the capabilities the bare model has."""
+
+    def __init__(self, model: ChatModel) -> None:
+        object.__setattr__(self, "inner", model)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+    def __setattr__(self, name: str, value: Any) -> None:  # e.g. the agent installs adapter_hook on the model itself
+        setattr(self.inner, name, value)
+
+
 class AdapterHost(Protocol):
     """What holds named LoRA adapters and switches between them (an `MMLLM`)."""
 

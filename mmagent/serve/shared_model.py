@@ -18,23 +18,17 @@ import contextvars
 import threading
 from typing import Any
 
-from mmagent.protocol.chat import ChatModel, ChatResult, Message, OnToken
+from mmagent.protocol.chat import ChatModel, ChatModelProxy, ChatResult, Message, OnToken
 
 _SESSION: contextvars.ContextVar[str | None] = contextvars.ContextVar("mmagent_serve_session", default=None)
 
 
-class SharedChatModel:
+class SharedChatModel(ChatModelProxy):
     """A `ChatModel` proxy whose `chat` holds the model's lock (see the module docstring)."""
 
     def __init__(self, model: ChatModel) -> None:
-        object.__setattr__(self, "inner", model)
+        super().__init__(model)
         object.__setattr__(self, "lock", threading.Lock())
-
-    def __getattr__(self, name: str) -> Any:  # name, constrains_decoding, adapter_hook ...
-        return getattr(self.inner, name)
-
-    def __setattr__(self, name: str, value: Any) -> None:  # the agent installs adapter_hook on the model itself
-        setattr(self.inner, name, value)
 
     def serve_session(self, session: str) -> str | None:
         _SESSION.set(session)

@@ -1,0 +1,107 @@
+"""Tool retrieval (mmagent/backends/tool_retrieval.py): which offered tools the model sees.
+
+A bag-of-words embedder stands in for MiniLM (the thresholds are about cosines, whatever makes them);
+one integration test runs the real MiniLM on two requests."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from mmagent.backends.tool_retrieval import RetrievingChatModel, ToolRetrieval, ToolRetriever, tool_text
+from mmagent.protocol.chat import ChatResult, Message
+
+WORDS = ["weather", "forecast", "city", "stock", "price", "pizza", "order", "image", "text", "read"]
+
+
+def bag(texts):
+    out = np.zeros((len(texts), len(WORDS) + 1), np.float32)
+    for i, t in enumerate(texts):
+        for w in t.lower().replace(":", " ").replace("?", " ").split():
+            if w in WORDS:
+                out[i, WORDS.index(w)] += 1
+        out[i, -1] = 0.1  # no text is the zero vector
+    return out / np.linalg.norm(out, axis=1, keepdims=True)
+
+
+def fn(name, description):
+    return {"type": "function", "function": {"name": name, "description": description, "parameters": {"type": "object", "properties": {}}}}
+
+
+WEATHER = fn("weather.getForecast", "Weather forecast for a city.")
+STOCK = fn("stock_price", "Latest stock price.")
+PIZZA = fn("orderPizza", "Order a pizza.")
+READ = {"type": "function", "function": {"name": "read_text", "description": "Read the text in an image.", "parameters": {}}}
+
+
+def names(tools):
+    return [t["function"]["name"] for t in tools or []]
+
+
+def test_tool_text_spells_names_in_words():
+    assert tool_text(WEATHER) == "weather get forecast: Weather forecast for a city."
+    assert tool_text(fn("fuel-cost", "")) == "fuel cost:"
+    assert tool_text({"name": "mcpTool", "description": "x", "inputSchema": {}}) == "mcp tool: x"
+
+
+def test_only_tools_near_the_best_and_above_the_floor_are_offered():
+    r = ToolRetriever(ToolRetrieval(min_score=0.3, margin=0.15), embed=bag)
+    assert names(r.select("what is the weather forecast in this city", [STOCK, WEATHER, PIZZA])) == ["weather.getForecast"]
+    # two things asked, two tools fit about as well: both stay, in the order given
+    assert names(r.select("stock price and weather forecast", [WEATHER, STOCK, PIZZA])) == ["weather.getForecast", "stock_price"]
+    assert r.select("tell me a joke", [WEATHER, STOCK, PIZZA]) == []  # nothing fits: no tool
+
+
+def test_known_tools_are_always_offered_and_required_keeps_the_best():
+    r = ToolRetriever(ToolRetrieval(min_score=0.3), embed=bag)
+    assert names(r.select("tell me a joke", [READ, PIZZA])) == ["read_text"]  # the model's own tools are not filtered
+    assert names(r.select("tell me a joke", [STOCK, PIZZA], keep_one=True)) in (["stock_price"], ["orderPizza"])
+
+
+class Recorder:
+    name = "rec"
+    constrains_decoding = True
+
+    def __init__(self):
+        self.seen = []
+        self.temperature = 0.0
+
+    def chat(self, messages, tools=None, **kwargs):
+        self.seen.append(names(tools) if tools is not None else None)
+        return ChatResult(text="ok")
+
+
+def test_the_proxy_filters_per_turn_request_and_passes_media_turns_and_attributes_through():
+    inner = Recorder()
+    model = RetrievingChatModel(inner, ToolRetriever(ToolRetrieval(min_score=0.3), embed=bag))
+    ask = Message(role="user", content="order a pizza please")
+    model.chat([ask], [WEATHER, PIZZA], constrained=True)
+    # a later step of the same turn (after a tool result) is matched on the same request
+    model.chat([ask, Message(role="assistant", content=""), Message(role="tool", content="weather forecast city", name="orderPizza")],
+               [WEATHER, PIZZA])
+    model.chat([Message(role="user", content="tell me a joke")], [WEATHER, PIZZA])
+    model.chat([Message(role="user", content="tell me a joke", images=["image_1"])], [WEATHER, PIZZA])
+    model.chat([Message(role="user", content="tell me a joke")], [WEATHER, PIZZA], constrained="required")
+    assert inner.seen == [["orderPizza"], ["orderPizza"], None, ["weather.getForecast", "orderPizza"], [inner.seen[-1][0]]]
+    assert model.name == "rec" and model.constrains_decoding
+    model.temperature = 0.7  # a server sets it per request: it must reach the model that samples
+    assert inner.temperature == 0.7
+
+
+@pytest.mark.integration
+def test_minilm_offers_the_fitting_tool_and_none_for_an_unrelated_request():
+    r = ToolRetriever()
+    tools = [WEATHER, STOCK, PIZZA]
+    assert names(r.select("Will it rain in Lisbon tomorrow?", tools)) == ["weather.getForecast"]
+    assert r.select("Write a haiku about autumn leaves.", tools) == []
+
+
+def test_an_agent_offers_its_custom_tools_by_the_turns_request(tmp_path):
+    from agent_fixtures import make_agent
+
+    agent = make_agent(tmp_path, ["Done.", "Done."], tools=["read_text", WEATHER, PIZZA],
+                       tool_retrieval=ToolRetriever(ToolRetrieval(min_score=0.3), embed=bag))
+    agent.run("order a pizza please", session="p")
+    agent.run("tell me a joke", session="p")
+    offered = [sorted(names(tools)) for tools in agent.model.seen_tools]
+    assert offered == [["orderPizza", "read_text"], ["read_text"]]

@@ -105,3 +105,17 @@ def test_an_agent_offers_its_custom_tools_by_the_turns_request(tmp_path):
     agent.run("tell me a joke", session="p")
     offered = [sorted(names(tools)) for tools in agent.model.seen_tools]
     assert offered == [["orderPizza", "read_text"], ["read_text"]]
+
+
+def test_warm_up_embeds_the_tools_once_in_the_background():
+    calls = []
+
+    def counting(texts):
+        calls.append(list(texts))
+        return bag(texts)
+
+    r = ToolRetriever(ToolRetrieval(min_score=0.3), embed=counting)
+    assert r.needed([READ, PIZZA]) and not r.needed([READ])
+    r.warm([WEATHER, PIZZA]).join(timeout=10)
+    assert names(r.select("order a pizza", [WEATHER, PIZZA])) == ["orderPizza"]
+    assert calls == [[tool_text(WEATHER), tool_text(PIZZA)], ["order a pizza"]]  # the tools were not embedded again

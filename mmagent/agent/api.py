@@ -184,16 +184,23 @@ class Agent:
 
     @property
     def model(self) -> ChatModel:
-        """The chat model, loaded on first use when given as a spec."""
+        """The chat model, loaded on first use when given as a spec (behind tool retrieval, unless it is off)."""
+        if isinstance(self._model, RetrievingChatModel) or (self.tool_retrieval is None and not isinstance(self._model, str)):
+            return self._model
+        retriever = None
+        if self.tool_retrieval is not None:
+            r = self.tool_retrieval
+            retriever = r if isinstance(r, ToolRetriever) else ToolRetriever(r)
+            if retriever.needed(self._schemas):
+                retriever.warm(self._schemas)  # the encoder loads while the chat model does
         if isinstance(self._model, str):
             try:
                 from mmagent.backends import load_chat_model
             except ImportError as err:
                 raise RuntimeError(f"cannot load model {self._model!r}: the backends are not available ({err})") from err
             self._model = load_chat_model(self._model)
-        if self.tool_retrieval is not None and not isinstance(self._model, RetrievingChatModel):
-            r = self.tool_retrieval
-            self._model = RetrievingChatModel(self._model, r if isinstance(r, ToolRetriever) else ToolRetriever(r))
+        if retriever is not None:
+            self._model = RetrievingChatModel(self._model, retriever)
         return self._model
 
     def run(self, prompt: str, images: Sequence[Any] = (), audio: Sequence[Any] = (), session: str | None = None) -> RunResult:

@@ -23,6 +23,7 @@ tool is always kept. The thresholds are calibrated on the generator's training f
 from __future__ import annotations
 
 import re
+import threading
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -68,21 +69,36 @@ class ToolRetriever:
         self._embed = embed
         self._cache: OrderedDict[str, np.ndarray] = OrderedDict()  # text -> unit vector; tool texts repeat every step
         self.cache_size = cache_size
+        self._lock = threading.Lock()  # the warm-up thread and a turn may embed at once
+
+    def needed(self, tools: Sequence[dict[str, Any]]) -> bool:
+        """Whether any of `tools` would be filtered (else the encoder never loads)."""
+        return any(function_of(t)["name"] not in self.settings.known for t in tools)
+
+    def warm(self, tools: Sequence[dict[str, Any]] = ()) -> threading.Thread:
+        """Loads the encoder and embeds `tools` in a background thread (~1-2 s of the first turn's set-up
+        otherwise: transformers' imports, the weights), so it overlaps whatever the caller does next."""
+        texts = [tool_text(t) for t in tools]
+        thread = threading.Thread(target=lambda: self.embed(texts or ["warm-up"]), name="mmagent-tool-retrieval-warmup", daemon=True)
+        thread.start()
+        return thread
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
-        if self._embed is None:
-            from mmagent.memory.embedders import load_text_embedder
+        with self._lock:
+            if self._embed is None:
+                from mmagent.memory.embedders import load_text_embedder
 
-            self._embed = load_text_embedder("minilm-l6").embed_texts
-        new = [t for t in dict.fromkeys(texts) if t not in self._cache]
-        if new:
-            for text, vec in zip(new, self._embed(new)):
-                self._cache[text] = np.asarray(vec, np.float32)
-        for text in texts:
-            self._cache.move_to_end(text)
-        while len(self._cache) > self.cache_size:
-            self._cache.popitem(last=False)
-        return np.stack([self._cache[t] for t in texts])
+                self._embed = load_text_embedder("minilm-l6").embed_texts
+            new = [t for t in dict.fromkeys(texts) if t not in self._cache]
+            if new:
+                for text, vec in zip(new, self._embed(new)):
+                    self._cache[text] = np.asarray(vec, np.float32)
+            vecs = np.stack([self._cache[t] for t in texts])
+            for text in texts:
+                self._cache.move_to_end(text)
+            while len(self._cache) > self.cache_size:
+                self._cache.popitem(last=False)
+            return vecs
 
     def scores(self, request: str, tools: Sequence[dict[str, Any]]) -> np.ndarray:
         """Cosine of each tool's text with the request [len(tools)]."""

@@ -107,6 +107,17 @@ def test_exact_training_format_passes_unchanged(tok):
     assert drive(tok, tool_call_processor(tok, TOOLS), intent) == intent
 
 
+@pytest.mark.parametrize("intent", ['<tool_call>{"name": "read_text", "arguments": {"image": "image_1"}}</tool_call>',
+                                    "Let me look. <tool_call>garbage", "The sign says STOP."])
+def test_no_tools_means_prose_only(tok, intent):
+    # What tool retrieval asks for when no offered tool fits: whatever the model wants, no call opens.
+    text = drive(tok, tool_call_processor(tok, []), intent)
+    calls, errors, _ = parse_tool_calls(text)
+    assert calls == [] and errors == [] and "<tool_call>" not in text and "</tool_call>" not in text, text
+    if "<" not in intent:
+        assert text == intent
+
+
 def test_required_mode_forbids_prose(tok):
     text = drive(tok, tool_call_processor(tok, TOOLS, mode="required"), "No call from me.")
     assert text.startswith("<tool_call>") and len(assert_valid(text)) >= 1
@@ -141,7 +152,7 @@ def test_grammar_is_compiled_once_per_tokenizer_and_tools(tok):
 
 def test_bad_inputs_are_clear(tok):
     with pytest.raises(ValueError, match="at least one tool"):
-        tool_call_lark([])
+        tool_call_lark([], mode="required")
     with pytest.raises(ValueError, match="mode must be"):
         tool_call_lark(TOOLS, mode="sometimes")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="do not compile"):
@@ -308,3 +319,5 @@ def test_required_mode_through_the_composed_backend_always_calls():
     for prompt in ("hello", "what is the weather in Paris?", "tell me a story"):
         result = model.chat([Message(role="user", content=prompt)], [tool], max_new_tokens=48, constrained="required")
         assert result.parse_errors == [] and result.tool_calls and result.tool_calls[0].name == "get.weather", result.text
+        result = model.chat([Message(role="user", content=prompt)], [], max_new_tokens=48, constrained=True)
+        assert result.tool_calls == [] and "<tool_call>" not in result.text  # tools=[]: prose only

@@ -82,7 +82,7 @@ def test_the_proxy_filters_per_turn_request_and_passes_media_turns_and_attribute
     model.chat([Message(role="user", content="tell me a joke")], [WEATHER, PIZZA])
     model.chat([Message(role="user", content="tell me a joke", images=["image_1"])], [WEATHER, PIZZA])
     model.chat([Message(role="user", content="tell me a joke")], [WEATHER, PIZZA], constrained="required")
-    assert inner.seen == [["orderPizza"], ["orderPizza"], None, ["weather.getForecast", "orderPizza"], [inner.seen[-1][0]]]
+    assert inner.seen == [["orderPizza"], ["orderPizza"], [], ["weather.getForecast", "orderPizza"], [inner.seen[-1][0]]]
     assert model.name == "rec" and model.constrains_decoding
     model.temperature = 0.7  # a server sets it per request: it must reach the model that samples
     assert inner.temperature == 0.7

@@ -97,7 +97,8 @@ class ComposedChatModel:
         m = self.model
         images = message_images(messages, artifacts)
         inputs = m.build_inputs(messages, tools, artifacts=images, add_generation_prompt=True, reserve_tokens=max_new_tokens)
-        processors = [self._grammar(tools, max_new_tokens, constrained)] if constrained and tools else []
+        # tools=[] (none offered, e.g. none fits the request) under constrained decoding: prose only
+        processors = [self._grammar(tools, max_new_tokens, constrained)] if constrained and tools is not None else []
         stream = TextStream(m.tokenizer, on_token, m.eos_token_ids) if on_token else None
         sampling = SamplingConfig(**{**self.sampling.__dict__, "max_new_tokens": max_new_tokens})
         out = m.generate(m.collate([inputs]), sampling=sampling, processors=processors, on_step=stream)

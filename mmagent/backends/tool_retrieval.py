@@ -10,7 +10,10 @@ Retrieval in front of the caller is what large tool libraries do too (ToolLLM's 
 Qin et al. 2023, arXiv 2307.16789; Gorilla's retriever-aware training, Patil et al. 2023).
 
     relevance(tool) = cos(MiniLM(request), MiniLM("<name in words>: <description>"))
-    offered = {tool : relevance >= min_score and relevance >= best - margin}   (all, if none fits: none)
+    offered = {tool : relevance >= min_score and relevance >= best - margin}
+
+When none fits, the model is offered no tool (`tools=[]`): under constrained decoding it then answers
+in prose only (the grammar without tools forbids opening a call, OpenAI's `tool_choice: "none"`).
 
 Only tools the model was not tuned on are filtered (`known`: the built-ins by default): its own
 tools it already knows, and their requests are often about an attached image, which a text encoder
@@ -139,4 +142,4 @@ class RetrievingChatModel(ChatModelProxy):
         request = turn_request(messages)
         if not tools or request is None or request.images or request.audio:
             return tools
-        return self.retriever.select(request.content, tools, keep_one=constrained == "required") or None
+        return self.retriever.select(request.content, tools, keep_one=constrained == "required")  # [] = answer in prose

@@ -177,7 +177,7 @@ class VLMChatModel:
         if on_token is not None:
             kwargs["streamer"] = _CallbackStreamer(self.tokenizer, on_token)
         eos = _eos_ids(self.model, self.tokenizer)
-        if constrained and tools:  # without tools there is no call to constrain
+        if constrained and tools is not None:  # tools=[]: prose only (no offered tool fits); None: nothing to constrain
             kwargs["logits_processor"] = _constrained_processors(self.tokenizer, tools, eos, max_new_tokens, constrained)
         pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else self.tokenizer.eos_token_id
         out = self.model.generate(**inputs, pad_token_id=pad, **kwargs)  # [1, T + new]

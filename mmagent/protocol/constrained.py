@@ -121,15 +121,20 @@ def tool_call_lark(tools: Sequence[dict[str, Any]], mode: Mode = "auto") -> str:
     """The grammar, in llguidance's Lark dialect.
 
     auto:     TEXT (CALL TEXT)*  where a call starts lazily at the first `<tool_call>` in TEXT
+    auto, no tools: TEXT without `<tool_call>` (prose only: OpenAI's `tool_choice: "none"`; what
+              tool retrieval asks for when no offered tool fits the request)
     required: CALL ("\\n" CALL)*
     """
-    if not tools:
-        raise ValueError("constrained decoding needs at least one tool schema")
+    if not tools and mode != "auto":
+        raise ValueError("a required call needs at least one tool schema")
     lines = ["%llguidance {}"]
     names = [f"call_{i}" for i in range(len(tools))]
-    if mode == "auto":
+    close = re.escape(CALL_CLOSE).replace("/", "\\/")
+    if not tools:
+        tags = f"({re.escape(CALL_OPEN)}|{close})"
+        lines += ["start: TEXT", rf"TEXT: /(.|\n)*/ & ~/(.|\n)*{tags}(.|\n)*/"]
+    elif mode == "auto":
         # Free text may hold anything but a stray closing tag (the parser would report it).
-        close = re.escape(CALL_CLOSE).replace("/", "\\/")
         lines += [f"start: ({' | '.join(names)})* TEXT", rf"TEXT: /(.|\n)*/ & ~/(.|\n)*{close}(.|\n)*/"]
         for name, tool in zip(names, tools):
             # [lazy]: the shortest free text that ends in the trigger, as in llguidance's StructTag.
@@ -276,7 +281,7 @@ class ToolCallLogitsProcessor:
         self._seen: int | None = None
         self._prompt_len = 0
         self._generated: list[list[int]] = [[] for _ in range(batch_size)]
-        self._need = max(grammar.min_call_tokens().values()) + margin if max_new_tokens is not None else 0
+        self._need = max(grammar.min_call_tokens().values(), default=0) + margin if max_new_tokens is not None else 0
         self._padded: dict[str, torch.Tensor] | None = None
 
     def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
@@ -290,7 +295,7 @@ class ToolCallLogitsProcessor:
         self._seen = length
         allowed = self._allowed(scores.shape[-1])  # [B, V] bool
         left = None if self.max_new_tokens is None else self.max_new_tokens - (length - self._prompt_len)
-        if left is not None and left <= self._need:  # cheap test first: most steps are far from the end
+        if left is not None and left <= self._need and self.grammar.tools:  # cheap test first: most steps are far from the end
             self._wind_down(allowed, left)
         return scores.masked_fill(~allowed.to(scores.device), float("-inf"))
 

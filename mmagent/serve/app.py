@@ -69,7 +69,12 @@ def create_app(config: ServeConfig, agent: Any, model_id: str | None = None) -> 
     from mmagent.serve.agent_routes import AgentRoutes
     from mmagent.serve.completions import Completions
 
-    completions = Completions(agent.model, model_id or config.model, max_body_bytes=config.max_body_bytes,
+    from mmagent.backends.tool_retrieval import RetrievingChatModel
+
+    # The OpenAI endpoint offers the model exactly the request's tools (the client chose them, as with
+    # any OpenAI server); the agent's routes and the page go through the agent's tool retrieval.
+    model = agent.model.inner if isinstance(agent.model, RetrievingChatModel) else agent.model
+    completions = Completions(model, model_id or config.model, max_body_bytes=config.max_body_bytes,
                               max_tokens=config.max_tokens, allow_image_urls=config.allow_image_urls)
     turns = AgentRoutes(agent, max_body_bytes=config.max_body_bytes, allow_image_urls=config.allow_image_urls)
     pages = {path: (_read(name), mime) for path, (name, mime) in PAGES.items()}

@@ -23,17 +23,19 @@ import numpy as np
 
 def items(path: Path) -> list[tuple[str, str, list[dict], set[str]]]:
     """(kind, request, offered tools, tools the first reply calls) of the text-only items with their own tools:
-    a training file (messages) or a suite (prompt, expected)."""
+    a training file (conversations with `messages`) or a suite (read and checked by `load_suite`)."""
+    first = json.loads(path.read_text().split("\n", 1)[0])
+    if "messages" not in first:
+        from mmagent.training.scoring import load_suite
+
+        return [(it.kind or "?", it.prompt, it.tools, {c.name for c in it.expected})
+                for it in load_suite(path) if it.tools and not it.images and not it.audio]
     out = []
     for line in path.read_text().splitlines():
         r = json.loads(line)
-        if not r.get("tools") or r.get("images") or r.get("audio"):
-            continue
-        if "messages" in r:
-            first = next(m for m in r["messages"] if m["role"] == "assistant")
-            out.append((r["kind"], r["messages"][0]["content"], r["tools"], {c["name"] for c in first.get("tool_calls", [])}))
-        else:
-            out.append((r.get("kind") or "?", r["prompt"], r["tools"], {c["name"] for c in r["expected"]}))
+        if r.get("tools") and not r.get("images") and not r.get("audio"):
+            reply = next(m for m in r["messages"] if m["role"] == "assistant")
+            out.append((r["kind"], r["messages"][0]["content"], r["tools"], {c["name"] for c in reply.get("tool_calls", [])}))
     return out
 
 

@@ -185,23 +185,24 @@ class Agent:
     @property
     def model(self) -> ChatModel:
         """The chat model, loaded on first use when given as a spec (behind tool retrieval, unless it is off)."""
-        if isinstance(self._model, RetrievingChatModel) or (self.tool_retrieval is None and not isinstance(self._model, str)):
-            return self._model
-        retriever = None
-        if self.tool_retrieval is not None:
-            r = self.tool_retrieval
-            retriever = r if isinstance(r, ToolRetriever) else ToolRetriever(r)
-            if retriever.needed(self._schemas):
-                retriever.warm(self._schemas)  # the encoder loads while the chat model does
-        if isinstance(self._model, str):
+        if isinstance(self._model, str) or (self.tool_retrieval is not None and not isinstance(self._model, RetrievingChatModel)):
+            self._model = self._prepared(self._model)
+        return self._model
+
+    def _prepared(self, model: ChatModel | str) -> ChatModel:
+        """`model` loaded (a spec) and put behind tool retrieval; the encoder starts loading first, in the
+        background, when the agent has a tool it would filter."""
+        r = self.tool_retrieval
+        retriever = None if r is None else r if isinstance(r, ToolRetriever) else ToolRetriever(r)
+        if retriever is not None and retriever.needed(self._schemas):
+            retriever.warm(self._schemas)
+        if isinstance(model, str):
             try:
                 from mmagent.backends import load_chat_model
             except ImportError as err:
-                raise RuntimeError(f"cannot load model {self._model!r}: the backends are not available ({err})") from err
-            self._model = load_chat_model(self._model)
-        if retriever is not None:
-            self._model = RetrievingChatModel(self._model, retriever)
-        return self._model
+                raise RuntimeError(f"cannot load model {model!r}: the backends are not available ({err})") from err
+            model = load_chat_model(model)
+        return model if retriever is None else RetrievingChatModel(model, retriever)
 
     def run(self, prompt: str, images: Sequence[Any] = (), audio: Sequence[Any] = (), session: str | None = None) -> RunResult:
         """One turn: returns the answer, the calls with their results, the artifacts and the trace."""

@@ -74,9 +74,13 @@ class ToolRetriever:
         self.cache_size = cache_size
         self._lock = threading.Lock()  # the warm-up thread and a turn may embed at once
 
+    def unknown(self, tools: Sequence[dict[str, Any]]) -> list[int]:
+        """Indices of the tools retrieval filters: those the model was not tuned on."""
+        return [i for i, t in enumerate(tools) if function_of(t)["name"] not in self.settings.known]
+
     def needed(self, tools: Sequence[dict[str, Any]]) -> bool:
         """Whether any of `tools` would be filtered (else the encoder never loads)."""
-        return any(function_of(t)["name"] not in self.settings.known for t in tools)
+        return bool(self.unknown(tools))
 
     def warm(self, tools: Sequence[dict[str, Any]] = ()) -> threading.Thread:
         """Loads the encoder and embeds `tools` in a background thread (~1-2 s of the first turn's set-up
@@ -111,7 +115,7 @@ class ToolRetriever:
     def select(self, request: str, tools: Sequence[dict[str, Any]], keep_one: bool = False) -> list[dict[str, Any]]:
         """The tools offered for `request`, in their given order (see the module docstring)."""
         s = self.settings
-        unknown = [i for i, t in enumerate(tools) if function_of(t)["name"] not in s.known]
+        unknown = self.unknown(tools)
         if not unknown or not request.strip():
             return list(tools)
         rel = self.scores(request, [tools[i] for i in unknown])

@@ -62,7 +62,9 @@ def doctor(json_out: Annotated[bool, typer.Option("--json", help="Print JSON for
               "amx": feats.amx, "vnni": feats.vnni, "int8_kernel": llama_decoder.int8_kernel_available(),
               "threads": get_settings().threads or torch.get_num_threads(), "mmagent_default_path": path,
               "chosen_by": "config" if config.prefill_dtype != "auto" else "cpu capability",
-              "decoder_cache": _decoder_cache_state(config)}
+              "decoder_cache": _decoder_cache_state(config), "adapters": ", ".join(config.adapters),
+              "routing": (f"{config.routing.open_world} serves replies offered a tool outside the {len(config.routing.tuned_tools)} "
+                          f"{config.active_adapter} was tuned on" if config.routing else "none")}
     if json_out:
         print_json(report)
         return
@@ -112,12 +114,12 @@ def pull(
         if not json_out:
             console.print(f"[bold]{e.name}[/] ...")
         done[e.name] = str(provision(e, progress=not json_out, force=force))
-    if all_:  # the default's fused decoder on disk: the first `mmagent run` starts without building it
+    if all_:  # the default's fused decoders on disk (each adapter's): the first `mmagent run` starts without building one
         from mmagent.backends import load_chat_model
 
         if not json_out:
             console.print("[bold]mmagent-default[/] decoder cache ...")
-        cached = load_chat_model("mmagent-default").model.cache_decoder()
+        cached = load_chat_model("mmagent-default").model.cache_decoders()
         done["mmagent-default decoder cache"] = "ready" if cached else "not cacheable (see MMAGENT_DECODER_CACHE)"
     if json_out:
         print_json(done)

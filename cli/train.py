@@ -75,6 +75,8 @@ def evaluate(
     json_: Annotated[bool, typer.Option("--json", help="Print the report as JSON instead of a table.")] = False,
     retrieval: Annotated[bool, typer.Option("--tool-retrieval/--all-tools", help="Offer the model only the item's tools that fit "
                                             "the request (the agent's default; the built-ins are always offered) or every tool.")] = True,
+    with_builtins: Annotated[bool, typer.Option("--with-builtins", help="Offer the built-in tools beside an item's own tools, "
+                                                "as `Agent(tools=[...])` and `mmagent run --tools-json` do (default: only the item's, as the OpenAI endpoint).")] = False,
 ) -> None:
     """Runs a tool-calling suite against a model and reports parse rate, decision, tool-name and
     argument accuracy, strict success, hallucinated-tool rate, node/edge F1, abstention rate and
@@ -108,13 +110,13 @@ def evaluate(
         chat = RetrievingChatModel(chat)
     total = len(load_suite(suite)[:limit])
     with progress(f"eval {suite.name}", total, enabled=not json_) as update:
-        report = run(chat, suite, constrained=constrained, limit=limit, max_new_tokens=max_new_tokens,
+        report = run(chat, suite, constrained=constrained, limit=limit, max_new_tokens=max_new_tokens, with_builtins=with_builtins,
                      on_item=lambda s: update(note=f"{s.id}: {'ok' if s.strict else 'FAIL'}"))
     if out:
         save_report(report, out)
     if json_:
         print_json(report.model_dump(mode="json", exclude={"items"}))
     else:
-        label = f"{model}{' (constrained)' if constrained else ''}{'' if retrieval else ' (all tools)'} on {suite.name}"
+        label = f"{model}{' (constrained)' if constrained else ''}{'' if retrieval else ' (all tools)'}{' (+ built-ins)' if with_builtins else ''} on {suite.name}"
         kinds = {f"{label} [{k}]": m for k, m in report.by_kind.items()} if len(report.by_kind) > 1 else {}
         console.print(markdown_table({label: report.metrics, **kinds}))

@@ -106,6 +106,7 @@ class EvalReport(BaseModel):
     model: str
     constrained: bool
     tool_retrieval: bool = False  # the model saw only the item's tools that fit the request (mmagent.backends.tool_retrieval)
+    with_builtins: bool = False  # items that bring their own tools were offered the built-ins beside them (the agent's case)
     metrics: Metrics
     by_kind: dict[str, Metrics] = Field(default_factory=dict)
     items: list[ItemScore]
@@ -113,14 +114,18 @@ class EvalReport(BaseModel):
 
 
 def evaluate(model: ChatModel, suite: Path, tools: list[dict[str, Any]] | None = None, *, constrained: bool = False,
-             limit: int | None = None, max_new_tokens: int = 128, on_item: Any = None) -> EvalReport:
+             limit: int | None = None, max_new_tokens: int = 128, on_item: Any = None, with_builtins: bool = False) -> EvalReport:
     """Runs a suite against a model; `tools` default to the built-in registry's schemas (an item
-    with its own `tools` uses those)."""
+    with its own `tools` uses those; `with_builtins` offers the built-ins beside them, as `Agent(tools=[...])`
+    does: the OpenAI endpoint offers only the item's)."""
     items = load_suite(suite)[:limit]
-    if tools is None and any(item.tools is None for item in items):  # a suite that brings all its tools loads none
+    if with_builtins or (tools is None and any(item.tools is None for item in items)):  # a suite that brings all its tools loads none
         from mmagent.tools.registry import default_registry
 
-        tools = default_registry().schemas()
+        builtins = default_registry().schemas()
+        tools = builtins if tools is None else tools
+        if with_builtins:
+            items = [it if it.tools is None else it.model_copy(update={"tools": [*it.tools, *builtins]}) for it in items]
     t0 = time.perf_counter()
     scores = []
     for item in items:
@@ -132,7 +137,7 @@ def evaluate(model: ChatModel, suite: Path, tools: list[dict[str, Any]] | None =
     from mmagent.backends.tool_retrieval import RetrievingChatModel
 
     return EvalReport(suite=str(suite), model=getattr(model, "name", type(model).__name__), constrained=constrained,
-                      tool_retrieval=isinstance(model, RetrievingChatModel),
+                      tool_retrieval=isinstance(model, RetrievingChatModel), with_builtins=with_builtins,
                       metrics=summarize(scores), by_kind=by_kind(scores), items=scores, seconds=time.perf_counter() - t0)
 
 

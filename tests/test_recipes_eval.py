@@ -19,7 +19,8 @@ from mmagent.training.scoring import (
 from PIL import Image
 from typer.testing import CliRunner
 
-from mmagent.protocol.chat import ChatResult, Message, ToolCall
+from mmagent.protocol.chat import ChatResult, ToolCall
+from mmagent.protocol.toolcall import function_of
 
 TOOLS = [
     {"type": "function", "function": {"name": "read_text", "parameters": {"type": "object", "properties": {"image": {"type": "string"}, "min_confidence": {"type": "number", "default": 0.5}}, "required": ["image"]}}},
@@ -234,6 +235,28 @@ def test_abstention_rate_and_metrics_per_kind(tmp_path):
     assert rep.by_kind["no_tool"].abstention_rate == 0.5 and rep.by_kind["parallel"].strict_success == 1.0
     assert rep.by_kind["unlabeled"].n == 1 and rep.by_kind["unlabeled"].strict_success == 1.0
     assert "abstention_rate" in markdown_table({"m": rep.metrics}) and "parallel_rate" in markdown_table({"m": rep.metrics})
+
+
+class Offered(Scripted):
+    """Records the tool names each reply was offered."""
+
+    def chat(self, messages, tools=None, **kw) -> ChatResult:
+        self.offered = [*getattr(self, "offered", []), [function_of(t)["name"] for t in tools or []]]
+        return super().chat(messages, tools, **kw)
+
+
+def test_with_builtins_offers_the_built_ins_beside_an_items_own_tools(tmp_path):
+    from mmagent.tools.builtins import BUILTIN_NAMES
+
+    suite = tmp_path / "open.jsonl"
+    suite.write_text(json.dumps({"id": "d", "prompt": "weather in Rome", "tools": [WEATHER],
+                                 "expected": [{"name": "weather.get-current", "arguments": {"city": ["Rome"]}}]}) + "\n")
+    alone, both = Offered([_call("weather.get-current", city="Rome")]), Offered([_call("read_text", image="image_1")])
+    rep = evaluate(alone, suite)
+    assert alone.offered == [["weather.get-current"]] and not rep.with_builtins and rep.metrics.strict_success == 1.0
+    rep = evaluate(both, suite, with_builtins=True)
+    assert both.offered[0][0] == "weather.get-current" and set(BUILTIN_NAMES) <= set(both.offered[0])
+    assert rep.with_builtins and rep.metrics.hallucinated_tool_rate == 0.0 and rep.metrics.strict_success == 0.0  # offered, but wrong
 
 
 def test_parallel_replay_feeds_each_call_its_own_result(tmp_path):

@@ -95,6 +95,7 @@ class ComposedChatModel:
         from mmagent.protocol.toolcall import parse_tool_calls
 
         m = self.model
+        self._route(tools)
         images = message_images(messages, artifacts)
         inputs = m.build_inputs(messages, tools, artifacts=images, add_generation_prompt=True, reserve_tokens=max_new_tokens)
         # tools=[] (none offered, e.g. none fits the request) under constrained decoding: prose only
@@ -106,6 +107,18 @@ class ComposedChatModel:
         calls, errors, prose = parse_tool_calls(text)
         return ChatResult(text=text, tool_calls=calls, parse_errors=errors, prose=prose, prompt_tokens=out.prompt_tokens,
                           completion_tokens=len(out.tokens[0]), model=self.name, adapter=m.active_adapter)
+
+    def _route(self, tools: list[dict[str, Any]] | None) -> None:
+        """Serves this reply with the adapter the folder's routing picks for its tools (`mmagent.model.adapter_routing`),
+        while the folder's own adapter (or its open-world one) serves: a version the learning loop promoted, or
+        one a caller made active, was tuned on the user's own feedback and serves every reply."""
+        routing, m = self.model.config.routing, self.model
+        own, active = m.config.active_adapter, m.active_adapter
+        if routing is None or active not in (own, routing.open_world):
+            return
+        want = routing.adapter_for(tools, own)
+        if want != active:
+            m.set_adapter(want)
 
     def _grammar(self, tools: list[dict[str, Any]], max_new_tokens: int, constrained: Constrained = True):
         from mmagent.protocol.constrained import tool_call_processor

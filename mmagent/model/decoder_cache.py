@@ -13,8 +13,9 @@ MM-LLM config, the files of the adapter being served (their bytes: the folder's 
 or a version the learning loop promoted, `MMLLM.set_adapter`), the decoder path (dtypes, int8 range,
 the CPU capability that chose them) and the torch version. A file whose key or layout does not
 match is ignored and replaced; writes go to a temp file renamed into place, so a killed writer
-leaves no half file. At most `KEEP` entries are kept (~0.5 GB each for the default): the default's,
-a promoted version's, and one more (another decoder path, or the candidate `mmagent learn` evaluated).
+leaves no half file. At most `KEEP` entries are kept (~0.5 GB each for the default): the default's two
+adapters' (`tools` and the `open-world` one its routing serves), a promoted version's, and one more
+(another decoder path, or the candidate `mmagent learn` evaluated).
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ import torch
 
 log = logging.getLogger(__name__)
 FORMAT = "1"
-KEEP = 3  # 2 would evict the default's decoder (or the promoted one) whenever a third is written
+KEEP = 4  # fewer would evict one of the default's decoders (or the promoted one) whenever another is written
 _LLM_FILES = ("config.json", "generation_config.json", "tokenizer.json", "tokenizer_config.json", "model.safetensors")
 
 

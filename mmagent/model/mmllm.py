@@ -30,11 +30,12 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import torch
 from PIL import Image
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, model_validator
 from torch import nn
 
 from mmagent.media.errors import UnsupportedMediaError
 from mmagent.model import lora
+from mmagent.model.adapter_routing import AdapterRouting
 from mmagent.model.encoders.preprocess import MAX_PIXELS, check_image
 from mmagent.model.generation import (
     Decoder,
@@ -77,6 +78,13 @@ class MMLLMConfig(BaseModel):
         default="auto", description="int8 decoder's prefill matmuls: auto = bf16 where the CPU has it natively, else fp32 (mmagent.model.cpu)")
     adapters: list[str] = Field(default_factory=list, description="saved adapter names (filled by save_pretrained)")
     active_adapter: str | None = None
+    routing: AdapterRouting | None = Field(default=None, description="which adapter serves a reply, by its tools (mmagent.model.adapter_routing)")
+
+    @model_validator(mode="after")
+    def _routes_to_a_saved_adapter(self) -> MMLLMConfig:
+        if self.routing is not None and self.adapters and self.routing.open_world not in self.adapters:
+            raise ValueError(f"routing names adapter {self.routing.open_world!r}, which this folder does not have (adapters: {', '.join(self.adapters)})")
+        return self
 
 
 class PromptTooLongError(ContextOverflowError):
@@ -446,6 +454,15 @@ class MMLLM(nn.Module):
         writer.join()
         return True
 
+    def cache_decoders(self) -> bool:
+        """`cache_decoder` for every adapter the folder ships (the open-world one its routing serves too, so a
+        routed reply never builds the HF model), then the active one again. True when all are cached."""
+        active, cached = self.active_adapter, True
+        for name in [*(n for n in self.config.adapters if n != active), active]:
+            self.set_adapter(name)
+            cached = self.cache_decoder() and cached
+        return cached
+
     def warm_decoder(self) -> threading.Thread:
         """Builds the fast decoder (fusing and quantizing: ~1.6 s for SmolLM2-135M; from the decoder
         cache, packing its int8 copies) and the tool grammar's tokenizer in a background thread, so
@@ -643,6 +660,7 @@ def write_pretrained(folder: Path, config: MMLLMConfig, projector: nn.Module,
     save_file(state, str(folder / PROJECTOR_FILE))
     for name, save in adapters.items():
         save(folder / ADAPTERS_DIR / name)
-    cfg = config.model_copy(update={"adapters": list(adapters), "active_adapter": active})
+    routing = config.routing if config.routing is not None and config.routing.open_world in adapters else None  # routes only to what is written
+    cfg = config.model_copy(update={"adapters": list(adapters), "active_adapter": active, "routing": routing})
     (folder / CONFIG_FILE).write_text(cfg.model_dump_json(indent=2))
     return folder

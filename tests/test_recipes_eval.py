@@ -257,6 +257,7 @@ def test_with_builtins_offers_the_built_ins_beside_an_items_own_tools(tmp_path):
     rep = evaluate(both, suite, with_builtins=True)
     assert both.offered[0][0] == "weather.get-current" and set(BUILTIN_NAMES) <= set(both.offered[0])
     assert rep.with_builtins and rep.metrics.hallucinated_tool_rate == 0.0 and rep.metrics.strict_success == 0.0  # offered, but wrong
+    assert rep.items[0].called == ["read_text"] and rep.items[0].arguments_called == [{"image": "image_1"}]  # what a miss looked like
 
 
 def test_parallel_replay_feeds_each_call_its_own_result(tmp_path):

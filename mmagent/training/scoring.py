@@ -200,6 +200,7 @@ class ItemScore(BaseModel):
     node_f1: float | None = None  # multi-step items only
     edge_f1: float | None = None
     called: list[str] = Field(default_factory=list)
+    arguments_called: list[dict[str, Any]] = Field(default_factory=list)  # each call's arguments, in `called`'s order (for reading misses)
 
 
 def score_item(item: SuiteItem, pred: Prediction, tools: list[dict[str, Any]]) -> ItemScore:
@@ -223,7 +224,8 @@ def score_item(item: SuiteItem, pred: Prediction, tools: list[dict[str, Any]]) -
         node = _f1(Counter(names), Counter(gold))
         edge = _f1(Counter(pairwise(names)), Counter(pairwise(gold)))
     return ItemScore(id=item.id, kind=item.kind, parsed=parsed, decision=decision, names=names_ok, arguments=args_ok, strict=strict,
-                     n_calls=len(names), n_hallucinated=sum(n not in fns for n in names), node_f1=node, edge_f1=edge, called=names)
+                     n_calls=len(names), n_hallucinated=sum(n not in fns for n in names), node_f1=node, edge_f1=edge, called=names,
+                     arguments_called=[c.arguments for c in pred.calls])
 
 
 def _unordered_match(calls: list[ToolCall], expected: list[ExpectedCall], fns: dict[str, Any]) -> bool:

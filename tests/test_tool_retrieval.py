@@ -58,6 +58,15 @@ def test_known_tools_are_always_offered_and_required_keeps_the_best():
     assert names(r.select("tell me a joke", [STOCK, PIZZA], keep_one=True)) in (["stock_price"], ["orderPizza"])
 
 
+def test_once_a_users_tool_fits_the_known_ones_must_fit_too():
+    r = ToolRetriever(ToolRetrieval(min_score=0.3), embed=bag)
+    assert names(r.select("weather forecast for this city", [READ, WEATHER, PIZZA])) == ["weather.getForecast"]  # read_text dropped
+    assert names(r.select("read the text and the weather forecast", [READ, WEATHER])) == ["read_text", "weather.getForecast"]
+    assert names(r.select("tell me a joke", [READ, PIZZA])) == ["read_text"]  # no user tool fits: the known ones all stay
+    off = ToolRetriever(ToolRetrieval(min_score=0.3, focus=False), embed=bag)
+    assert names(off.select("weather forecast for this city", [READ, WEATHER, PIZZA])) == ["read_text", "weather.getForecast"]
+
+
 class Recorder:
     name = "rec"
     constrains_decoding = True
@@ -104,7 +113,7 @@ def test_an_agent_offers_its_custom_tools_by_the_turns_request(tmp_path):
     agent.run("order a pizza please", session="p")
     agent.run("tell me a joke", session="p")
     offered = [sorted(names(tools)) for tools in agent.model.seen_tools]
-    assert offered == [["orderPizza", "read_text"], ["read_text"]]
+    assert offered == [["orderPizza"], ["read_text"]]  # a user tool fits: read_text does not, so it is not offered
 
 
 def test_warm_up_embeds_the_tools_once_in_the_background():

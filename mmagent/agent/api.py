@@ -190,18 +190,20 @@ class Agent:
         return self._model
 
     def _prepared(self, model: ChatModel | str) -> ChatModel:
-        """`model` loaded (a spec) and put behind tool retrieval; the encoder starts loading first, in the
-        background, when the agent has a tool it would filter."""
+        """`model` loaded (a spec) and put behind tool retrieval; the encoder then loads in the background
+        (overlapping the turn's set-up) when the agent has a tool it would filter. Not during the model's
+        load: both may import transformers, whose lazy module raises "cannot import name" to one of two
+        threads importing it at once (seen on a fresh home, where the LLM is converted on first use)."""
         r = self.tool_retrieval
         retriever = None if r is None else r if isinstance(r, ToolRetriever) else ToolRetriever(r)
-        if retriever is not None and retriever.needed(self._schemas):
-            retriever.warm(self._schemas)
         if isinstance(model, str):
             try:
                 from mmagent.backends import load_chat_model
             except ImportError as err:
                 raise RuntimeError(f"cannot load model {model!r}: the backends are not available ({err})") from err
             model = load_chat_model(model)
+        if retriever is not None and retriever.needed(self._schemas):
+            retriever.warm(self._schemas)
         return model if retriever is None else RetrievingChatModel(model, retriever)
 
     def run(self, prompt: str, images: Sequence[Any] = (), audio: Sequence[Any] = (), session: str | None = None) -> RunResult:

@@ -174,12 +174,14 @@ def _wheel_url(listing: dict, src: EmbeddedSource, index: str) -> str:
 
 
 def _stream(client: httpx.Client, url: str, dest: Path, src: EmbeddedSource, progress: bool) -> None:
+    from rich.console import Console
     from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColumn
 
     with client.stream("GET", url) as resp:
         resp.raise_for_status()
         total = int(resp.headers.get("content-length", 0)) or None
-        with Progress("[bold]{task.description}", BarColumn(), DownloadColumn(), TransferSpeedColumn(), disable=not progress) as bar:
+        with Progress("[bold]{task.description}", BarColumn(), DownloadColumn(), TransferSpeedColumn(), disable=not progress,
+                      console=Console(stderr=True)) as bar:  # stdout is the command's answer (`--json`)
             task = bar.add_task(src.package, total=total)
             with open(dest, "wb") as f:
                 for chunk in resp.iter_bytes(1 << 20):

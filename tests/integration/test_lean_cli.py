@@ -91,3 +91,24 @@ def test_a_promoted_version_is_served_from_the_decoder_cache_from_the_second_run
     assert not _imported(p2, "transformers.modeling_utils") and not _imported(p2, "peft")
     assert second["answer"] == first["answer"]
     assert [c["name"] for c in second["calls"]] == [c["name"] for c in first["calls"]]
+
+
+FORECAST = {"type": "function", "function": {"name": "weather.forecast", "description": "Rain, sun and temperature forecast for a city and a day.",
+            "parameters": {"type": "object", "properties": {"city": {"type": "string"}, "day": {"type": "string", "enum": ["today", "tomorrow"]}},
+                           "required": ["city"]}}}
+PIZZA = {"type": "function", "function": {"name": "order_pizza", "description": "Order a pizza for delivery.",
+         "parameters": {"type": "object", "properties": {"size": {"type": "string", "enum": ["small", "medium", "large"]},
+                                                         "toppings": {"type": "array", "items": {"type": "string"}}}, "required": ["size"]}}}
+
+
+def test_a_users_own_tool_is_called_by_the_open_world_adapter(tmp_path):
+    """A real process: the user's schemas from a file, the default routes the reply to its open-world adapter
+    (served from the decoder cache `models pull` wrote, like `tools`), and the call waits for the caller (exit 4)."""
+    (tmp_path / "tools.json").write_text(json.dumps([FORECAST, PIZZA]))
+    env = dict(os.environ, MMAGENT_HOME=str(tmp_path), OMP_NUM_THREADS="1", MMAGENT_DECODER_CACHE="1", PYTHONWARNINGS="ignore")
+    proc = subprocess.run([sys.executable, "-c", PROBE, "run", "Will it rain in Lisbon tomorrow?", "--tools-json",
+                           str(tmp_path / "tools.json"), "--json"], capture_output=True, text=True, env=env, timeout=600)
+    assert proc.returncode == 4, proc.stdout[-2000:] + proc.stderr[-2000:]
+    pending = json.loads(proc.stdout)["pending"]
+    assert [(c["name"], c["arguments"].get("city")) for c in pending] == [("weather.forecast", "Lisbon")], pending
+    assert json.loads(proc.stdout)["trace"][0]["adapter"] == "open-world"

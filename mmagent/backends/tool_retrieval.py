@@ -128,12 +128,14 @@ class ToolRetriever:
         fits = {i for i, r in zip(unknown, rel) if r >= s.min_score and r >= best - s.margin}
         if keep_one and not fits and len(unknown) == len(tools):
             fits = {unknown[int(rel.argmax())]}
-        known = [i for i in range(len(tools)) if i not in set(unknown)]
-        if fits and known and s.focus:
+        known = sorted(set(range(len(tools))) - set(unknown))
+        if fits and known and s.focus:  # the known tools face the same rule, against the best of all
             krel = self.scores(request, [tools[i] for i in known])
             top = max(best, float(krel.max()))
-            return [t for i, t in enumerate(tools) if i in fits or i in {k for k, r in zip(known, krel) if r >= s.min_score and r >= top - s.margin}]
-        return [t for i, t in enumerate(tools) if i in fits or i not in unknown]
+            fits |= {k for k, r in zip(known, krel) if r >= s.min_score and r >= top - s.margin}
+        else:
+            fits |= set(known)
+        return [t for i, t in enumerate(tools) if i in fits]
 
 
 def turn_request(messages: Sequence[Message]) -> Message | None:

@@ -46,8 +46,9 @@ def embedded(items: int, steps: int, regression_limit: int, threads: int, probe:
     from mmagent.agent.api import Agent
     from mmagent.config import get_settings
     from mmagent.continual import scenario as S
-    from mmagent.continual.defaults import default_config, default_env
+    from mmagent.continual.defaults import default_config, default_env, routed_slots
     from mmagent.continual.learn import learn
+    from mmagent.recipes.open_world_mix import replay_examples
     from mmagent.feedback import record_feedback
 
     torch.set_num_threads(threads)
@@ -56,7 +57,10 @@ def embedded(items: int, steps: int, regression_limit: int, threads: int, probe:
     get_settings.cache_clear()
     tools = default_registry()
     tools.register(S.convert_currency)  # the newly added custom tool
-    env = default_env(tools=tools, base_data=generate)  # the replay buffer regenerates the base data
+    # The agent's turns with the custom tool are served by the default's open-world adapter (its routing):
+    # the round learns for that slot, replaying its base data; the built-in replies keep their adapter.
+    slot = next(iter(routed_slots()), None)
+    env = default_env(tools=tools, base_data=replay_examples if slot else generate, slot=slot)
     agent = Agent("mmagent-default", tools=tools, constrained=True, max_steps=2, log=env.turns)
     requests = S.currency_feedback(items + probe)
     feedback, unseen = requests[:items], requests[items:]  # `unseen`: never logged, never trained
@@ -71,7 +75,7 @@ def embedded(items: int, steps: int, regression_limit: int, threads: int, probe:
     for i, (prompt, call) in enumerate(feedback):
         if simulate:
             tid, ok = f"sim{i}", thumbs and i % 2 == 0
-            env.turns.start_turn(tid, f"user-{i % 10}", prompt, [], [], tools.names(), "mmagent-default", None, True)
+            env.turns.start_turn(tid, f"user-{i % 10}", prompt, [], [], tools.names(), "mmagent-default", slot, True)
             if ok:
                 env.turns.log_calls(tid, [{"id": f"{tid}c1", "step": 1, "name": call.name, "arguments": call.arguments, "ok": True}])
             env.turns.end_turn(tid, "ok", "" if ok else "I can't convert currencies.", None, 1, 0)
@@ -102,7 +106,8 @@ def embedded(items: int, steps: int, regression_limit: int, threads: int, probe:
     serving = env.registry.serving()
     if not simulate:
         print(f"\nthe agent on {probe} convert_currency requests never logged nor trained (new sessions, constrained decoding): "
-              f"right call {before}/{probe} before the round -> {after}/{probe} after it (serving {serving.version if serving else 'base'})")
+              f"right call {before}/{probe} before the round -> {after}/{probe} after it (serving {serving.version if serving else 'base'}"
+              f"{f' for the {slot} adapter' if slot else ''})")
     if poison and not simulate:
         _poisoned_round(agent, env, cfg, poison)
 

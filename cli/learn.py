@@ -74,6 +74,7 @@ def learn(
     max_drop: Annotated[float, typer.Option("--max-drop", help="Most the regression suite may fall, in points.")] = 1.0,
     regression_suite: Annotated[Optional[list[Path]], typer.Option("--regression-suite", help="Frozen eval suite(s), repeatable (default: recipes/suites/unseen-phrasings.jsonl + heldout-natural-builtins.jsonl, 220 items).")] = None,
     model: Annotated[str, typer.Option("--model", help="The composed MM-LLM whose turns to learn from (catalog name or folder); each has its own adapter versions.")] = "mmagent-default",
+    slot: Annotated[Optional[str], typer.Option("--slot", help="The adapter to learn for: 'own' (the model's own; the built-ins' for the default) or a routed one ('open-world': the user's tools). Default: the first, in that order, with enough new feedback on turns it served.")] = None,
     review: Annotated[bool, typer.Option("--review", help="Only list the feedback earlier rounds held for review (trains nothing).")] = False,
     json_out: Annotated[bool, typer.Option("--json", help="Print the round report as JSON.")] = False,
 ) -> None:
@@ -87,20 +88,29 @@ def learn(
 
     Example: mmagent learn --method preference --json
     """
-    from mmagent.continual.defaults import default_config, default_env
+    from mmagent.continual.defaults import default_config, default_env, routed_slots
     from mmagent.continual.learn import NoNewData, learn as run_round
     from mmagent.errors import UserError
     from mmagent.recipes.data import generate  # the base instruction data the replay buffer regenerates
+    from mmagent.recipes.open_world_mix import replay_examples
 
     if review:
         return _review(json_out)
     try:
-        env = default_env(regression_suite=regression_suite or None, model=model, base_data=generate)
+        slots = [None if slot in (None, "own") else slot] if slot is not None else [None, *routed_slots(model)]
         config = default_config(method.value, replay_ratio, steps, model, min_learning_gain=min_gain, max_regression_drop=max_drop)
         total = config.update.recipe_config(Path(".")).steps
-        with progress("learn: training", total, enabled=not json_out) as update:
-            env.on_step = lambda step: update(step, "then eval + gate" if step == total else "")
-            report = run_round(env, config)
+        for i, s in enumerate(slots):
+            # a routed slot replays its own base data (open-world and built-in examples), the own slot the built-ins'
+            env = default_env(regression_suite=regression_suite or None, model=model, slot=s, base_data=replay_examples if s else generate)
+            try:
+                with progress(f"learn{f' ({s})' if s else ''}: training", total, enabled=not json_out) as update:
+                    env.on_step = lambda step: update(step, "then eval + gate" if step == total else "")
+                    report = run_round(env, config)
+                break
+            except NoNewData:
+                if i == len(slots) - 1:
+                    raise
     except (NoNewData, FileNotFoundError, UserError) as err:
         fail(str(err))
     except OSError as err:
@@ -110,7 +120,8 @@ def learn(
     if json_out:
         print_json(report)
         return
-    console.print(("[green]promoted[/] " if report.promoted else "[yellow]not promoted[/] ") + report.message, highlight=False)
+    where = f"[{report.slot} adapter] " if report.slot else ""
+    console.print(where + ("[green]promoted[/] " if report.promoted else "[yellow]not promoted[/] ") + report.message, highlight=False)
     console.print(f"data: {report.counts}; conflicts: {len(report.conflicts)}; held for review: {len(report.held_for_review)}")
     t = report.times
     console.print(f"time: data {t.data_s:.1f} s, serving check {t.check_s:.1f} s, train {t.train_s:.1f} s, eval {t.eval_s:.1f} s, "

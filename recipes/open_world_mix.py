@@ -22,6 +22,7 @@ import json
 import logging
 import random
 from collections import Counter
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -30,10 +31,17 @@ from mmagent.recipes import general_chat, natural, open_world
 from mmagent.recipes.data import Example, save_media, to_record, to_suite_line
 from mmagent.recipes.open_world_domains import HELDOUT_DOMAINS
 from mmagent.recipes.open_world_tools import catalog, tools_of
+from mmagent.tools.builtins import BUILTIN_NAMES
 
 SHARES = {"open_world": 0.5, "builtin": 0.4, "chat": 0.1}
+SHIPPED_SHARES = {"open_world": 0.55, "builtin": 0.3, "chat": 0.15}  # the shipped open-world adapter's (v4) mix
 NATURAL_SHARE = 0.35  # of the built-in part: natural phrasings; the rest is `recipes/data.py` as trained before
 CHAT_WITH_OPEN_TOOLS = 0.6  # chat records offered open-world tools (else the built-ins)
+# Of the open-world records: also offered 1-3 built-in tools beside their own, as an agent that has both offers
+# them (tool retrieval lets a built-in through when it fits the request too). None of them serves an open-world
+# request, so the target stays the same: the adapter learns to pass over a built-in (v4 called generate_image or
+# remember on 82% of the held-out families' no-tool requests in that case).
+BUILTIN_OFFER = 0.0
 DEFAULT_SUITE = Path(__file__).resolve().parent / "suites" / "open-world-heldout-families.jsonl"
 
 
@@ -93,14 +101,32 @@ def chat_tools(seed: int):
     return pick
 
 
+def offer_builtins(examples: list[Example], share: float, seed: int) -> list[Example]:
+    """A `share` of `examples` also offered 1-3 built-in tools, shuffled in among their own."""
+    if share <= 0:
+        return examples
+    from mmagent.training.data import tool_schemas
+
+    schemas = [s for s in tool_schemas() if s["function"]["name"] in BUILTIN_NAMES]
+    rng = random.Random(f"builtin-offer/{seed}")
+    out = []
+    for ex in examples:
+        if ex.tools is not None and rng.random() < share:
+            tools = ex.tools + rng.sample(schemas, rng.randint(1, 3))
+            rng.shuffle(tools)
+            ex = replace(ex, tools=tools)
+        out.append(ex)
+    return out
+
+
 def build(out: Path, seed: int = 0, *, n_open_world: int = 5000, n_train: int = 2400, n_validation: int = 64, n_test: int = 200,
           builtin_seed: int = 5, shares: dict[str, float] | None = None, natural_share: float = NATURAL_SHARE, chat_cache: Path = general_chat.DEFAULT_CACHE, chat_generator: general_chat.Generator | None = None,
-          distill: bool = True, suite: Path | None = None) -> dict[str, Any]:
+          distill: bool = True, suite: Path | None = None, builtin_offer: float = BUILTIN_OFFER) -> dict[str, Any]:
     """Writes the folder described in the module docstring; returns the manifest."""
     out = Path(out)
     shares = check_shares(shares or SHARES)
     rng = random.Random(f"open-world-mix/{seed}")
-    ow = {s: open_world.generate(s, n, seed) for s, n in (("train", n_open_world), ("validation", max(n_validation, 64)))}
+    ow = {s: offer_builtins(open_world.generate(s, n, seed), builtin_offer, seed) for s, n in (("train", n_open_world), ("validation", max(n_validation, 64)))}
     test = open_world.generate("test-heldout-families", n_test, seed)
     _write(out / "open-world-train.jsonl", [to_record(e, [], []) for e in ow["train"]])
     _write(out / "open-world-validation.jsonl", [to_record(e, [], []) for e in ow["validation"]])
@@ -123,7 +149,7 @@ def build(out: Path, seed: int = 0, *, n_open_world: int = 5000, n_train: int = 
     manifest: dict[str, Any] = {"seed": seed, "builtin_seed": builtin_seed, "heldout_domains": list(HELDOUT_DOMAINS),
                                 "tools_in_catalog": len(catalog(seed)), "training_tools": len(tools_of("train", seed)),
                                 "heldout_tools": len(tools_of("test", seed)), "chat_prompts_kept": len(pairs), "chat_prompts": len(prompts),
-                                "shares": shares, "natural_share": natural_share}
+                                "shares": shares, "natural_share": natural_share, "builtin_offer": builtin_offer}
     pick_tools = chat_tools(seed)
     for split, n in (("train", n_train), ("validation", n_validation)):
         c = _counts(n, shares)
@@ -144,6 +170,14 @@ def build(out: Path, seed: int = 0, *, n_open_world: int = 5000, n_train: int = 
     return manifest
 
 
+def replay_examples(split: str, n: int, seed: int = 0) -> list[Example]:
+    """Base data of the open-world adapter for a learning round's replay buffer (`mmagent learn` on its slot,
+    `continual/adapter_slots.py`): open-world and built-in examples in the shipped mix's proportions (0.55 : 0.3)."""
+    n_ow = round(n * SHIPPED_SHARES["open_world"] / (SHIPPED_SHARES["open_world"] + SHIPPED_SHARES["builtin"]))
+    parts = {"open_world": open_world.generate(split, n_ow, seed), "builtin": builtin.generate(split, n - n_ow, seed)}
+    return [e for _, e in _interleave(random.Random(f"replay/{seed}/{split}"), parts)]
+
+
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description="Build the open-world tool-calling data, the training mix and the held-out-families suite.")
     ap.add_argument("--out", type=Path, default=Path("data/open-world"))
@@ -155,13 +189,15 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--builtin-seed", type=int, default=5, help="seed of the built-in part (stages 1-5 of the default used 0-4)")
     ap.add_argument("--shares", type=parse_shares, default=dict(SHARES), help="fractions of the mix, e.g. open_world=0.35,builtin=0.55,chat=0.1")
     ap.add_argument("--natural-share", type=float, default=NATURAL_SHARE, help="of the built-in part: natural phrasings (the rest is recipes/data.py)")
+    ap.add_argument("--builtin-offer", type=float, default=BUILTIN_OFFER, help="of the open-world records: also offered 1-3 built-in tools")
     ap.add_argument("--chat-cache", type=Path, default=general_chat.DEFAULT_CACHE)
     ap.add_argument("--no-distill", action="store_true", help="never load the base model: leave out chat prompts missing from the cache")
     ap.add_argument("--suite", type=Path, default=None, help="also write the held-out suite here (recipes/suites/open-world-heldout-families.jsonl)")
     a = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     m = build(a.out, a.seed, n_open_world=a.n_open_world, n_train=a.n_train, n_validation=a.n_validation, n_test=a.n_test,
-              builtin_seed=a.builtin_seed, shares=a.shares, natural_share=a.natural_share, chat_cache=a.chat_cache, distill=not a.no_distill, suite=a.suite)
+              builtin_seed=a.builtin_seed, shares=a.shares, natural_share=a.natural_share, chat_cache=a.chat_cache, distill=not a.no_distill, suite=a.suite,
+              builtin_offer=a.builtin_offer)
     print(json.dumps({k: m[k] for k in ("train", "validation", "test-heldout-families", "heldout_domains")}, indent=1))
 
 

@@ -1,6 +1,6 @@
 """Adapter routing (mmagent/model/adapter_routing.py): a reply offered a tool outside the tuned ones is
-served by the folder's open-world adapter, every other reply by the adapter the session serves; a
-promoted version serves everything; the decoder cache holds both adapters, so routed replies stay lean."""
+served by the folder's open-world adapter (or the version the learning loop promoted for that slot), every
+other reply by the adapter the session serves; the decoder cache holds both adapters, so routed replies stay lean."""
 
 from __future__ import annotations
 
@@ -82,7 +82,7 @@ def test_replies_are_served_by_the_adapter_their_tools_route_to(routed):
     assert (got.adapter, got.text) == ("tools", ref["tools"])
 
 
-def test_a_promoted_version_serves_every_reply(routed):
+def test_a_version_promoted_for_the_own_slot_serves_only_the_replies_it_was_tuned_for(routed):
     from mmagent.backends.composed import ComposedChatModel
     from mmagent.model.mmllm import MMLLM
 
@@ -91,7 +91,42 @@ def test_a_promoted_version_serves_every_reply(routed):
     m.load_adapter(v1, "v1")
     chat = ComposedChatModel(m, "tiny", adapter_hook=lambda model: "v1")
     chat.serve_session("s1")
-    assert _reply(chat, WEATHER).adapter == "v1" and _reply(chat, TOOLS).adapter == "v1"
+    assert _reply(chat, TOOLS).adapter == "v1" and _reply(chat, WEATHER).adapter == "open-world"
+    m.set_adapter("tools")  # by hand: that adapter serves every reply
+    assert _reply(chat, WEATHER).adapter == "tools"
+
+
+def test_each_slot_serves_its_own_promoted_version_from_its_registry(routed, tmp_path):
+    """The learning loop's hook: the open-world slot's promoted version (`<adapters>/routes/open-world`)
+    serves the user's tools, the own slot's the built-ins; a session keeps what it started with."""
+    from mmagent.backends.composed import ComposedChatModel
+    from mmagent.continual.adapter_slots import slot_root
+    from mmagent.continual.registry import AdapterRegistry
+    from mmagent.continual.serving import PromotedAdapter
+    from mmagent.model.mmllm import MMLLM
+
+    root = tmp_path / "adapters"
+    ow = AdapterRegistry(slot_root(root, "open-world"))
+    ow.promote(ow.add(_adapter_like(routed, tmp_path / "ow1", -0.4)).version)
+    ref = _tokens(routed, "open-world", WEATHER)
+    hand = MMLLM.from_pretrained(routed)
+    hand.config.routing = None
+    hand.load_adapter(tmp_path / "ow1", "by-hand")
+    hand.set_adapter("by-hand")
+    ref_v1 = _reply(ComposedChatModel(hand, "tiny"), WEATHER).text
+    assert ref_v1 != ref  # the version answers otherwise than the folder's own open-world adapter
+    m = MMLLM.from_pretrained(routed)
+    chat = ComposedChatModel(m, "tiny", adapter_hook=PromotedAdapter(AdapterRegistry(root)))
+    assert chat.serve_session("s1") == "tools"  # nothing promoted for the own slot
+    got = _reply(chat, WEATHER)
+    assert (got.adapter, got.text) == ("open-world-v0001", ref_v1)
+    assert _reply(chat, TOOLS).adapter == "tools"
+    ow.promote(ow.add(_adapter_like(routed, tmp_path / "ow2", 0.07)).version)
+    assert _reply(chat, WEATHER).adapter == "open-world-v0001"  # the running session keeps its version
+    chat.serve_session("s2")
+    assert _reply(chat, WEATHER).adapter == "open-world-v0002"
+    chat.serve_session("s1")
+    assert _reply(chat, WEATHER).adapter == "open-world-v0001"
 
 
 def test_an_export_without_the_routed_adapter_drops_the_routing(routed, tmp_path):

@@ -159,16 +159,19 @@ def test_learn_review_lists_what_earlier_rounds_held(tmp_path, monkeypatch):
 
 def test_learn_passes_the_recipes_base_data_generator(tmp_path, monkeypatch):
     """The replay buffer regenerates the base instruction data with the data recipe's generator,
-    which `mmagent learn` (the entry layer) injects: the learning loop never imports the recipes."""
+    which `mmagent learn` (the entry layer) injects: the learning loop never imports the recipes. With
+    nothing to learn for the default's own adapter it tries its routed open-world one, whose replay
+    buffer is that adapter's base data (open-world and built-in examples)."""
     from mmagent.recipes.data import generate
+    from mmagent.recipes.open_world_mix import replay_examples
 
     import mmagent.continual.learn as round_
 
     monkeypatch.setenv("MMAGENT_HOME", str(tmp_path))
-    seen = {}
+    seen = []
 
     def fake_round(env, cfg):
-        seen["base_data"] = env.base_data
+        seen.append((env.slot, env.base_data, env.registry.root))
         raise round_.NoNewData("nothing (fake round)")
 
     monkeypatch.setattr(round_, "learn", fake_round)
@@ -176,7 +179,12 @@ def test_learn_passes_the_recipes_base_data_generator(tmp_path, monkeypatch):
     suite.write_text('{"id": "a", "prompt": "hi", "images": [], "expected": []}\n')
     r = runner.invoke(app, ["learn", "--regression-suite", str(suite)])
     assert r.exit_code == 2 and "nothing (fake round)" in r.output, r.output
-    assert seen["base_data"] is generate
+    assert seen == [(None, generate, tmp_path / "adapters"), ("open-world", replay_examples, tmp_path / "adapters" / "routes" / "open-world")]
+    seen.clear()
+    r = runner.invoke(app, ["learn", "--regression-suite", str(suite), "--slot", "own"])
+    assert r.exit_code == 2 and [s[0] for s in seen] == [None]
+    r = runner.invoke(app, ["learn", "--regression-suite", str(suite), "--slot", "nope"])
+    assert r.exit_code == 2 and "no routed adapter 'nope'" in r.output, r.output
 
 
 def test_replay_buffer_regenerates_with_the_injected_generator():

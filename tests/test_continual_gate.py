@@ -101,6 +101,40 @@ def test_round_learns_only_from_turns_its_model_served(tmp_path):
         log.start_turn(f"t{i}", f"s{i % 3}", p, [], [], S.tiny_tools().names(), "other-model", None, False)
         log.end_turn(f"t{i}", "ok", "no", None, 1, 0)
         record_feedback(env.feedback, log, env.tools, f"t{i}", "down", correct_calls=[S.FC])
-    with pytest.raises(NoNewData, match="12 on turns another model served"):
+    with pytest.raises(NoNewData, match="12 on turns another model or adapter slot served"):
         learn(env, LearnConfig())
     assert len(env.feedback.unused()) == 12  # left for a round of the model that served them
+
+
+def test_a_slots_round_learns_only_from_the_turns_that_slot_served(tmp_path):
+    from mmagent.agent.fake import ScriptedChatModel
+
+    """A routed model (`continual/adapter_slots.py`): turns its open-world adapter (or a version of that slot)
+    served wait for the open-world slot's round; the own slot's round learns from the rest, and vice versa."""
+    import pytest
+
+    from mmagent.agent.log import InteractionLog
+    from mmagent.continual import scenario as S
+    from mmagent.continual.learn import LearnConfig, LearnEnv, NoNewData, learn
+    from mmagent.continual.registry import AdapterRegistry
+    from mmagent.feedback import FeedbackStore, record_feedback
+
+    log = InteractionLog(tmp_path / "interactions.sqlite")
+    served = ["open-world", "open-world-v0003"]
+    for i, p in enumerate(S.COIN):
+        log.start_turn(f"t{i}", f"s{i % 3}", p, [], [], S.tiny_tools().names(), "mmagent-default", served[i % 2], False)
+        log.end_turn(f"t{i}", "ok", "no", None, 1, 0)
+
+    def env(slot):
+        return LearnEnv(feedback=FeedbackStore(log.path), turns=log, tools=S.tiny_tools(), registry=AdapterRegistry(tmp_path / "adapters"),
+                        train=lambda job: pytest.fail(f"must not train: {job.start_adapter}"),
+                        chat_model=lambda a: ScriptedChatModel([lambda m: "I can't."] * 99), regression_suite=S.write_suite(tmp_path / "s", [("read it", S.RT, 1)], "reg"), model="mmagent-default",
+                        slot=slot, routed=["open-world"])
+
+    for i in range(len(S.COIN)):
+        record_feedback(env(None).feedback, log, S.tiny_tools(), f"t{i}", "down", correct_calls=[S.FC])
+    with pytest.raises(NoNewData, match="12 on turns another model or adapter slot served"):
+        learn(env(None), LearnConfig())
+    with pytest.raises(pytest.fail.Exception, match="must not train: open-world"):  # its round trains, from the slot's adapter
+        learn(env("open-world"), LearnConfig(poisoning_check=False))
+    assert len(env(None).feedback.unused()) == 12  # the killed round marked nothing

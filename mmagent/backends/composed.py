@@ -37,13 +37,17 @@ class ComposedChatModel:
     """`ChatModel` over an `MMLLM` (encoder -> projector -> LLM)."""
 
     def __init__(self, model: MMLLM, name: str = "mmllm", sampling: SamplingConfig | None = None,
-                 adapter_hook: AdapterHook | None = None) -> None:
+                 adapter_hook: AdapterHook | None = None, routes: dict[str, str] | None = None) -> None:
         self.model = model
         self.name = name
         self.sampling = sampling or SamplingConfig()
         self.adapter_hook = adapter_hook  # picks a new session's adapter (`mmagent.protocol.chat.ServesSessions`)
         self._default_adapter = model.active_adapter  # the model's own (shipped) one
-        self._sessions: dict[str, str | None] = {}
+        self._sessions: dict[str, tuple[str | None, dict[str, str]]] = {}
+        # routed slot -> the adapter serving it (a version the learning loop promoted for that slot);
+        # a slot missing here is served by the folder's own adapter of that name
+        self.routes: dict[str, str] = dict(routes or {})
+        self._serving: str | None = model.active_adapter  # the adapter of replies no route takes
 
     @property
     def temperature(self) -> float:
@@ -65,8 +69,13 @@ class ComposedChatModel:
         turns keep it, even if a newer version is promoted meanwhile."""
         if session not in self._sessions:
             picked = self.adapter_hook(self.model) if self.adapter_hook else None
-            self._sessions[session] = self._default_adapter if picked is None else picked
-        name = self._sessions[session]
+            routing = self.model.config.routing
+            routes = getattr(self.adapter_hook, "routes", None)  # the learning loop's per-slot versions
+            slots = [routing.open_world] if routing is not None else []
+            self._sessions[session] = (self._default_adapter if picked is None else picked,
+                                       routes(self.model, slots) if routes and slots else {})
+        name, self.routes = self._sessions[session]
+        self._serving = name
         if self.model.active_adapter != name:
             self.model.set_adapter(name)
         return name
@@ -109,15 +118,19 @@ class ComposedChatModel:
                           completion_tokens=len(out.tokens[0]), model=self.name, adapter=m.active_adapter)
 
     def _route(self, tools: list[dict[str, Any]] | None) -> None:
-        """Serves this reply with the adapter the folder's routing picks for its tools (`mmagent.model.adapter_routing`),
-        while the folder's own adapter (or its open-world one) serves: a version the learning loop promoted, or
-        one a caller made active, was tuned on the user's own feedback and serves every reply."""
+        """Serves this reply with the adapter the folder's routing picks for its tools (`mmagent.model.adapter_routing`):
+        a reply offered the user's tools by the open-world slot (its promoted version, else the folder's own), every
+        other one by the session's adapter (the folder's own or the version promoted for it). The learning loop keeps
+        versions per slot (`mmagent.continual.adapter_slots`), so a custom tool learnt from feedback never changes the
+        built-in replies. An adapter a caller made active by hand (`model.set_adapter`) serves every reply."""
         routing, m = self.model.config.routing, self.model
-        own, active = m.config.active_adapter, m.active_adapter
-        if routing is None or active not in (own, routing.open_world):
+        if routing is None:
             return
-        want = routing.adapter_for(tools, own)
-        if want != active:
+        routed = self.routes.get(routing.open_world, routing.open_world)
+        if m.active_adapter not in (self._serving, routed):
+            return
+        want = routed if routing.adapter_for(tools, None) == routing.open_world else self._serving
+        if want != m.active_adapter:
             m.set_adapter(want)
 
     def _grammar(self, tools: list[dict[str, Any]], max_new_tokens: int, constrained: Constrained = True):

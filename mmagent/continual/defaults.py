@@ -1,6 +1,7 @@
 """The learning environment of an installed mmagent: the interaction log under `<home>`, the
 built-in tools plus the user's `tools_modules`, the adapter registry of the model that served the
-turns (`<home>/adapters` for the embedded default), that model, and the frozen regression suites
+turns (`<home>/adapters` for the embedded default; its routed `open-world` adapter's under
+`<home>/adapters/routes/open-world`, `continual/adapter_slots.py`), that model, and the frozen regression suites
 shipped with the recipes (350 items over every built-in tool, the no-tool cases and held-out tool families; the items of
 tools the user's registry lacks are left out, and the promoted rounds' held-out items of the
 user's custom tools join them, see `continual/suites.py`)."""
@@ -10,6 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from mmagent.continual.adapter_slots import slot_root
 from mmagent.continual.learn import LearnConfig, LearnEnv
 from mmagent.continual.update import UpdateConfig
 from mmagent.errors import UserError
@@ -80,10 +82,20 @@ def default_config(method: str = "replay", replay_ratio: float = 2.0, steps: int
     return cfg
 
 
+def routed_slots(model: str = DEFAULT_MODEL) -> list[str]:
+    """The routed adapter slots of a composed model (`mmagent.continual.adapter_slots`): the default's `open-world`."""
+    from mmagent.model.mmllm import MMLLM
+
+    routing = MMLLM.read_config(default_model_folder(model)).routing
+    return [routing.open_world] if routing is not None else []
+
+
 def default_env(settings=None, regression_suite: Path | list[Path] | None = None, tools: Any = None,
-                model: str = DEFAULT_MODEL, base_data: Any = None) -> LearnEnv:
-    """The round for `model` (the one that served the turns): its registry, its adapters, the
-    user's tools (built-ins + `tools_modules`) and the regression suites of those tools.
+                model: str = DEFAULT_MODEL, base_data: Any = None, slot: str | None = None) -> LearnEnv:
+    """The round for `model` (the one that served the turns) and its adapter `slot` (None: its own
+    adapter; `open-world`: the routed one that served the user's tools): the slot's registry, the
+    user's tools (built-ins + `tools_modules`) and the regression suites of those tools, run behind
+    the agent's tool retrieval where the model routes (it picks the slot of each reply).
     `base_data` is the base instruction data's generator the replay buffer regenerates
     (`mmagent.recipes.data.generate`, passed by `mmagent learn`: continual does not import the recipes)."""
     from mmagent.agent.log import InteractionLog, default_log_path
@@ -101,6 +113,9 @@ def default_env(settings=None, regression_suite: Path | list[Path] | None = None
         if not suite.is_file():
             raise FileNotFoundError(f"regression suite {suite} not found; pass --regression-suite SUITE.jsonl (recipes/eval.py format)")
     folder = default_model_folder(model)
+    routed = routed_slots(model)
+    if slot is not None and slot not in routed:
+        raise _NotComposed(f"{model} has no routed adapter {slot!r} to learn for (its routed adapters: {', '.join(routed) or 'none'})")
 
     def load_mmllm():
         import torch
@@ -114,7 +129,12 @@ def default_env(settings=None, regression_suite: Path | list[Path] | None = None
 
         return ArtifactStore.open(turn.session, settings).read_bytes(artifact_id)
 
+    retrieval = None
+    if routed:
+        from mmagent.backends.tool_retrieval import ToolRetriever
+
+        retrieval = ToolRetriever()
     return LearnEnv(feedback=FeedbackStore(log.path), turns=log, tools=tools or default_tools(settings),
-                    registry=AdapterRegistry(registry_root(settings.home, model)), train=train_candidate,
-                    chat_model=AdapterChatModels(load_mmllm, model), regression_suite=suites, media=media, model=model,
-                    base_data=base_data)
+                    registry=AdapterRegistry(slot_root(registry_root(settings.home, model), slot)), train=train_candidate,
+                    chat_model=AdapterChatModels(load_mmllm, model, slot, retrieval), regression_suite=suites, media=media,
+                    model=model, base_data=base_data, slot=slot, routed=routed)

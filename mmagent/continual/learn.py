@@ -22,12 +22,13 @@ import logging
 import shutil
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, Field
 
+from mmagent.continual.adapter_slots import slot_of
 from mmagent.continual.dataset import Build, DatasetConfig, Example, build_dataset
 from mmagent.continual.gate import GateConfig, GateReport, decide_results, poisoning_check
 from mmagent.continual.metrics import ContinualReport, RoundScores, continual_metrics
@@ -72,6 +73,10 @@ class LearnEnv:
     # The base instruction data's generator, (split, n, seed) -> examples, replayed when update.replay_data
     # is None: the entry layer passes the data recipe's (`mmagent.recipes.data.generate`); continual never imports it.
     base_data: Callable[..., Any] | None = None
+    # The adapter slot the round learns for (`adapter_slots`): None, the model's own adapter; a routed slot
+    # (`open-world`) learns from the turns it served and warm-starts from the folder's adapter of that name.
+    slot: str | None = None
+    routed: list[str] = field(default_factory=list)  # the model's routed slots: which one served a turn
 
     @property
     def suites(self) -> list[Path]:
@@ -96,6 +101,7 @@ class StageTimes(BaseModel):
 
 class RoundReport(BaseModel):
     round: str
+    slot: str | None = None  # the adapter slot learnt for (`adapter_slots`; None: the model's own adapter)
     parent: str | None
     candidate: str | None
     promoted: bool
@@ -154,10 +160,10 @@ def _learn(env: LearnEnv, cfg: LearnConfig) -> RoundReport:
             job = TrainJob(serving=serving.path if serving else None, examples=build.train, earlier=_earlier_examples(env.registry),
                            tools=env.tools.schemas(), cfg=cfg.update, work_dir=work, data_hash=build.data_hash,
                            media=_image_loader(env), load_backbone=env.load_backbone, on_step=env.on_step,
-                           base_data=env.base_data)
+                           base_data=env.base_data, start_adapter=env.slot)
             adapter = env.train(job)
             rec = env.registry.add(adapter, parent=parent, method=cfg.update.method, data_hash=build.data_hash,
-                                   n_examples=len(build.train), note=f"model: {env.model}" if env.model else "")
+                                   n_examples=len(build.train), note=_note(env))
         t0, c0 = times.mark("train", t0, c0)
         after = ev.results(rec.version, [*ev.regression(), (heldout_suite, None)])
         gate = _decide(cfg, ev, before, after, heldout_suite).model_copy(update={"poisoning": poison})
@@ -178,7 +184,7 @@ def _learn(env: LearnEnv, cfg: LearnConfig) -> RoundReport:
 
 def _report(env: LearnEnv, cfg: LearnConfig, build: Build, round_id: str, serving: Serving | None, rec: Any,
             gate: GateReport, earlier: dict[str, float], times: StageTimes) -> RoundReport:
-    keeper = serving.version if serving else "the base model"
+    keeper = serving.version if serving else f"the model's own {env.slot} adapter" if env.slot else "the base model"
     if rec is None:
         message = f"kept {keeper} serving; the batch is held for review, nothing trained"
     else:
@@ -188,7 +194,7 @@ def _report(env: LearnEnv, cfg: LearnConfig, build: Build, round_id: str, servin
         held += [{"feedback_id": d.feedback_id, "turn_id": d.turn_id, "action": "held_for_review", "reason": gate.poisoning.reason}
                  for d in build.decisions if d.action in ("train", "heldout")]
     report = RoundReport(
-        round=round_id, parent=serving.version if serving else None, candidate=rec.version if rec else None, promoted=gate.promote,
+        round=round_id, slot=env.slot, parent=serving.version if serving else None, candidate=rec.version if rec else None, promoted=gate.promote,
         method=cfg.update.method, data_hash=build.data_hash, counts=build.counts(), conflicts=[c.model_dump() for c in build.conflicts],
         held_for_review=held, gate=gate, earlier_tasks=earlier, times=times,
         message=f"{message} [{gate.verdict}]: " + "; ".join(gate.reasons))
@@ -218,7 +224,7 @@ def _build(env: LearnEnv, cfg: LearnConfig) -> Build:
     build = build_dataset(pairs, env.tools, cfg.dataset)
     if not build.train or not build.heldout:
         c = build.counts()
-        other = f", {elsewhere} on turns another model served" if elsewhere else ""
+        other = f", {elsewhere} on turns another model or adapter slot served" if elsewhere else ""
         raise NoNewData(
             f"not enough usable feedback for a round: {len(build.train)} to train on and {len(build.heldout)} held out "
             f"(need >= 1 of each; decisions: {c}{f', {missing} turn(s) missing from the log' if missing else ''}{other}). "
@@ -229,12 +235,19 @@ def _build(env: LearnEnv, cfg: LearnConfig) -> Build:
 
 
 def _served_elsewhere(env: LearnEnv, turn_id: str) -> str | None:
-    """The model that served a turn when it is not the one this round learns for (None: ours, or unknown)."""
-    if env.model is None:
-        return None
-    full = env.turns.turn(turn_id) if hasattr(env.turns, "turn") else None  # the interaction log keeps the model per turn
+    """The model (or the model's adapter slot) that served a turn when it is not the one this round learns
+    for (None: ours, or unknown)."""
+    full = env.turns.turn(turn_id) if hasattr(env.turns, "turn") else None  # the interaction log keeps model and adapter per turn
     served = getattr(full, "model", None)
-    return served if served and served != env.model else None
+    if env.model is not None and served and served != env.model:
+        return served
+    if env.routed and full is not None and (slot := slot_of(full.adapter, env.routed)) != env.slot:
+        return f"{served or env.model} ({slot or 'its own'} adapter)"
+    return None
+
+
+def _note(env: LearnEnv) -> str:
+    return "; ".join(f"{k}: {v}" for k, v in (("model", env.model), ("slot", env.slot)) if v)
 
 
 def _write_examples(examples: list[Example], path: Path) -> None:

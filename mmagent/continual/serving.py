@@ -12,6 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from mmagent.continual.adapter_slots import loaded_name, slot_root
 from mmagent.continual.registry import AdapterRegistry, default_registry
 from mmagent.protocol.chat import AdapterHost
 
@@ -19,14 +20,16 @@ log = logging.getLogger(__name__)
 
 
 def activate_serving(mmllm: AdapterHost, registry: AdapterRegistry | None = None,
-                     failed: dict[str, str] | None = None) -> str | None:
+                     failed: dict[str, str] | None = None, slot: str | None = None) -> str | None:
     """Loads the promoted version into an `MMLLM` (once per version) and makes it active.
 
     Returns the version name, or None when nothing is promoted (the model keeps its own default
     adapter). Call it when a session starts. A version that fails to load is skipped for the
     previous good one (the pointer's `previous`, newest first; at worst the model's own adapter),
     with a warning; `failed` (version -> why) remembers such versions so that they are tried and
-    reported once (versions are never changed in place).
+    reported once (versions are never changed in place). A routed `slot`'s registry
+    (`mmagent.continual.adapter_slots`) loads its version under the slot's name and leaves the active
+    adapter alone: the composed model's routing serves it on the replies of that slot.
     """
     failed = {} if failed is None else failed
     registry = registry or default_registry()
@@ -41,17 +44,19 @@ def activate_serving(mmllm: AdapterHost, registry: AdapterRegistry | None = None
     for version in chain:
         if version in failed:
             continue
+        name = loaded_name(slot, version)
         try:
-            if version not in mmllm.adapters:
-                mmllm.load_adapter(registry.adapter_path(version), version)
-            mmllm.set_adapter(version)
+            if name not in mmllm.adapters:
+                mmllm.load_adapter(registry.adapter_path(version), name)
+            if slot is None:
+                mmllm.set_adapter(name)
         except Exception as err:  # noqa: BLE001 - any load failure: the session runs on an older version
             failed[version] = f"{type(err).__name__}: {str(err).strip()[:200]}"
             new.append(version)
             continue
         _say_fallback(new, failed, f"{version} (the previous good version)")
-        return version
-    _say_fallback(new, failed, "the model's own adapter (no promoted version loads)")
+        return name
+    _say_fallback(new, failed, f"the model's own {slot or ''} adapter (no promoted version loads)".replace("  ", " "))
     return None
 
 
@@ -76,23 +81,42 @@ class PromotedAdapter:
     def __init__(self, registry: AdapterRegistry | None = None) -> None:
         self.registry = registry
         self.failed: dict[str, str] = {}  # version -> why it did not load in this process
+        self._slot_failed: dict[str, dict[str, str]] = {}  # the same, per routed slot
 
     def __call__(self, mmllm: AdapterHost) -> str | None:
         return activate_serving(mmllm, self.registry, self.failed)
+
+    def routes(self, mmllm: AdapterHost, slots: list[str]) -> dict[str, str]:
+        """For each routed slot with a promoted version that loads: the name it is loaded under
+        (`mmagent.continual.adapter_slots`); a slot without one keeps the folder's own adapter."""
+        root = (self.registry or default_registry()).root
+        out = {}
+        for slot in slots:
+            failed = self._slot_failed.setdefault(slot, {})
+            name = activate_serving(mmllm, AdapterRegistry(slot_root(root, slot)), failed, slot)
+            if name is not None:
+                out[slot] = name
+        return out
 
 
 class AdapterChatModels:
     """`adapter folder | None -> ChatModel` over ONE loaded MM-LLM, switching peft adapters.
 
     The base model is loaded once (the expensive part); each evaluated version is loaded as a
-    named adapter and made active. None serves the model's own default adapter (or the bare base).
+    named adapter. None serves the model's own default adapter (or the bare base). With a routed
+    `slot` (`mmagent.continual.adapter_slots`) the version serves that slot's replies and the folder's
+    own adapter the rest, as a session would serve a version promoted for the slot; `retrieval`
+    (a `ToolRetriever`) offers each reply the tools the agent's tool retrieval would (it decides
+    which slot serves a reply), so the gate measures what serving does.
     """
 
-    def __init__(self, load_mmllm: Callable[[], Any], name: str = "mmllm"):
+    def __init__(self, load_mmllm: Callable[[], Any], name: str = "mmllm", slot: str | None = None, retrieval: Any = None):
         self._load = load_mmllm
         self._mmllm: Any = None
         self._default: str | None = None
         self.name = name
+        self.slot = slot
+        self.retrieval = retrieval
 
     @property
     def mmllm(self) -> Any:
@@ -105,12 +129,20 @@ class AdapterChatModels:
         from mmagent.backends.composed import ComposedChatModel
 
         m = self.mmllm
-        if adapter is None:
-            m.set_adapter(self._default)
-        else:
+        name = None
+        if adapter is not None:
             adapter = Path(adapter)
-            name = f"{adapter.parent.name}-{adapter.name}".replace(".", "_")
+            name = "-".join(filter(None, (self.slot, adapter.parent.name, adapter.name))).replace(".", "_")
             if name not in m.adapters:
                 m.load_adapter(adapter, name)
-            m.set_adapter(name)
-        return ComposedChatModel(m, self.name)
+        if self.slot is None:
+            m.set_adapter(name or self._default)
+            chat = ComposedChatModel(m, self.name)
+        else:
+            m.set_adapter(self._default)
+            chat = ComposedChatModel(m, self.name, routes={self.slot: name} if name else None)
+        if self.retrieval is None:
+            return chat
+        from mmagent.backends.tool_retrieval import RetrievingChatModel
+
+        return RetrievingChatModel(chat, self.retrieval)

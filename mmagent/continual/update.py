@@ -94,6 +94,8 @@ class TrainJob:
     # The base instruction data's generator, (split, n, seed) -> examples (`mmagent.training.data.Generator`):
     # the entry layer passes the data recipe's (`mmagent.recipes.data.generate`); used when cfg.replay_data is None.
     base_data: Callable[..., Any] | None = field(default=None, repr=False)
+    # The base folder's adapter a slot's first version starts from (`adapter_slots`; None: the folder's active one).
+    start_adapter: str | None = None
 
 
 def default_backbone(rc) -> Any:
@@ -204,8 +206,9 @@ def _previous_adapter(bb: Any, job: TrainJob, rc) -> Path | None:
     """What the candidate starts from: the serving version, else the base MM-LLM's own adapter."""
     if job.serving is not None:
         return job.serving
-    if bb.mm is not None and bb.mm.active_adapter and rc.multimodal is not None:
-        return Path(rc.multimodal) / "adapters" / bb.mm.active_adapter
+    own = job.start_adapter or (bb.mm.active_adapter if bb.mm is not None else None)
+    if bb.mm is not None and own and rc.multimodal is not None:
+        return Path(rc.multimodal) / "adapters" / own
     return None
 
 

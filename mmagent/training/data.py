@@ -54,7 +54,8 @@ def load_conversations(cfg: ToolTuningConfig, split: str, n: int, generate: Gene
         return [shorten(c, cfg.data.full_fraction, random.Random(f"{cfg.data.seed}/{split}/{i}")) for i, c in enumerate(out)]
     if generate is None:
         raise ValueError("data.dir is not set and no generator was given (the recipes pass recipes.data.generate)")
-    convs = [Conversation(ex.messages, {f"image_{j}": d.image for j, d in enumerate(ex.images, start=1)}) for ex in generate(split, n, cfg.data.seed)]
+    convs = [Conversation(ex.messages, {f"image_{j}": d.image for j, d in enumerate(ex.images, start=1)}, getattr(ex, "tools", None))
+             for ex in generate(split, n, cfg.data.seed)]
     return [shorten(c, cfg.data.full_fraction, random.Random(f"{cfg.data.seed}/{split}/{i}")) for i, c in enumerate(convs)]
 
 

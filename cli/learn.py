@@ -131,13 +131,30 @@ def learn(
         console.print(f"across {c.rounds} promoted round(s): MFT {c.mft}, MFN {c.mfn}, BWT {c.bwt}")
 
 
+SlotOption = Annotated[Optional[str], typer.Option("--slot", help="Which adapter's versions: 'own' (default) or a routed one of the default model ('open-world').")]
+
+
+def _registry(slot: str | None):
+    """The versions of one adapter slot of the default model (`mmagent/continual/adapter_slots.py`)."""
+    from mmagent.continual.adapter_slots import slot_root
+    from mmagent.continual.defaults import routed_slots
+    from mmagent.continual.registry import AdapterRegistry, default_registry
+
+    if slot in (None, "own"):
+        return default_registry()
+    if slot not in (routed := routed_slots()):
+        fail(f"the default model has no routed adapter {slot!r} (its routed adapters: {', '.join(routed) or 'none'})")
+    return AdapterRegistry(slot_root(default_registry().root, slot))
+
+
 def _review(json_out: bool) -> None:
     """Feedback that the dataset builder's guards held back (ties, outliers, over the per-session
     limit): a person decides, then re-rates or corrects the turn with `mmagent feedback`."""
+    from mmagent.continual.defaults import routed_slots
     from mmagent.continual.learn import history
-    from mmagent.continual.registry import default_registry
 
-    held = [{"round": h["round"], **d} for h in history(default_registry()) for d in h.get("held_for_review", [])]
+    held = [{"round": h["round"], **({"slot": s} if s else {}), **d} for s in (None, *routed_slots())
+            for h in history(_registry(s)) for d in h.get("held_for_review", [])]
     if json_out:
         print_json({"held_for_review": held})
         return
@@ -154,14 +171,12 @@ def _review(json_out: bool) -> None:
 
 
 @adapters_app.command("list")
-def list_adapters(json_out: Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")] = False) -> None:
+def list_adapters(json_out: Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")] = False, slot: SlotOption = None) -> None:
     """Shows every adapter version: parent, method, data hash, gate scores, and which one serves.
 
-    Example: mmagent adapters list --json
+    Example: mmagent adapters list --slot open-world --json
     """
-    from mmagent.continual.registry import default_registry
-
-    reg = default_registry()
+    reg = _registry(slot)
     read = reg.read_pointer()  # a corrupt pointer is reported, never a crash
     serving = read.pointer
     rows = [{**r.model_dump(), "serving": bool(serving and serving.version == r.version)} for r in reg.list()]
@@ -187,16 +202,15 @@ def list_adapters(json_out: Annotated[bool, typer.Option("--json", help="Print J
 def promote(
     version: Annotated[str, typer.Argument(help="A version from `mmagent adapters list` (e.g. v0003).")],
     json_out: Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")] = False,
+    slot: SlotOption = None,
 ) -> None:
     """Makes VERSION serve new sessions (atomic; sessions already running keep theirs).
 
     Example: mmagent adapters promote v0002
     """
-    from mmagent.continual.registry import default_registry
-
     from mmagent.continual.registry import RegistryError
 
-    reg = default_registry()
+    reg = _registry(slot)
     _warn_pointer(reg.read_pointer().problem)
     try:
         ptr = reg.promote(version)
@@ -209,16 +223,14 @@ def promote(
 
 
 @adapters_app.command("rollback")
-def rollback(json_out: Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")] = False) -> None:
+def rollback(json_out: Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")] = False, slot: SlotOption = None) -> None:
     """Serves the previously promoted version again (or the base model when there is none).
 
-    Example: mmagent adapters rollback
+    Example: mmagent adapters rollback --slot open-world
     """
-    from mmagent.continual.registry import default_registry
-
     from mmagent.continual.registry import RegistryError
 
-    reg = default_registry()
+    reg = _registry(slot)
     _warn_pointer(reg.read_pointer().problem)
     try:
         ptr = reg.rollback()

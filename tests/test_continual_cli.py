@@ -208,3 +208,23 @@ def test_replay_buffer_regenerates_with_the_injected_generator():
     assert replay_buffer(cfg, 0) == []  # nothing to replay: no generator needed
     with pytest.raises(ValueError, match="no base data to replay.*replay_data.*generator"):
         replay_buffer(cfg, 2)
+
+
+def test_adapters_commands_take_the_slot_of_a_routed_adapter(tmp_path, monkeypatch):
+    """`--slot open-world` lists, promotes and rolls back the open-world adapter's versions
+    (`<home>/adapters/routes/open-world`), leaving the own slot's alone."""
+    from mmagent.continual.registry import AdapterRegistry
+    from tests.continual_fakes import lora_folder
+
+    monkeypatch.setenv("MMAGENT_HOME", str(tmp_path))
+    reg = AdapterRegistry(tmp_path / "adapters" / "routes" / "open-world")
+    v = reg.add(lora_folder(tmp_path / "l1", 1)).version
+    r = runner.invoke(app, ["adapters", "promote", v, "--slot", "open-world", "--json"])
+    assert r.exit_code == 0, r.output
+    listed = json.loads(runner.invoke(app, ["adapters", "list", "--slot", "open-world", "--json"]).output)
+    assert listed["serving"] == v and [x["version"] for x in listed["versions"]] == [v]
+    own = json.loads(runner.invoke(app, ["adapters", "list", "--json"]).output)
+    assert own["serving"] is None and own["versions"] == []
+    assert json.loads(runner.invoke(app, ["adapters", "rollback", "--slot", "open-world", "--json"]).output) == {"serving": None}
+    r = runner.invoke(app, ["adapters", "list", "--slot", "nope"])
+    assert r.exit_code == 2 and "no routed adapter 'nope'" in r.output

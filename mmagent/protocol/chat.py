@@ -134,7 +134,9 @@ AdapterHook = Callable[[AdapterHost], "str | None"]
 """Picks the adapter a NEW session runs with: loads and activates it on the host and returns its
 name, or returns None to keep the model's own default. The learning loop's hook
 (`mmagent.continual.serving.PromotedAdapter`, the default `mmagent.protocol.adapter_hook` holds)
-serves the version `mmagent learn` promoted."""
+serves the version `mmagent learn` promoted. A hook may also have `routes(host, slots) -> {slot: name}`:
+for a model that routes replies between adapters, the version loaded for each routed slot
+(`mmagent.continual.adapter_slots`)."""
 
 
 @runtime_checkable

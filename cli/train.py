@@ -77,6 +77,8 @@ def evaluate(
                                             "the request (the agent's default; the built-ins are always offered) or every tool.")] = True,
     with_builtins: Annotated[bool, typer.Option("--with-builtins", help="Offer the built-in tools beside an item's own tools, "
                                                 "as `Agent(tools=[...])` and `mmagent run --tools-json` do (default: only the item's, as the OpenAI endpoint).")] = False,
+    tools_json: Annotated[Optional[Path], typer.Option("--tools-json", help="A JSON file of the user's tool schemas, offered beside the built-ins "
+                                                       "to items without their own tools: the built-in suites as an agent with custom tools serves them.")] = None,
 ) -> None:
     """Runs a tool-calling suite against a model and reports parse rate, decision, tool-name and
     argument accuracy, strict success, hallucinated-tool rate, node/edge F1, abstention rate and
@@ -92,6 +94,15 @@ def evaluate(
         load_suite(suite)  # a bad suite fails before any model loads
     except (ValueError, FileNotFoundError) as err:
         fail(str(err))
+    extra = None
+    if tools_json is not None:
+        from mmagent.tools.registry import default_registry
+        from mmagent.tools.schema_tool import ToolSchemaError, load_tool_schemas
+
+        try:
+            extra = [*default_registry().schemas(), *(t.schema() for t in load_tool_schemas(tools_json))]
+        except (ToolSchemaError, OSError, ValueError) as err:
+            fail(f"--tools-json {tools_json}: {err}")
     from mmagent.cli.run import resolve_model
 
     from mmagent.backends import load_chat_model
@@ -110,13 +121,13 @@ def evaluate(
         chat = RetrievingChatModel(chat)
     total = len(load_suite(suite)[:limit])
     with progress(f"eval {suite.name}", total, enabled=not json_) as update:
-        report = run(chat, suite, constrained=constrained, limit=limit, max_new_tokens=max_new_tokens, with_builtins=with_builtins,
+        report = run(chat, suite, extra, constrained=constrained, limit=limit, max_new_tokens=max_new_tokens, with_builtins=with_builtins,
                      on_item=lambda s: update(note=f"{s.id}: {'ok' if s.strict else 'FAIL'}"))
     if out:
         save_report(report, out)
     if json_:
         print_json(report.model_dump(mode="json", exclude={"items"}))
     else:
-        label = f"{model}{' (constrained)' if constrained else ''}{'' if retrieval else ' (all tools)'}{' (+ built-ins)' if with_builtins else ''} on {suite.name}"
+        label = f"{model}{' (constrained)' if constrained else ''}{'' if retrieval else ' (all tools)'}{' (+ built-ins)' if with_builtins else ''}{f' (+ {tools_json.name})' if tools_json else ''} on {suite.name}"
         kinds = {f"{label} [{k}]": m for k, m in report.by_kind.items()} if len(report.by_kind) > 1 else {}
         console.print(markdown_table({label: report.metrics, **kinds}))

@@ -78,3 +78,21 @@ def test_chat_asks_the_user_for_an_external_result(tmp_path):
                         input='weather in Oslo?\n{"temp_c": -3}\n/quit\n')
     assert res.exit_code == 0, res.output
     assert 'result of weather.get-current({"city": "Oslo", "unit": "c"})' in res.output and "Cold: -3 C." in res.output
+
+
+def test_eval_offers_the_users_tools_beside_the_builtins_to_items_without_their_own(tmp_path):
+    """`mmagent eval SUITE --tools-json F`: the built-in suites as an agent with custom tools serves them."""
+    tools, model = files(tmp_path, call("weather.get-current", city="Paris"), call("weather.get-current", city="Paris"))
+    suite = tmp_path / "s.jsonl"
+    suite.write_text(json.dumps({"id": "w1", "prompt": "weather in Paris?", "images": [],
+                                 "expected": [{"name": "weather.get-current", "arguments": {"city": ["Paris"], "unit": ["", "c"]}}]}) + "\n")
+    got = {}
+    for flag in ([], ["--tools-json", tools]):
+        out = tmp_path / f"r{len(flag)}.json"
+        res = runner.invoke(app, ["eval", str(suite), "--model", model, "--all-tools", "--json", "--out", str(out), *flag])
+        assert res.exit_code == 0, res.output
+        got[bool(flag)] = json.loads(out.read_text())["metrics"]
+    assert got[True]["strict_success"] == 1.0 and got[True]["hallucinated_tool_rate"] == 0.0
+    assert got[False]["hallucinated_tool_rate"] == 1.0  # without the file the tool does not exist
+    res = runner.invoke(app, ["eval", str(suite), "--model", model, "--tools-json", str(tmp_path / "nope.json")])
+    assert res.exit_code == 2 and "no tool schemas file" in res.output

@@ -80,7 +80,24 @@ class Recorder:
         return ChatResult(text="ok")
 
 
-def test_the_proxy_filters_per_turn_request_and_passes_media_turns_and_attributes_through():
+def test_a_media_turn_keeps_the_known_tools_and_the_users_media_tools_and_filters_the_rest():
+    """Passing such a turn through whole sent every image request of an agent with a custom tool to the
+    open-world adapter (the built-ins' chains fell 84 -> 76 with convert_currency registered)."""
+    inner = Recorder()
+    coins = {"type": "function", "function": {"name": "count_coins", "description": "Count coins.",
+                                              "parameters": {"type": "object", "properties": {"photo_id": {"type": "string"}}}}}
+    model = RetrievingChatModel(inner, ToolRetriever(ToolRetrieval(min_score=0.3), embed=bag))
+    sign = Message(role="user", content="read the text please", images=["image_1"])
+    model.chat([sign], [READ, WEATHER, PIZZA, coins])
+    model.chat([Message(role="user", content="order a pizza like this one", images=["image_1"])], [READ, WEATHER, PIZZA])
+    whole = RetrievingChatModel(inner, ToolRetriever(ToolRetrieval(min_score=0.3, filter_media_turns=False), embed=bag))
+    whole.chat([sign], [READ, WEATHER, PIZZA])
+    # no focus on a media turn: the built-ins see the image, whatever the text says
+    assert inner.seen == [["read_text", "count_coins"], ["read_text", "orderPizza"],
+                          ["read_text", "weather.getForecast", "orderPizza"]]
+
+
+def test_the_proxy_filters_per_turn_request_and_passes_attributes_through():
     inner = Recorder()
     model = RetrievingChatModel(inner, ToolRetriever(ToolRetrieval(min_score=0.3), embed=bag))
     ask = Message(role="user", content="order a pizza please")
@@ -91,7 +108,7 @@ def test_the_proxy_filters_per_turn_request_and_passes_media_turns_and_attribute
     model.chat([Message(role="user", content="tell me a joke")], [WEATHER, PIZZA])
     model.chat([Message(role="user", content="tell me a joke", images=["image_1"])], [WEATHER, PIZZA])
     model.chat([Message(role="user", content="tell me a joke")], [WEATHER, PIZZA], constrained="required")
-    assert inner.seen == [["orderPizza"], ["orderPizza"], [], ["weather.getForecast", "orderPizza"], [inner.seen[-1][0]]]
+    assert inner.seen == [["orderPizza"], ["orderPizza"], [], [], [inner.seen[-1][0]]]
     assert model.name == "rec" and model.constrains_decoding
     model.temperature = 0.7  # a server sets it per request: it must reach the model that samples
     assert inner.temperature == 0.7

@@ -17,9 +17,14 @@ in prose only (the grammar without tools forbids opening a call, OpenAI's `tool_
 
 Only tools the model was not tuned on are filtered (`known`: the built-ins by default): its own
 tools it already knows, and their requests are often about an attached image, which a text encoder
-cannot see ("am I allowed to park here?" about a sign). A turn that attaches media passes through
-unchanged for the same reason. Once one of the user's tools fits, though, the known tools must fit too
-(`focus`): that reply is the open-world adapter's, tuned on the user's kind of tool sets. With `constrained="required"` (the caller demands a call) the best
+cannot see ("am I allowed to park here?" about a sign). On a turn that attaches media the known tools
+are always offered for the same reason, and so are the user's tools that take media (a parameter named
+like image / photo / audio / file: they may act on what the text does not describe); the user's other
+tools must fit the request. Passing such a turn through whole sent every image request of an agent with
+any custom tool to the open-world adapter (`mmagent.model.adapter_routing`): with `convert_currency`
+registered, unseen combinations scored 76 instead of the built-in adapter's 84. Once one of the user's
+tools fits a text-only turn, the known tools must fit too (`focus`): that reply is the open-world
+adapter's, tuned on the user's kind of tool sets. With `constrained="required"` (the caller demands a call) the best
 tool is always kept. The thresholds are calibrated on the generator's training families only
 (`bench/tool_retrieval.py` prints the table), never on a test suite.
 """
@@ -56,9 +61,22 @@ class ToolRetrieval(BaseModel):
     # and it was tuned on tool sets without the built-ins beside them. Chosen on the generator's training families
     # (200 validation items, the built-ins offered beside each item's tools, as the agent does): strict 13.0 -> 33.5.
     focus: bool = Field(default=True, description="When one of the user's tools fits, the known tools are offered only if they fit too.")
+    # bench/agent_case.py: the built-in suites with a custom tool registered, media turns passed through vs filtered.
+    filter_media_turns: bool = Field(default=True, description="On a turn with an image or audio, the user's tools that take no media must fit too.")
 
 
 DEFAULT_RETRIEVAL = ToolRetrieval()
+
+
+MEDIA_WORDS = frozenset({"image", "images", "img", "photo", "photos", "picture", "pic", "audio", "sound", "voice", "video",
+                         "file", "attachment", "artifact"})
+
+
+def takes_media(tool: dict[str, Any]) -> bool:
+    """Whether a tool has a parameter named for media (`image`, `photo_id`, `audioFile`, `image_url`...)."""
+    props = (function_of(tool).get("parameters") or {}).get("properties") or {}
+    words = lambda name: re.sub(r"([a-z0-9])([A-Z])", r"\1 \2", name).lower().replace("_", " ").replace("-", " ").split()  # noqa: E731
+    return any(MEDIA_WORDS.intersection(words(name)) for name in props)
 
 
 def tool_text(tool: dict[str, Any]) -> str:
@@ -117,8 +135,9 @@ class ToolRetriever:
         vecs = self.embed([request, *map(tool_text, tools)])
         return vecs[1:] @ vecs[0]
 
-    def select(self, request: str, tools: Sequence[dict[str, Any]], keep_one: bool = False) -> list[dict[str, Any]]:
-        """The tools offered for `request`, in their given order (see the module docstring)."""
+    def select(self, request: str, tools: Sequence[dict[str, Any]], keep_one: bool = False, media: bool = False) -> list[dict[str, Any]]:
+        """The tools offered for `request`, in their given order; `media`: the turn attaches an image or audio
+        (see the module docstring)."""
         s = self.settings
         unknown = self.unknown(tools)
         if not unknown or not request.strip():
@@ -126,10 +145,12 @@ class ToolRetriever:
         rel = self.scores(request, [tools[i] for i in unknown])
         best = float(rel.max())
         fits = {i for i, r in zip(unknown, rel) if r >= s.min_score and r >= best - s.margin}
+        if media:
+            fits |= {i for i in unknown if takes_media(tools[i])}
         if keep_one and not fits and len(unknown) == len(tools):
             fits = {unknown[int(rel.argmax())]}
         known = sorted(set(range(len(tools))) - set(unknown))
-        if fits and known and s.focus:  # the known tools face the same rule, against the best of all
+        if fits and known and s.focus and not media:  # the known tools face the same rule, against the best of all
             krel = self.scores(request, [tools[i] for i in known])
             top = max(best, float(krel.max()))
             fits |= {k for k, r in zip(known, krel) if r >= s.min_score and r >= top - s.margin}
@@ -156,6 +177,9 @@ class RetrievingChatModel(ChatModelProxy):
 
     def offered(self, messages: Sequence[Message], tools: list[dict[str, Any]] | None, constrained: Any = None) -> list[dict[str, Any]] | None:
         request = turn_request(messages)
-        if not tools or request is None or request.images or request.audio:
+        if not tools or request is None:
             return tools
-        return self.retriever.select(request.content, tools, keep_one=constrained == "required")  # [] = answer in prose
+        media = bool(request.images or request.audio)
+        if media and not self.retriever.settings.filter_media_turns:
+            return tools
+        return self.retriever.select(request.content, tools, keep_one=constrained == "required", media=media)  # [] = answer in prose

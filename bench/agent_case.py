@@ -60,5 +60,6 @@ def main() -> None:
             print(f"| {name} | {'filtered' if filtered else 'passed through'} | {100 * rep.metrics.strict_success:.1f} | "
                   f"{sum(model.image_replies)} of {len(model.image_replies)} |", flush=True)
 
+
 if __name__ == "__main__":
     main()

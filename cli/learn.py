@@ -97,7 +97,7 @@ def learn(
     if review:
         return _review(json_out)
     try:
-        slots = [None if slot in (None, "own") else slot] if slot is not None else [None, *routed_slots(model)]
+        slots = [None if slot == "own" else slot] if slot is not None else [None, *routed_slots(model)]
         config = default_config(method.value, replay_ratio, steps, model, min_learning_gain=min_gain, max_regression_drop=max_drop)
         total = config.update.recipe_config(Path(".")).steps
         for i, s in enumerate(slots):
@@ -136,15 +136,13 @@ SlotOption = Annotated[Optional[str], typer.Option("--slot", help="Which adapter
 
 def _registry(slot: str | None):
     """The versions of one adapter slot of the default model (`mmagent/continual/adapter_slots.py`)."""
-    from mmagent.continual.adapter_slots import slot_root
-    from mmagent.continual.defaults import routed_slots
-    from mmagent.continual.registry import AdapterRegistry, default_registry
+    from mmagent.continual.defaults import slot_registry
+    from mmagent.errors import UserError
 
-    if slot in (None, "own"):
-        return default_registry()
-    if slot not in (routed := routed_slots()):
-        fail(f"the default model has no routed adapter {slot!r} (its routed adapters: {', '.join(routed) or 'none'})")
-    return AdapterRegistry(slot_root(default_registry().root, slot))
+    try:
+        return slot_registry(None if slot == "own" else slot)
+    except UserError as err:
+        fail(str(err))
 
 
 def _review(json_out: bool) -> None:

@@ -72,19 +72,21 @@ MEDIA_WORDS = frozenset({"image", "images", "img", "photo", "photos", "picture",
                          "file", "attachment", "artifact"})
 
 
+def name_words(name: str) -> str:
+    """An identifier in words: "get_weather" / "getWeather" / "weather.get" -> "get weather"."""
+    return re.sub(r"[._-]+", " ", re.sub(r"([a-z0-9])([A-Z])", r"\1 \2", name)).lower()
+
+
 def takes_media(tool: dict[str, Any]) -> bool:
     """Whether a tool has a parameter named for media (`image`, `photo_id`, `audioFile`, `image_url`...)."""
     props = (function_of(tool).get("parameters") or {}).get("properties") or {}
-    words = lambda name: re.sub(r"([a-z0-9])([A-Z])", r"\1 \2", name).lower().replace("_", " ").replace("-", " ").split()  # noqa: E731
-    return any(MEDIA_WORDS.intersection(words(name)) for name in props)
+    return any(MEDIA_WORDS.intersection(name_words(name).split()) for name in props)
 
 
 def tool_text(tool: dict[str, Any]) -> str:
-    """What a tool is matched on: its name in words and its description ("get_weather" / "getWeather" /
-    "weather.get" -> "get weather")."""
+    """What a tool is matched on: its name in words and its description."""
     fn = function_of(tool)
-    name = re.sub(r"([a-z0-9])([A-Z])", r"\1 \2", fn["name"])
-    return f"{re.sub(r'[._-]+', ' ', name).lower()}: {fn.get('description') or ''}".strip()
+    return f"{name_words(fn['name'])}: {fn.get('description') or ''}".strip()
 
 
 class ToolRetriever:
@@ -140,7 +142,7 @@ class ToolRetriever:
         (see the module docstring)."""
         s = self.settings
         unknown = self.unknown(tools)
-        if not unknown or not request.strip():
+        if not unknown or not request.strip() or (media and not s.filter_media_turns):
             return list(tools)
         rel = self.scores(request, [tools[i] for i in unknown])
         best = float(rel.max())
@@ -179,7 +181,5 @@ class RetrievingChatModel(ChatModelProxy):
         request = turn_request(messages)
         if not tools or request is None:
             return tools
-        media = bool(request.images or request.audio)
-        if media and not self.retriever.settings.filter_media_turns:
-            return tools
-        return self.retriever.select(request.content, tools, keep_one=constrained == "required", media=media)  # [] = answer in prose
+        return self.retriever.select(request.content, tools, keep_one=constrained == "required",  # [] = answer in prose
+                                     media=bool(request.images or request.audio))

@@ -90,6 +90,17 @@ def routed_slots(model: str = DEFAULT_MODEL) -> list[str]:
     return [routing.open_world] if routing is not None else []
 
 
+def slot_registry(slot: str | None = None, model: str = DEFAULT_MODEL, settings=None):
+    """The adapter registry of `model`'s `slot` (None: its own adapter) under `<home>`; a slot the model
+    does not route to is a clear error."""
+    from mmagent.config import get_settings
+    from mmagent.continual.registry import AdapterRegistry
+
+    if slot is not None and slot not in (routed := routed_slots(model)):
+        raise _NotComposed(f"{model} has no routed adapter {slot!r} (its routed adapters: {', '.join(routed) or 'none'})")
+    return AdapterRegistry(slot_root(registry_root((settings or get_settings()).home, model), slot))
+
+
 def default_env(settings=None, regression_suite: Path | list[Path] | None = None, tools: Any = None,
                 model: str = DEFAULT_MODEL, base_data: Any = None, slot: str | None = None) -> LearnEnv:
     """The round for `model` (the one that served the turns) and its adapter `slot` (None: its own
@@ -100,7 +111,6 @@ def default_env(settings=None, regression_suite: Path | list[Path] | None = None
     (`mmagent.recipes.data.generate`, passed by `mmagent learn`: continual does not import the recipes)."""
     from mmagent.agent.log import InteractionLog, default_log_path
     from mmagent.config import get_settings
-    from mmagent.continual.registry import AdapterRegistry
     from mmagent.continual.serving import AdapterChatModels
     from mmagent.continual.update import train_candidate
     from mmagent.feedback import FeedbackStore
@@ -113,9 +123,8 @@ def default_env(settings=None, regression_suite: Path | list[Path] | None = None
         if not suite.is_file():
             raise FileNotFoundError(f"regression suite {suite} not found; pass --regression-suite SUITE.jsonl (recipes/eval.py format)")
     folder = default_model_folder(model)
+    registry = slot_registry(slot, model, settings)
     routed = routed_slots(model)
-    if slot is not None and slot not in routed:
-        raise _NotComposed(f"{model} has no routed adapter {slot!r} to learn for (its routed adapters: {', '.join(routed) or 'none'})")
 
     def load_mmllm():
         import torch
@@ -135,6 +144,6 @@ def default_env(settings=None, regression_suite: Path | list[Path] | None = None
 
         retrieval = ToolRetriever()
     return LearnEnv(feedback=FeedbackStore(log.path), turns=log, tools=tools or default_tools(settings),
-                    registry=AdapterRegistry(slot_root(registry_root(settings.home, model), slot)), train=train_candidate,
+                    registry=registry, train=train_candidate,
                     chat_model=AdapterChatModels(load_mmllm, model, slot, retrieval), regression_suite=suites, media=media,
                     model=model, base_data=base_data, slot=slot, routed=routed)

@@ -11,13 +11,15 @@ every run makes exactly --new-tokens tokens. Per thread count, in the same proce
 - decode tokens/s after the first token, and CPU ms per decode token (process time: what a
   token costs when other processes share the cores; wall time is what a user waits);
 - the baseline, transformers' `generate` on the same spliced embeddings, beside our decode loop
-  in fp32 (fused weights, static cache), bf16, and int8 decode with fp32 or bf16 prefill; the path
+  in fp32 (fused weights, static cache), bf16, and int8 decode with fp32 or bf16 prefill, the int8
+  steps on torch (fbgemm) or as one onnxruntime graph per step (`mmagent.model.ort_decode`); the path
   `mmagent.model.cpu` chooses for this CPU is marked "(chosen)". Per path: TTFT cold (nothing cached)
   and with a cached prefix (the same conversation plus a short new user turn, as an agent's next
   step sees it), decode tok/s, how many leading tokens agree with the baseline's greedy output
   ("greedy=") and, fed the baseline's tokens, how many of its next-token choices match ("top-1=");
 - `--isa avx2` runs the same path table in a child process limited to AVX2
-  (`ATEN_CPU_CAPABILITY=avx2 ONEDNN_MAX_CPU_ISA=AVX2`: what an AVX2-only EPYC runs natively);
+  (`ATEN_CPU_CAPABILITY=avx2 ONEDNN_MAX_CPU_ISA=AVX2`: what an AVX2-only EPYC runs natively); the
+  onnxruntime rows there are not limited (its MLAS kernels pick the ISA from CPUID; no switch);
 - `--turns`: the README's sign question and a greeting as one-shot `mmagent run` processes (from
   the decoder cache and without it, interleaved, after the run that writes it) and as warm turns of
   one running `Agent`;
@@ -75,7 +77,8 @@ def main() -> None:
     if "avx2" in args.isa and not report["cpu"].startswith("avx2"):
         report["avx2"] = avx2_child(args)
         if not args.json:
-            print(f"\n== the same, limited to AVX2 (ATEN_CPU_CAPABILITY=avx2 ONEDNN_MAX_CPU_ISA=AVX2): cpu {report['avx2']['cpu']} ==")
+            print(f"\n== the same, limited to AVX2 (ATEN_CPU_CAPABILITY=avx2 ONEDNN_MAX_CPU_ISA=AVX2): cpu {report['avx2']['cpu']}; "
+                  "onnxruntime's steps still use the full ISA ==")
             for run in report["avx2"]["runs"]:
                 print_run(run)
     report["llama_cpp"] = llama_cpp_peer(args.new_tokens, args.reps)
@@ -121,12 +124,10 @@ class Bench:
         return self.mm.collate([x])
 
     def run(self, threads: int, reps: int, budget: int, reduction: bool = True) -> dict:
-        from mmagent.model.cpu import cpu_features
-
         self.torch.set_num_threads(threads)
         batch = self.batch()
         rows = [self.time_hf(batch, reps)]
-        chosen = ("int8", str(cpu_features().prefill_dtype).removeprefix("torch."))
+        chosen = chosen_path()
         for path in PATHS:
             rows.append(self.time_ours(batch, reps, path))
             rows[-1]["chosen"] = path == chosen
@@ -140,8 +141,8 @@ class Bench:
         return {"threads": threads, "prompt_tokens": int(batch["input_ids"].shape[1]), "rows": rows,
                 "reduction": self.reduction(reps, budget) if reduction else []}
 
-    def _use(self, path: tuple[str, str]) -> None:
-        self.mm.config.decode_dtype, self.mm.config.prefill_dtype = path
+    def _use(self, path: tuple[str, str, str]) -> None:
+        self.mm.config.decode_dtype, self.mm.config.prefill_dtype, self.mm.config.decode_kernel = path
 
     def time_hf(self, batch, reps: int) -> dict:
         """transformers' `generate` from the same spliced embeddings: TTFT = 1-token run."""
@@ -162,7 +163,7 @@ class Bench:
             tokens = out[0].tolist()[-n:]
         return row("HF generate, fp32 (baseline)", ttft, dec, cpu, tokens)
 
-    def time_ours(self, batch, reps: int, path: tuple[str, str]) -> dict:
+    def time_ours(self, batch, reps: int, path: tuple[str, str, str]) -> dict:
         from mmagent.model.generation import SamplingConfig, generate
 
         torch, mm = self.torch, self.mm
@@ -200,7 +201,7 @@ class Bench:
         x = self.mm.build_inputs(msgs, artifacts={"image_1": self.image}, add_generation_prompt=True)
         return self.mm.collate([x])
 
-    def top1_match(self, batch, path: tuple[str, str], ref: list[int]) -> str:
+    def top1_match(self, batch, path: tuple[str, str, str], ref: list[int]) -> str:
         """Teacher-forced: fed the baseline's tokens, how often each step's argmax is the baseline's.
         (Greedy outputs drift apart after the first differing token; this counts every decision.)"""
         torch, mm = self.torch, self.mm
@@ -218,12 +219,11 @@ class Bench:
 
     def reduction(self, reps: int, budget: int) -> list[dict]:
         """TTFT and output with 49 visual tokens vs `budget` (merge, attention top-k), default decoder."""
-        from mmagent.model.cpu import cpu_features
         from mmagent.model.generation import SamplingConfig, generate
         from mmagent.model.token_reduction import ReductionConfig, TokenReducer
 
         torch, mm = self.torch, self.mm
-        self._use(("int8", str(cpu_features().prefill_dtype).removeprefix("torch.")))
+        self._use(chosen_path())
         out, ref = [], None
         for method in ("none", "merge", "topk"):
             mm.config.reduction = ReductionConfig(method=method, budget=budget)
@@ -252,8 +252,17 @@ class Bench:
         return self.mm.embed(batch["input_ids"], pixels)
 
 
-# (decode_dtype, prefill_dtype) of every path the table forces; the chosen one is marked.
-PATHS = [("float32", "auto"), ("bfloat16", "auto"), ("int8", "float32"), ("int8", "bfloat16")]
+# (decode_dtype, prefill_dtype, decode_kernel) of every path the table forces; the chosen one is marked.
+PATHS = [("float32", "auto", "torch"), ("bfloat16", "auto", "torch"), ("int8", "float32", "torch"), ("int8", "bfloat16", "torch"),
+         ("int8", "float32", "onnxruntime"), ("int8", "bfloat16", "onnxruntime")]
+
+
+def chosen_path() -> tuple[str, str, str]:
+    """What the shipped default's config ("int8", "auto", "auto") resolves to on this CPU."""
+    from mmagent.model import ort_decode
+    from mmagent.model.cpu import cpu_features
+
+    return ("int8", str(cpu_features().prefill_dtype).removeprefix("torch."), "onnxruntime" if ort_decode.available() else "torch")
 
 
 def avx2_child(args) -> dict:

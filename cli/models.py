@@ -56,8 +56,9 @@ def doctor(json_out: Annotated[bool, typer.Option("--json", help="Print JSON for
 
     feats = cpu_features()
     config = MMLLM.read_config(CATALOG.get("mmagent-default").source.path)
-    dtype, quantize = llama_decoder.choose_path(config.decode_dtype, config.prefill_dtype, serving_dtype(config) or torch_dtype(get_settings()))
-    path = llama_decoder.path_name(quantize, str(dtype).removeprefix("torch."))
+    dtype, quantize, engine = llama_decoder.choose_path(config.decode_dtype, config.prefill_dtype, serving_dtype(config) or torch_dtype(get_settings()),
+                                                        config.decode_kernel)
+    path = llama_decoder.path_name(quantize, str(dtype).removeprefix("torch."), engine)
     report = {"cpu": feats.describe(), "torch_capability": feats.capability, "native_bf16": feats.native_bf16,
               "amx": feats.amx, "vnni": feats.vnni, "int8_kernel": llama_decoder.int8_kernel_available(),
               "threads": get_settings().threads or torch.get_num_threads(), "mmagent_default_path": path,

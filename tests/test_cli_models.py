@@ -51,5 +51,8 @@ def test_doctor_names_the_cpu_and_the_path_chosen_for_it(monkeypatch):
     res = CliRunner().invoke(app, ["models", "doctor", "--json"])
     assert res.exit_code == 0, res.output
     report = json.loads(res.stdout)
-    assert report["cpu"] == "avx2" and report["mmagent_default_path"] == "int8 decode + float32 prefill"
+    from mmagent.model import ort_decode
+
+    steps = "int8 decode on onnxruntime" if ort_decode.available() else "int8 decode"
+    assert report["cpu"] == "avx2" and report["mmagent_default_path"] == f"{steps} + float32 prefill"
     assert cpu.training_precision("auto") == ("bf16" if __import__("torch").cuda.is_available() else "fp32")

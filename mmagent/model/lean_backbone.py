@@ -83,8 +83,8 @@ def decoder_path(config, llm_dtype: torch.dtype) -> str:
     """The fast decoder's path for this config on this CPU over an LLM loaded in `llm_dtype`, in words."""
     from mmagent.model.llama_decoder import choose_path, path_name
 
-    dtype, quantize = choose_path(config.decode_dtype, config.prefill_dtype, llm_dtype)
-    return f"{path_name(quantize, str(dtype).removeprefix('torch.'))}, LLM in {str(llm_dtype).removeprefix('torch.')}"
+    dtype, quantize, engine = choose_path(config.decode_dtype, config.prefill_dtype, llm_dtype, config.decode_kernel)
+    return f"{path_name(quantize, str(dtype).removeprefix('torch.'), engine)}, LLM in {str(llm_dtype).removeprefix('torch.')}"
 
 
 def llm_folder(config, settings) -> Path | None:

@@ -11,7 +11,8 @@ runs the same math with fewer, larger ops:
 - grouped-query attention through `scaled_dot_product_attention(enable_gqa=True)`;
 - optionally int8 matmuls for decode steps (fbgemm dynamic quantization; see `Linear`), with
   prefill in bf16 where the CPU has native bf16 and in fp32 where it would be emulated
-  (`mmagent.model.cpu`);
+  (`mmagent.model.cpu`); or, with `engine="onnxruntime"`, each whole decode step as one
+  onnxruntime graph on the same KV buffers (`mmagent.model.ort_decode`: ~1.5x the tokens/s);
 - prefix reuse: the KV of the last generation (prompt + generated tokens) is kept, and the next
   prefill computes only the positions after the longest common prefix of input embeddings, so
   the system prompt and tool signatures are prefilled once per (model, adapter, tool set) and a
@@ -26,6 +27,8 @@ the tests check both give the same tokens. Anything that is not this architectur
 
 from __future__ import annotations
 
+import functools
+import threading
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -94,10 +97,15 @@ class Linear:
     (bf16 on AMX/AVX512-BF16, fp32 elsewhere), where int8 would not pay.
     """
 
-    def __init__(self, weight: torch.Tensor, dtype: torch.dtype, quantize: bool) -> None:
+    def __init__(self, weight: torch.Tensor, dtype: torch.dtype, quantize: bool, blocks: bool = False) -> None:
+        """`quantize`: keep fbgemm's int8 copy; `blocks`: keep the 8-bit blocks onnxruntime's steps use."""
+        from mmagent.model import ort_decode
+
         self.w = weight.to(dtype).contiguous()  # [N, K]
         self.packed = None
         self.int8: tuple[torch.Tensor, torch.Tensor] | None = None  # (int8 values [N, K], scale [N]) as saved
+        # (values uint8 [N, K/32, 32], scale [N K/32], zero point [N K/32]): `ort_decode.quantize_blocks`
+        self.blocks = ort_decode.quantize_blocks(weight) if blocks else None
         if quantize:
             w = weight.detach().float()
             scale = (w.abs().amax(dim=1) / 127).clamp(min=1e-8).double()  # [N]
@@ -126,17 +134,21 @@ class Linear:
         self.packed = torch.ops.quantized.linear_prepack(qw, None)
 
     @classmethod
-    def from_parts(cls, w: torch.Tensor, values: torch.Tensor | None = None, scale: torch.Tensor | None = None) -> Linear:
-        """The inverse of `parts`: a float weight as stored, plus its int8 copy if it had one (packed later: `pack`)."""
+    def from_parts(cls, t: dict[str, torch.Tensor], prefix: str) -> Linear:
+        """The inverse of `parts`: a float weight as stored, plus its int8 copy or blocks if it had them
+        (an int8 copy is packed later: `pack`)."""
         lin = cls.__new__(cls)
-        lin.w, lin.packed = w, None
-        lin.int8 = (values, scale) if values is not None and scale is not None else None
+        lin.w, lin.packed = t[f"{prefix}.w"], None
+        lin.int8 = (t[f"{prefix}.q"], t[f"{prefix}.scale"]) if f"{prefix}.q" in t else None
+        lin.blocks = tuple(t[f"{prefix}.blocks.{n}"] for n in ("q", "scale", "zero")) if f"{prefix}.blocks.q" in t else None
         return lin
 
     def parts(self, prefix: str) -> dict[str, torch.Tensor]:
         out = {f"{prefix}.w": self.w}
         if self.int8 is not None:
             out[f"{prefix}.q"], out[f"{prefix}.scale"] = self.int8
+        if self.blocks is not None:
+            out.update({f"{prefix}.blocks.{n}": b for n, b in zip(("q", "scale", "zero"), self.blocks, strict=True)})
         return out
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
@@ -150,20 +162,26 @@ class Linear:
         return out.view(*x.shape[:-1], -1).to(x.dtype)
 
 
-def path_name(quantize: bool, prefill: str) -> str:
-    """A decoder path in words: "int8 decode + bfloat16 prefill", "float32 prefill + decode"."""
-    return f"int8 decode + {prefill} prefill" if quantize else f"{prefill} prefill + decode"
+def path_name(quantize: bool, prefill: str, engine: str = "torch") -> str:
+    """A decoder path in words: "int8 decode + bfloat16 prefill", "int8 decode on onnxruntime + float32
+    prefill", "float32 prefill + decode"."""
+    if not quantize:
+        return f"{prefill} prefill + decode"
+    return f"int8 decode{' on onnxruntime' if engine == 'onnxruntime' else ''} + {prefill} prefill"
 
 
-def choose_path(mode: str, prefill: str, model_dtype: torch.dtype) -> tuple[torch.dtype, bool]:
-    """The MM-LLM config's `decode_dtype` / `prefill_dtype` -> (matmul weights' dtype, int8 decode),
-    resolved for this CPU: int8 prefills in `prefill` or, for "auto", bf16 only where the CPU has it
-    natively (`mmagent.model.cpu`); "auto" decoding keeps the model's dtype (exact)."""
+def choose_path(mode: str, prefill: str, model_dtype: torch.dtype, kernel: str = "auto") -> tuple[torch.dtype, bool, str]:
+    """The MM-LLM config's `decode_dtype` / `prefill_dtype` / `decode_kernel` -> (matmul weights' dtype,
+    int8 decode, engine of the int8 steps), resolved for this CPU: int8 prefills in `prefill` or, for
+    "auto", bf16 only where the CPU has it natively (`mmagent.model.cpu`), and decodes on onnxruntime
+    where it is installed ("auto") or asked for; "auto" decoding keeps the model's dtype (exact)."""
+    from mmagent.model import ort_decode
     from mmagent.model.cpu import cpu_features
 
     if mode == "int8":
-        return (cpu_features().prefill_dtype if prefill == "auto" else getattr(torch, prefill)), True
-    return (model_dtype if mode == "auto" else getattr(torch, mode)), False
+        engine = "onnxruntime" if kernel == "onnxruntime" or (kernel == "auto" and ort_decode.available()) else "torch"
+        return (cpu_features().prefill_dtype if prefill == "auto" else getattr(torch, prefill)), True, engine
+    return (model_dtype if mode == "auto" else getattr(torch, mode)), False, "torch"
 
 
 DECODE_ROWS = 8  # up to this many rows (batch x new tokens) use the int8 kernel
@@ -205,17 +223,25 @@ class LlamaDecoder:
     """`mmagent.model.generation.Decoder` with fused weights and a static KV cache."""
 
     def __init__(self, model: PreTrainedModel, max_len: int | None = None, dtype: torch.dtype | None = None,
-                 quantize: bool = False, reuse_prefix: bool = True) -> None:
+                 quantize: bool = False, reuse_prefix: bool = True, engine: str = "torch") -> None:
         """`dtype`: the matmul weights' dtype (default the model's; with `quantize`, the prefill
         weights' dtype, default by the CPU). `quantize`: int8 matmuls for decode steps, float
-        weights for prefill, and fp32 for everything between (what fbgemm takes)."""
+        weights for prefill, and fp32 for everything between (what fbgemm takes). `engine`: what
+        runs the int8 steps, "torch" (fbgemm) or "onnxruntime" (`mmagent.model.ort_decode`)."""
+        from mmagent.model import ort_decode
         from mmagent.model.cpu import cpu_features
 
         if not supports(model):
             raise ValueError(f"{type(model).__name__} is not a Llama-style model; use generation.HFDecoder")
-        if quantize and not int8_kernel_available():
-            raise ValueError("this torch build has no fbgemm int8 linear (x86 only); use decode_dtype bfloat16")
         cfg = model.config
+        if engine == "onnxruntime" and not (quantize and ort_decode.available()):
+            raise ValueError("onnxruntime decode steps need decode_dtype int8 and onnxruntime >= 1.22 with onnx")
+        widths = {cfg.hidden_size, cfg.intermediate_size, cfg.num_attention_heads * (getattr(cfg, "head_dim", None) or cfg.hidden_size // cfg.num_attention_heads)}
+        if engine == "onnxruntime" and not all(ort_decode.fits(k) for k in widths):
+            engine = "torch"  # not blockable: fbgemm's per-row int8 takes any width
+        if quantize and engine == "torch" and not int8_kernel_available():
+            raise ValueError("this torch build has no fbgemm int8 linear (x86 only); use decode_dtype bfloat16")
+        self.engine = engine
         self.quantize = quantize
         self.reuse_prefix = reuse_prefix
         self.dtype = (dtype or cpu_features().prefill_dtype) if quantize else (dtype or model.dtype)  # matmul weights
@@ -228,7 +254,7 @@ class LlamaDecoder:
         with torch.no_grad():
             self.layers = [self._fuse(layer) for layer in model.model.layers]
             self.final_norm = model.model.norm.weight.float()
-            self.lm_head = Linear(_weight(model.get_output_embeddings()), self.dtype, quantize)  # [V, D]
+            self.lm_head = self._linear(_weight(model.get_output_embeddings()))  # [V, D]
             self.cos, self.sin = self._rope_tables(model)  # [L, d] each
         self._empty_cache()
 
@@ -244,7 +270,8 @@ class LlamaDecoder:
             for name in self.LINEARS:
                 out.update(getattr(layer, name).parts(f"layers.{i}.{name}"))
         meta = {"heads": self.heads, "kv_heads": self.kv_heads, "head_dim": self.head_dim, "eps": self.eps, "max_len": self.max_len,
-                "layers": len(self.layers), "dtype": str(self.dtype).removeprefix("torch."), "quantize": int(self.quantize)}
+                "layers": len(self.layers), "dtype": str(self.dtype).removeprefix("torch."), "quantize": int(self.quantize),
+                "engine": self.engine}
         return {k: v.detach().contiguous() for k, v in out.items()}, {k: str(v) for k, v in meta.items()}
 
     @classmethod
@@ -252,11 +279,12 @@ class LlamaDecoder:
         """The inverse of `tensors`: the same decoder, without the model it was fused from."""
         self = cls.__new__(cls)
         self.quantize, self.reuse_prefix = meta["quantize"] == "1", reuse_prefix
+        self.engine = meta.get("engine", "torch")
         self.dtype = getattr(torch, meta["dtype"])
         self.act = torch.float32 if self.quantize else self.dtype
         self.heads, self.kv_heads, self.head_dim = int(meta["heads"]), int(meta["kv_heads"]), int(meta["head_dim"])
         self.eps, self.max_len = float(meta["eps"]), int(meta["max_len"])
-        lin = lambda p: Linear.from_parts(t[f"{p}.w"], t.get(f"{p}.q"), t.get(f"{p}.scale"))  # noqa: E731
+        lin = functools.partial(Linear.from_parts, t)
         self.layers = [_Layer(norm1=t[f"layers.{i}.norm1"], qkv=lin(f"layers.{i}.qkv"), o=lin(f"layers.{i}.o"),
                               norm2=t[f"layers.{i}.norm2"], gate_up=lin(f"layers.{i}.gate_up"), down=lin(f"layers.{i}.down"))
                        for i in range(int(meta["layers"]))]
@@ -266,13 +294,27 @@ class LlamaDecoder:
         return self
 
     def pack(self) -> None:
-        """Packs every int8 matrix now (see `Linear.pack`); a decoder from `from_tensors` packs lazily."""
+        """Packs every int8 matrix now (see `Linear.pack`), or builds the onnxruntime step graph (~0.5 s);
+        a decoder from `from_tensors` does either lazily, at its first step."""
+        if self.engine == "onnxruntime":
+            self._step_graph()
+            return
         for layer in self.layers:
             for name in self.LINEARS:
                 getattr(layer, name).pack()
         self.lm_head.pack()
 
+    def _step_graph(self):
+        from mmagent.model import ort_decode
+
+        with self._graph_lock:  # the warm-up thread may be building it while the prompt prefills
+            if self._graph is None:
+                self._graph = ort_decode.StepGraph(self)
+            return self._graph
+
     def _empty_cache(self) -> None:
+        self._graph = None  # the onnxruntime step graph (engine "onnxruntime"), built by `pack` or the first step
+        self._graph_lock = threading.Lock()
         self.k: torch.Tensor | None = None
         self.v: torch.Tensor | None = None
         self.valid: torch.Tensor | None = None  # [B, capacity]: which cache slots are real tokens
@@ -307,7 +349,7 @@ class LlamaDecoder:
 
     def _fuse(self, layer: nn.Module) -> _Layer:
         a, m = layer.self_attn, layer.mlp
-        lin = lambda w: Linear(w, self.dtype, self.quantize)  # noqa: E731
+        lin = self._linear
         return _Layer(
             norm1=layer.input_layernorm.weight.float(),
             qkv=lin(torch.cat([_weight(a.q_proj), _weight(a.k_proj), _weight(a.v_proj)])),
@@ -316,6 +358,10 @@ class LlamaDecoder:
             gate_up=lin(torch.cat([_weight(m.gate_proj), _weight(m.up_proj)])),
             down=lin(_weight(m.down_proj)),
         )
+
+    def _linear(self, w: torch.Tensor) -> Linear:
+        ort = self.engine == "onnxruntime"  # its steps use the 8-bit blocks; fbgemm's copy is not kept
+        return Linear(w, self.dtype, self.quantize and not ort, blocks=ort)
 
     def _rope_tables(self, model: PreTrainedModel) -> tuple[torch.Tensor, torch.Tensor]:
         """cos [L, d] and sin [L, d] with the first half negated, so that rotate_half(x) * sin is
@@ -358,7 +404,7 @@ class LlamaDecoder:
 
     def path(self) -> str:
         """This decoder's kernels, as `mmagent models doctor` and the benchmarks name them."""
-        return path_name(self.quantize, str(self.dtype).removeprefix("torch."))
+        return path_name(self.quantize, str(self.dtype).removeprefix("torch."), self.engine)
 
     def _common_prefix(self, embeds: torch.Tensor) -> int:
         """Leading positions whose cached KV was computed from exactly these embeddings (at most
@@ -397,10 +443,13 @@ class LlamaDecoder:
         x = e.to(self.act)
         self.valid[:, self.length] = True
         mask = None if bool(self.valid[:, : self.length + 1].all()) else self.valid[:, None, None, : self.length + 1]
-        h = self._forward(x, self.pos, self.length, mask, causal=False)
+        if self.engine == "onnxruntime" and mask is None and x.shape[0] == 1:  # position = length: batch 1, no padding
+            logits = self._step_graph()(x, self.length, self.k, self.v)
+        else:
+            logits = self.lm_head(self._forward(x, self.pos, self.length, mask, causal=False)[:, -1]).float()
         self.pos = self.pos + 1
         self.length += 1
-        return self.lm_head(h[:, -1]).float()  # [B, V]
+        return logits  # [B, V]
 
     # --- the math ------------------------------------------------------------------------------
 

@@ -76,6 +76,8 @@ class MMLLMConfig(BaseModel):
         default="auto", description="fast decoder's matmuls: auto = the LLM's dtype (exact); int8 = fbgemm int8 decode steps + float prefill")
     prefill_dtype: Literal["auto", "float32", "bfloat16"] = Field(
         default="auto", description="int8 decoder's prefill matmuls: auto = bf16 where the CPU has it natively, else fp32 (mmagent.model.cpu)")
+    decode_kernel: Literal["auto", "torch", "onnxruntime"] = Field(
+        default="auto", description="int8 decoder's steps: auto = one onnxruntime graph per step where onnxruntime is installed (mmagent.model.ort_decode), else fbgemm")
     adapters: list[str] = Field(default_factory=list, description="saved adapter names (filled by save_pretrained)")
     active_adapter: str | None = None
     routing: AdapterRouting | None = Field(default=None, description="which adapter serves a reply, by its tools (mmagent.model.adapter_routing)")
@@ -415,13 +417,13 @@ class MMLLM(nn.Module):
             return RecomputeDecoder(self.llm)
         if not (self.config.fast_decode and llama_decoder.supports(self.llm)):
             return HFDecoder(self.llm)
-        mode, prefill = self.config.decode_dtype, self.config.prefill_dtype
-        key = (llama_decoder.fingerprint(self.llm), mode, prefill)
+        mode, prefill, kernel = self.config.decode_dtype, self.config.prefill_dtype, self.config.decode_kernel
+        key = (llama_decoder.fingerprint(self.llm), mode, prefill, kernel)
         with self._fast_lock:  # a background warm-up may be building it right now
             if self._fast is None or self._fast[0] != key:  # built once per adapter state: fusing copies weights
                 self._fast = None  # free the old copy before making the new one
-                dtype, quantize = llama_decoder.choose_path(mode, prefill, self.llm.dtype)
-                self._fast = (key, llama_decoder.LlamaDecoder(self.llm, dtype=dtype, quantize=quantize))
+                dtype, quantize, engine = llama_decoder.choose_path(mode, prefill, self.llm.dtype, kernel)
+                self._fast = (key, llama_decoder.LlamaDecoder(self.llm, dtype=dtype, quantize=quantize, engine=engine))
                 self._save_decoder(key[0])
             return self._fast[1]
 

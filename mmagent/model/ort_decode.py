@@ -1,0 +1,178 @@
+"""Decode steps of a `LlamaDecoder` on onnxruntime: one graph per step, int8 block-quantized weights.
+
+Why: on one thread a SmolLM2-135M decode step in torch is ~30 ms, of which the int8 matmuls (fbgemm)
+are about half and the rest is ~1,500 small eager ops (norms, RoPE, attention, residuals). Here the
+whole step is one `InferenceSession.run`: the matmuls are onnxruntime's `MatMulNBits` (8-bit weights in
+blocks of 32 along K with a scale and zero point each; `accuracy_level=4` quantizes the activations
+per block too and multiplies in int8 with VNNI / AVX2 dot products: the same class of kernel as
+llama.cpp's), attention is `GroupQueryAttention` with RoPE inside, and norm + residual add are
+fused (`SkipSimplifiedLayerNormalization`). 8 bits, not 4: the weights carry a merged LoRA adapter
+whose deltas are smaller than a 4-bit step (the base is a dequantized Q4_1 GGUF), so 4 bits would
+round much of the adapter away.
+
+The KV cache is the decoder's own: each layer's `k[i]`, `v[i]` [1, H_kv, capacity, d] buffers are
+bound in place as GQA's past and present (onnxruntime's shared-buffer mode), so prefill (torch,
+float weights: compute-bound, bf16 where native), prefix reuse and the on-disk prompt cache work
+unchanged, and a step writes its key and value at the decoder's `length`. Batch 1 only (an agent's
+turn); batched or padded decoding stays on the torch path.
+
+The graph is built from the blocks (`quantize_blocks`, cached with the decoder by
+`mmagent.model.decoder_cache`), with the `onnx` package's protobuf helpers; nothing is read from or
+written to disk here.
+"""
+
+from __future__ import annotations
+
+import functools
+import threading
+
+import numpy as np
+import torch
+
+BLOCK = 32  # weights per scale along K (Q4_1's and Q8_0's block in GGUF)
+BITS = 8
+
+
+@functools.cache
+def available() -> bool:
+    """onnxruntime with the 8-bit MatMulNBits CPU kernel (1.22+) and onnx to write the graph."""
+    try:
+        import onnx  # noqa: F401
+        import onnxruntime as ort
+    except ImportError:
+        return False
+    major, minor = (int(p) for p in ort.__version__.split(".")[:2])
+    return (major, minor) >= (1, 22) and "CPUExecutionProvider" in ort.get_available_providers()
+
+
+def fits(k: int) -> bool:
+    """Whether a matrix with `k` input features can be blocked (every Llama width so far can)."""
+    return k % BLOCK == 0
+
+
+def quantize_blocks(w: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """w [N, K] -> (q uint8 [N, K/32, 32], scale float32 [N * K/32], zero point uint8 [N * K/32]),
+    asymmetric per block, so that w ~= (q - zero) * scale (MatMulNBits' layout for 8 bits)."""
+    n, k = w.shape
+    blocks = w.detach().float().reshape(n, k // BLOCK, BLOCK)
+    lo, hi = blocks.amin(-1).clamp(max=0), blocks.amax(-1).clamp(min=0)  # 0 representable exactly
+    scale = ((hi - lo) / 255).clamp(min=1e-10)  # [N, K/32]
+    zero = (-lo / scale).round().clamp(0, 255)
+    q = (blocks / scale[..., None]).round().add_(zero[..., None]).clamp_(0, 255)
+    return q.to(torch.uint8), scale.reshape(-1), zero.to(torch.uint8).reshape(-1)
+
+
+def build_graph(decoder) -> bytes:
+    """The step graph of `decoder` (a `LlamaDecoder` whose linears have `blocks`), serialized.
+
+    Inputs: x [1, S, D] float32 (embedded tokens), seqlens_k [1] int32 (= total length - 1),
+    total_len int32 scalar, past_key_i / past_value_i [1, H_kv, capacity, d] per layer.
+    Outputs: logits [1, 1, V] of the last position, present_key_i / present_value_i (the same buffers)."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    nodes, inits = [], []
+    d, nq, nkv = decoder.head_dim, decoder.heads, decoder.kv_heads
+    dim = decoder.embed.shape[1]
+
+    def const(name: str, value) -> str:
+        inits.append(numpy_helper.from_array(np.ascontiguousarray(value), name))
+        return name
+
+    def matmul(x: str, lin, name: str) -> str:
+        q, scale, zero = (t.numpy() for t in lin.blocks)
+        n, k = q.shape[0], q.shape[1] * BLOCK
+        nodes.append(helper.make_node("MatMulNBits", [x, const(f"{name}.q", q), const(f"{name}.scale", scale), const(f"{name}.zero", zero)],
+                                      [f"{name}.out"], name=name, domain="com.microsoft", K=k, N=n, bits=BITS, block_size=BLOCK,
+                                      accuracy_level=4))
+        return f"{name}.out"
+
+    def norm(x: str, residual: str | None, weight, name: str) -> tuple[str, str]:
+        """RMSNorm of x (+ residual, when given): (normalized, the sum it normalized)."""
+        w = const(f"{name}.w", weight.float().numpy())
+        if residual is None:
+            nodes.append(helper.make_node("SimplifiedLayerNormalization", [x, w], [f"{name}.out"], axis=-1, epsilon=decoder.eps, stash_type=1))
+            return f"{name}.out", x
+        nodes.append(helper.make_node("SkipSimplifiedLayerNormalization", [x, residual, w], [f"{name}.out", "", "", f"{name}.sum"],
+                                      domain="com.microsoft", epsilon=decoder.eps))
+        return f"{name}.out", f"{name}.sum"
+
+    half = d // 2  # GQA takes cos / sin [L, d/2]; the decoder keeps [L, d] with sin's first half negated
+    const("cos", decoder.cos.float()[:, :half].numpy())
+    const("sin", decoder.sin.float()[:, half:].numpy())
+    kv_shape = [1, nkv, "capacity", d]
+    inputs = [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, "S", dim]),
+              helper.make_tensor_value_info("seqlens_k", TensorProto.INT32, [1]),
+              helper.make_tensor_value_info("total_len", TensorProto.INT32, [])]
+    outputs = [helper.make_tensor_value_info("logits", TensorProto.FLOAT, [1, 1, decoder.lm_head.blocks[0].shape[0]])]
+    x, residual = "x", None
+    for i, layer in enumerate(decoder.layers):
+        for kind in ("key", "value"):
+            inputs.append(helper.make_tensor_value_info(f"past_{kind}_{i}", TensorProto.FLOAT, kv_shape))
+            outputs.append(helper.make_tensor_value_info(f"present_{kind}_{i}", TensorProto.FLOAT, kv_shape))
+        h, residual = norm(x, residual, layer.norm1, f"l{i}.norm1")
+        qkv = matmul(h, layer.qkv, f"l{i}.qkv")  # packed [1, S, (H + 2 H_kv) d]: GQA splits it
+        nodes.append(helper.make_node("GroupQueryAttention", [qkv, "", "", f"past_key_{i}", f"past_value_{i}", "seqlens_k", "total_len", "cos", "sin"],
+                                      [f"l{i}.attn", f"present_key_{i}", f"present_value_{i}"], domain="com.microsoft",
+                                      num_heads=nq, kv_num_heads=nkv, do_rotary=1, rotary_interleaved=0, scale=d ** -0.5))
+        h, residual = norm(matmul(f"l{i}.attn", layer.o, f"l{i}.o"), residual, layer.norm2, f"l{i}.norm2")
+        inner = layer.down.blocks[0].shape[1] * BLOCK
+        gate, up = f"l{i}.gate", f"l{i}.up"
+        nodes.append(helper.make_node("Split", [matmul(h, layer.gate_up, f"l{i}.gate_up"), const(f"l{i}.split", np.array([inner, inner]))],
+                                      [gate, up], axis=-1))
+        nodes += [helper.make_node("Sigmoid", [gate], [f"{gate}.sig"]), helper.make_node("Mul", [gate, f"{gate}.sig"], [f"{gate}.silu"]),
+                  helper.make_node("Mul", [f"{gate}.silu", up], [f"l{i}.act"])]  # SwiGLU
+        x = matmul(f"l{i}.act", layer.down, f"l{i}.down")
+    last = [const("last.start", np.array([-1])), const("last.end", np.array([2**62])), const("last.axis", np.array([1]))]
+    nodes += [helper.make_node("Slice", [x, *last], ["x.last"]), helper.make_node("Slice", [residual, *last], ["residual.last"])]
+    h, _ = norm("x.last", "residual.last", decoder.final_norm, "final_norm")
+    nodes.append(helper.make_node("Identity", [matmul(h, decoder.lm_head, "lm_head")], ["logits"]))
+    graph = helper.make_graph(nodes, "llama_decode_step", inputs, outputs, inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 21), helper.make_opsetid("com.microsoft", 1)])
+    return model.SerializeToString()
+
+
+class StepGraph:
+    """An onnxruntime session running `build_graph`'s step on a decoder's KV buffers."""
+
+    def __init__(self, decoder, threads: int | None = None) -> None:
+        import onnxruntime as ort
+
+        opts = ort.SessionOptions()
+        # the caller's torch threads: oversubscribing 2 cores with a second pool costs 20-80x
+        opts.intra_op_num_threads = threads or torch.get_num_threads()
+        opts.inter_op_num_threads = 1
+        opts.log_severity_level = 3
+        self.session = ort.InferenceSession(build_graph(decoder), opts, providers=["CPUExecutionProvider"])
+        self.layers = len(decoder.layers)
+        self._bound: torch.Tensor | None = None
+        self._binding = None
+        self._lock = threading.Lock()
+
+    def _bind(self, k: torch.Tensor, v: torch.Tensor) -> None:
+        """Binds each layer's k[i], v[i] [1, H_kv, capacity, d] as past and present: GQA writes in place."""
+        import onnxruntime as ort
+
+        binding = self.session.io_binding()
+        self._values = []  # the OrtValues wrap the tensors' memory (no copy); kept alive with the binding
+        for i in range(self.layers):
+            for kind, cache in (("key", k), ("value", v)):
+                value = ort.OrtValue.ortvalue_from_numpy(cache[i].numpy())
+                binding.bind_ortvalue_input(f"past_{kind}_{i}", value)
+                binding.bind_ortvalue_output(f"present_{kind}_{i}", value)
+                self._values.append(value)
+        binding.bind_output("logits")
+        self._binding, self._bound = binding, k
+
+    def __call__(self, x: torch.Tensor, start: int, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+        """x [1, S, D] float32 at positions start..start+S (the KV before `start` is in k, v) -> logits [1, V]."""
+        with self._lock:  # one binding per graph: a decoder serves one generation at a time anyway
+            if self._bound is not k:
+                self._bind(k, v)
+            total = start + x.shape[1]
+            # bound without a copy: the arrays must live until the run is done
+            feeds = {"x": x.contiguous().numpy(), "seqlens_k": np.array([total - 1], dtype=np.int32),
+                     "total_len": np.array(total, dtype=np.int32)}
+            for name, array in feeds.items():
+                self._binding.bind_cpu_input(name, array)
+            self.session.run_with_iobinding(self._binding)
+            return torch.from_numpy(self._binding.get_outputs()[-1].numpy()[:, -1])  # [1, V]

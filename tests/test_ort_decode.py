@@ -1,0 +1,126 @@
+"""The onnxruntime decode steps (mmagent/model/ort_decode.py) against the torch decoder, on a tiny Llama."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from tiny_mmllm import tiny_mmllm
+
+from mmagent.model import llama_decoder, ort_decode
+from mmagent.protocol.chat import Message
+
+pytestmark = pytest.mark.skipif(not ort_decode.available(), reason="onnxruntime >= 1.22 with onnx is not installed")
+
+
+@pytest.fixture(scope="module")
+def model():
+    return tiny_mmllm()
+
+
+def _prompt(model, text: str = "What does the fox say, and why?"):
+    batch = model.collate([model.build_inputs([Message(role="user", content=text)], add_generation_prompt=True)])
+    with torch.no_grad():
+        return model.embed(batch["input_ids"]), batch["attention_mask"]
+
+
+def _cos(a: torch.Tensor, b: torch.Tensor) -> float:
+    return torch.nn.functional.cosine_similarity(a.float(), b.float()).min().item()  # the worst row
+
+
+def test_blocks_dequantize_within_half_a_step():
+    w = torch.randn(48, 96) * 0.1
+    w[3, :32] = 0  # an all-zero block stays exactly zero
+    q, scale, zero = ort_decode.quantize_blocks(w)
+    assert q.shape == (48, 3, 32) and q.dtype == torch.uint8 and scale.shape == zero.shape == (48 * 3,)
+    back = ((q.float() - zero.view(48, 3, 1).float()) * scale.view(48, 3, 1)).view(48, 96)
+    assert (back - w).abs().le(scale.view(48, 3, 1).expand(48, 3, 32).reshape(48, 96) / 2 + 1e-7).all()
+    assert back[3, :32].eq(0).all()
+
+
+def test_steps_follow_the_float_decoder_and_write_its_kv(model):
+    embeds, mask = _prompt(model)
+    exact = llama_decoder.LlamaDecoder(model.llm)
+    ort = llama_decoder.LlamaDecoder(model.llm, quantize=True, dtype=torch.float32, engine="onnxruntime")
+    assert ort.engine == "onnxruntime" and ort.path() == "int8 decode on onnxruntime + float32 prefill"
+    with torch.inference_mode():
+        ref, got = exact.prefill(embeds, mask, 8), ort.prefill(embeds, mask, 8)  # prefill: torch, float weights
+        torch.testing.assert_close(got, ref, atol=1e-4, rtol=1e-4)
+        tok = ref.argmax(-1)
+        for _ in range(6):  # teacher-forced by the exact decoder's greedy choice
+            ref, got = exact.step(tok), ort.step(tok)
+            assert _cos(ref, got) > 0.999
+            n = exact.length
+            # the graph wrote this step's key and value (RoPE applied) into the decoder's own buffers
+            assert _cos(exact.k[:, 0, :, n - 1].flatten(1), ort.k[:, 0, :, n - 1].flatten(1)) > 0.999
+            assert _cos(exact.v[:, 0, :, n - 1].flatten(1), ort.v[:, 0, :, n - 1].flatten(1)) > 0.999
+            tok = ref.argmax(-1)
+    assert ort._graph is not None  # the steps really ran on onnxruntime
+
+
+def test_prefix_reuse_and_saved_prompts_see_what_the_graph_wrote(model):
+    """A second turn prefills only what is new on top of the KV the graph steps wrote (and a saved
+    prefix restores it), giving what a fresh decoder computes from scratch."""
+    from mmagent.model.generation import SamplingConfig, generate
+
+    s = SamplingConfig(max_new_tokens=5)
+    ort = llama_decoder.LlamaDecoder(model.llm, quantize=True, dtype=torch.float32, engine="onnxruntime")
+    history = [Message(role="user", content="Tell me about foxes.")]
+    for turn in range(2):
+        batch = model.collate([model.build_inputs(history, add_generation_prompt=True)])
+        with torch.no_grad():
+            embeds = model.embed(batch["input_ids"])
+        with torch.inference_mode():
+            fresh = llama_decoder.LlamaDecoder(model.llm, quantize=True, dtype=torch.float32, engine="onnxruntime", reuse_prefix=False)
+            want = fresh.prefill(embeds, batch["attention_mask"], 8)
+            got = ort.prefill(embeds, batch["attention_mask"], 8)
+        assert (ort.reused > 0) == (turn > 0)
+        torch.testing.assert_close(got, want, atol=1e-3, rtol=1e-3)
+        reply = generate(ort, embeds, batch["attention_mask"], batch["input_ids"], sampling=s).tokens[0]
+        history += [Message(role="assistant", content=model.tokenizer.decode(reply)), Message(role="user", content="and owls?")]
+    state = ort.prefix_state()
+    restored = llama_decoder.LlamaDecoder(model.llm, quantize=True, dtype=torch.float32, engine="onnxruntime")
+    with torch.inference_mode():
+        assert restored.load_prefix(state) == state["seen"].shape[0]
+        tok = torch.tensor([5])
+        restored.prefill(embeds, batch["attention_mask"], 4)
+        ort.prefill(embeds, batch["attention_mask"], 4)
+        torch.testing.assert_close(restored.step(tok), ort.step(tok), atol=1e-4, rtol=1e-4)
+
+
+def test_batches_and_padding_stay_on_the_torch_path(model):
+    items = [model.build_inputs([Message(role="user", content=t)], add_generation_prompt=True) for t in ("fox", "a much longer question")]
+    batch = model.collate(items, padding_side="left")
+    with torch.no_grad():
+        embeds = model.embed(batch["input_ids"])
+    ort = llama_decoder.LlamaDecoder(model.llm, quantize=True, dtype=torch.float32, engine="onnxruntime")
+    exact = llama_decoder.LlamaDecoder(model.llm)
+    with torch.inference_mode():
+        ort.prefill(embeds, batch["attention_mask"], 4)
+        exact.prefill(embeds, batch["attention_mask"], 4)
+        tok = torch.tensor([5, 7])
+        got, ref = ort.step(tok), exact.step(tok)
+    assert ort._graph is None and got.shape == ref.shape == (2, ref.shape[1])
+    assert min(_cos(got[i : i + 1], ref[i : i + 1]) for i in range(2)) > 0.999  # the float weights: exact up to rounding
+
+
+def test_the_cached_form_keeps_the_engine_and_its_blocks(model):
+    embeds, mask = _prompt(model)
+    ort = llama_decoder.LlamaDecoder(model.llm, quantize=True, dtype=torch.float32, engine="onnxruntime")
+    tensors, meta = ort.tensors()
+    assert meta["engine"] == "onnxruntime" and "layers.0.qkv.blocks.q" in tensors and "layers.0.qkv.q" not in tensors
+    again = llama_decoder.LlamaDecoder.from_tensors(tensors, meta)
+    assert again.path() == ort.path()
+    with torch.inference_mode():
+        ort.prefill(embeds, mask, 4)
+        again.prefill(embeds, mask, 4)
+        tok = torch.tensor([3])
+        torch.testing.assert_close(again.step(tok), ort.step(tok))
+
+
+def test_auto_decodes_on_onnxruntime_where_it_is_installed(monkeypatch):
+    dtype, quantize, engine = llama_decoder.choose_path("int8", "float32", torch.float32)
+    assert (dtype, quantize, engine) == (torch.float32, True, "onnxruntime")
+    assert llama_decoder.choose_path("int8", "float32", torch.float32, "torch")[2] == "torch"
+    assert llama_decoder.choose_path("float32", "auto", torch.float32)[1:] == (False, "torch")  # exact path: no int8 at all
+    monkeypatch.setattr(ort_decode, "available", lambda: False)
+    assert llama_decoder.choose_path("int8", "float32", torch.float32)[2] == "torch"

@@ -486,8 +486,8 @@ def test_prefill_dtype_follows_the_cpu(monkeypatch):
     if not llama_decoder.int8_kernel_available():
         pytest.skip("no fbgemm int8 kernel in this torch build")
     m = tiny_mmllm()
-    for native, dtype in ((True, torch.bfloat16), (False, torch.float32)):
-        feats = cpu.CpuFeatures(capability="AVX512" if native else "AVX2", native_bf16=native, amx=False, vnni=True)
+    for native, amx, dtype in ((True, True, torch.bfloat16), (True, False, torch.float32), (False, False, torch.float32)):
+        feats = cpu.CpuFeatures(capability="AVX512" if native else "AVX2", native_bf16=native, amx=amx, vnni=True)
         monkeypatch.setattr(cpu, "cpu_features", lambda feats=feats: feats)
         assert llama_decoder.LlamaDecoder(m.llm, quantize=True).dtype == dtype
 

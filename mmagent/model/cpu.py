@@ -2,7 +2,9 @@
 
 A dtype is picked by capability, never by one machine's timing: on a CPU without AVX512-BF16 or
 AMX (e.g. AVX2-only AMD EPYC), bf16 matmuls are emulated and ran ~4.5x slower than fp32 (a
-794-token prefill 13 s instead of ~1 s); where bf16 is native it is ~1.4x faster than fp32.
+794-token prefill 13 s instead of ~1 s). With AMX, bf16 prefill was 2.4x faster than fp32 (Sapphire
+Rapids: TTFT 0.14 vs 0.33 s); with AVX512-BF16 alone (a Xeon whose VM exposes no AMX) it was 1.5x
+slower (0.72 vs 0.45-0.49 s, bench/core.py side by side), so prompt-sized matmuls go bf16 only with AMX.
 fbgemm's int8 GEMM runs on AVX2 and AVX-512 alike (with VNNI it accumulates in int32).
 
 `ONEDNN_MAX_CPU_ISA` / `ATEN_CPU_CAPABILITY` lower what torch uses below what the CPU has; they are
@@ -35,8 +37,8 @@ class CpuFeatures:
 
     @property
     def prefill_dtype(self) -> torch.dtype:
-        """Matmul dtype for prompt-sized (compute-bound) work: bf16 only where it is native."""
-        return torch.bfloat16 if self.native_bf16 else torch.float32
+        """Matmul dtype for prompt-sized (compute-bound) work: bf16 only where AMX multiplies it."""
+        return torch.bfloat16 if self.amx else torch.float32
 
     def describe(self) -> str:
         extras = [n for n, on in (("amx", self.amx), ("bf16", self.native_bf16), ("vnni", self.vnni)) if on]

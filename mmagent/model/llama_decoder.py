@@ -173,7 +173,7 @@ def path_name(quantize: bool, prefill: str, engine: str = "torch") -> str:
 def choose_path(mode: str, prefill: str, model_dtype: torch.dtype, kernel: str = "auto") -> tuple[torch.dtype, bool, str]:
     """The MM-LLM config's `decode_dtype` / `prefill_dtype` / `decode_kernel` -> (matmul weights' dtype,
     int8 decode, engine of the int8 steps), resolved for this CPU: int8 prefills in `prefill` or, for
-    "auto", bf16 only where the CPU has it natively (`mmagent.model.cpu`), and decodes on onnxruntime
+    "auto", bf16 only where the CPU has AMX (`mmagent.model.cpu`), and decodes on onnxruntime
     where it is installed ("auto") or asked for; "auto" decoding keeps the model's dtype (exact)."""
     from mmagent.model import ort_decode
     from mmagent.model.cpu import cpu_features

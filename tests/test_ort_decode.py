@@ -124,3 +124,45 @@ def test_auto_decodes_on_onnxruntime_where_it_is_installed(monkeypatch):
     assert llama_decoder.choose_path("float32", "auto", torch.float32)[1:] == (False, "torch")  # exact path: no int8 at all
     monkeypatch.setattr(ort_decode, "available", lambda: False)
     assert llama_decoder.choose_path("int8", "float32", torch.float32)[2] == "torch"
+
+
+def test_the_step_graph_is_saved_beside_the_cache_entry_and_opened_from_there(model, tmp_path, monkeypatch):
+    """The first process writes the graph; a later one opens it without building (no onnx import);
+    a torn graph file is rebuilt, not served."""
+    from mmagent.model import decoder_cache
+
+    embeds, mask = _prompt(model)
+    built = llama_decoder.LlamaDecoder(model.llm, quantize=True, dtype=torch.float32, engine="onnxruntime")
+    assert decoder_cache.save(tmp_path, "k1", built) is not None
+    first = decoder_cache.load(tmp_path, "k1")
+    first.pack()
+    graph = decoder_cache.graph_file(tmp_path, "k1")
+    assert graph.is_file() and graph.stat().st_size > 0
+
+    def no_build(decoder):
+        raise AssertionError("built again")
+
+    monkeypatch.setattr(ort_decode, "build_graph", no_build)
+    second = decoder_cache.load(tmp_path, "k1")
+    with torch.inference_mode():
+        for d in (first, second):
+            d.prefill(embeds, mask, 4)
+        tok = torch.tensor([3])
+        torch.testing.assert_close(second.step(tok), first.step(tok))
+    monkeypatch.undo()
+    graph.write_bytes(graph.read_bytes()[: graph.stat().st_size // 2])  # a writer killed mid-file (not atomic here)
+    third = decoder_cache.load(tmp_path, "k1")
+    with torch.inference_mode():
+        for d in (second, third):
+            d.forget()
+            d.prefill(embeds, mask, 4)
+        torch.testing.assert_close(third.step(tok), second.step(tok))
+    assert ort_decode.StepGraph._open(graph, _opts()) is not None  # rewritten whole
+    decoder_cache.prune(tmp_path, keep=0)
+    assert not graph.exists()
+
+
+def _opts():
+    import onnxruntime as ort
+
+    return ort.SessionOptions()

@@ -76,6 +76,13 @@ def entry(folder: Path, key: str) -> Path:
     return Path(folder) / f"{key}.safetensors"
 
 
+def graph_file(folder: Path, key: str) -> Path:
+    """The onnxruntime step graph of the decoder `key` (`mmagent.model.ort_decode`), written by its first step."""
+    from mmagent.model.ort_decode import GRAPH_VERSION
+
+    return Path(folder) / f"{key}.step-v{GRAPH_VERSION}.onnx"
+
+
 def cache_dir(settings=None) -> Path:
     from mmagent.config import get_settings
 
@@ -98,6 +105,7 @@ def load(folder: Path, key: str):
                 raise ValueError("key or format mismatch")
             tensors = {name: f.get_tensor(name) for name in f.keys()}  # noqa: SIM118 - safe_open has no __iter__
         decoder = LlamaDecoder.from_tensors(tensors, meta)
+        decoder.graph_file = graph_file(folder, key)
     except Exception as err:  # noqa: BLE001 - any damage means "not cached": rebuild and rewrite
         log.warning("decoder cache %s unusable (%s: %s); rebuilding it", path.name, type(err).__name__, err)
         path.unlink(missing_ok=True)
@@ -118,6 +126,7 @@ def save(folder: Path, key: str, decoder) -> Path | None:
     path = folder / f"{key}.safetensors"
     if not _write(path, tensors, {**meta, "key": key, "format": FORMAT}):
         return None
+    decoder.graph_file = graph_file(folder, key)
     prune(folder)
     return path
 
@@ -176,6 +185,8 @@ def prune(folder: Path, keep: int = KEEP, stale_s: float = 3600) -> None:
     for old in files[keep:]:
         old.unlink(missing_ok=True)
         (old.parent / f"{old.stem}.prefix.safetensors").unlink(missing_ok=True)
+        for graph in old.parent.glob(f"{old.stem}.step-v*.onnx"):
+            graph.unlink(missing_ok=True)
     now = time.time()
     for tmp in Path(folder).glob(".*.tmp"):
         with contextlib.suppress(OSError):

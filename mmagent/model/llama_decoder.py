@@ -242,6 +242,7 @@ class LlamaDecoder:
         if quantize and engine == "torch" and not int8_kernel_available():
             raise ValueError("this torch build has no fbgemm int8 linear (x86 only); use decode_dtype bfloat16")
         self.engine = engine
+        self.graph_file: Path | None = None  # where the onnxruntime step graph is saved (set by decoder_cache)
         self.quantize = quantize
         self.reuse_prefix = reuse_prefix
         self.dtype = (dtype or cpu_features().prefill_dtype) if quantize else (dtype or model.dtype)  # matmul weights
@@ -279,7 +280,7 @@ class LlamaDecoder:
         """The inverse of `tensors`: the same decoder, without the model it was fused from."""
         self = cls.__new__(cls)
         self.quantize, self.reuse_prefix = meta["quantize"] == "1", reuse_prefix
-        self.engine = meta.get("engine", "torch")
+        self.engine, self.graph_file = meta.get("engine", "torch"), None
         self.dtype = getattr(torch, meta["dtype"])
         self.act = torch.float32 if self.quantize else self.dtype
         self.heads, self.kv_heads, self.head_dim = int(meta["heads"]), int(meta["kv_heads"]), int(meta["head_dim"])
@@ -309,7 +310,7 @@ class LlamaDecoder:
 
         with self._graph_lock:  # the warm-up thread may be building it while the prompt prefills
             if self._graph is None:
-                self._graph = ort_decode.StepGraph(self)
+                self._graph = ort_decode.StepGraph(self, file=self.graph_file)
             return self._graph
 
     def _empty_cache(self) -> None:

@@ -449,11 +449,13 @@ class MMLLM(nn.Module):
         later load of this folder will be served from the cache."""
         if self.is_lean:
             return True
-        self.decoder()
+        decoder = self.decoder()
         writer = self.__dict__.get("_cache_writer")
         if writer is None:
             return False
         writer.join()
+        if getattr(decoder, "engine", "torch") == "onnxruntime":
+            decoder.pack()  # writes its step graph beside the entry: a later process need not import onnx
         return True
 
     def cache_decoders(self) -> bool:

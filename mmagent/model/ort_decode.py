@@ -17,32 +17,40 @@ unchanged, and a step writes its key and value at the decoder's `length`. Batch 
 turn); batched or padded decoding stays on the torch path.
 
 The graph is built from the blocks (`quantize_blocks`, cached with the decoder by
-`mmagent.model.decoder_cache`), with the `onnx` package's protobuf helpers; nothing is read from or
-written to disk here.
+`mmagent.model.decoder_cache`) with the `onnx` package's protobuf helpers, and written beside the
+decoder's cache entry (`graph_file`), so a later process opens it without importing onnx (~1 s of
+its imports) or serializing 140 MB again.
 """
 
 from __future__ import annotations
 
 import functools
+import logging
 import threading
+from pathlib import Path
 
 import numpy as np
 import torch
 
+log = logging.getLogger(__name__)
 BLOCK = 32  # weights per scale along K (Q4_1's and Q8_0's block in GGUF)
 BITS = 8
+GRAPH_VERSION = 1  # in the saved graph's name: a graph written by other code is never opened
 
 
 @functools.cache
 def available() -> bool:
-    """onnxruntime with the 8-bit MatMulNBits CPU kernel (1.22+) and onnx to write the graph."""
-    try:
-        import onnx  # noqa: F401
-        import onnxruntime as ort
-    except ImportError:
+    """onnxruntime with the 8-bit MatMulNBits CPU kernel (1.22+) and onnx to write the graph: looked
+    up, not imported (every load asks; importing onnx alone costs ~1 s)."""
+    from importlib import metadata, util
+
+    if util.find_spec("onnx") is None or util.find_spec("onnxruntime") is None:
         return False
-    major, minor = (int(p) for p in ort.__version__.split(".")[:2])
-    return (major, minor) >= (1, 22) and "CPUExecutionProvider" in ort.get_available_providers()
+    try:
+        major, minor = (int(p) for p in metadata.version("onnxruntime").split(".")[:2])
+    except (metadata.PackageNotFoundError, ValueError):
+        return False
+    return (major, minor) >= (1, 22)
 
 
 def fits(k: int) -> bool:
@@ -134,7 +142,8 @@ def build_graph(decoder) -> bytes:
 class StepGraph:
     """An onnxruntime session running `build_graph`'s step on a decoder's KV buffers."""
 
-    def __init__(self, decoder, threads: int | None = None) -> None:
+    def __init__(self, decoder, threads: int | None = None, file: Path | None = None) -> None:
+        """`file`: where this decoder's graph is saved (opened if there and readable, else written)."""
         import onnxruntime as ort
 
         opts = ort.SessionOptions()
@@ -142,11 +151,36 @@ class StepGraph:
         opts.intra_op_num_threads = threads or torch.get_num_threads()
         opts.inter_op_num_threads = 1
         opts.log_severity_level = 3
-        self.session = ort.InferenceSession(build_graph(decoder), opts, providers=["CPUExecutionProvider"])
+        self.session = self._open(file, opts) or ort.InferenceSession(self._build(decoder, file), opts, providers=["CPUExecutionProvider"])
         self.layers = len(decoder.layers)
         self._bound: torch.Tensor | None = None
         self._binding = None
         self._lock = threading.Lock()
+
+    @staticmethod
+    def _open(file: Path | None, opts):
+        import onnxruntime as ort
+
+        if file is None or not file.is_file():
+            return None
+        try:
+            return ort.InferenceSession(str(file), opts, providers=["CPUExecutionProvider"])
+        except Exception as err:  # noqa: BLE001 - a torn or foreign file only costs a rebuild
+            log.warning("decode graph %s unusable (%s); rebuilding it", file.name, err)
+            file.unlink(missing_ok=True)
+            return None
+
+    @staticmethod
+    def _build(decoder, file: Path | None) -> bytes:
+        from mmagent.atomic import atomic_write_bytes
+
+        graph = build_graph(decoder)
+        if file is not None:
+            try:
+                atomic_write_bytes(file, graph)
+            except OSError as err:  # a full or read-only disk costs the next process a rebuild, nothing else
+                log.warning("could not write %s: %s", file, err)
+        return graph
 
     def _bind(self, k: torch.Tensor, v: torch.Tensor) -> None:
         """Binds each layer's k[i], v[i] [1, H_kv, capacity, d] as past and present: GQA writes in place."""

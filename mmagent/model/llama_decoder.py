@@ -10,8 +10,7 @@ runs the same math with fewer, larger ops:
 - RoPE tables computed once by the model's own rotary module (any rope scaling it implements);
 - grouped-query attention through `scaled_dot_product_attention(enable_gqa=True)`;
 - optionally int8 matmuls for decode steps (fbgemm dynamic quantization; see `Linear`), with
-  prefill in bf16 where the CPU has native bf16 and in fp32 where it would be emulated
-  (`mmagent.model.cpu`); or, with `engine="onnxruntime"`, each whole decode step as one
+  prefill in bf16 where the CPU has AMX and in fp32 elsewhere (`mmagent.model.cpu`); or, with `engine="onnxruntime"`, each whole decode step as one
   onnxruntime graph on the same KV buffers (`mmagent.model.ort_decode`: ~1.5x the tokens/s);
 - prefix reuse: the KV of the last generation (prompt + generated tokens) is kept, and the next
   prefill computes only the positions after the longest common prefix of input embeddings, so
@@ -94,7 +93,7 @@ class Linear:
     int32 accumulation with AVX512-VNNI. A decode step reads 1 byte per weight instead of 4 and
     multiplies in int8; measured here it ran all of SmolLM2's matmuls 3.5x faster than fp32
     (bench/core.py). Prefill (many rows at once) is compute-bound and runs on the float weight
-    (bf16 on AMX/AVX512-BF16, fp32 elsewhere), where int8 would not pay.
+    (bf16 with AMX, fp32 elsewhere), where int8 would not pay.
     """
 
     def __init__(self, weight: torch.Tensor, dtype: torch.dtype, quantize: bool, blocks: bool = False) -> None:

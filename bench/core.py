@@ -259,10 +259,12 @@ PATHS = [("float32", "auto", "torch"), ("bfloat16", "auto", "torch"), ("int8", "
 
 def chosen_path() -> tuple[str, str, str]:
     """What the shipped default's config ("int8", "auto", "auto") resolves to on this CPU."""
-    from mmagent.model import ort_decode
-    from mmagent.model.cpu import cpu_features
+    import torch
 
-    return ("int8", str(cpu_features().prefill_dtype).removeprefix("torch."), "onnxruntime" if ort_decode.available() else "torch")
+    from mmagent.model.llama_decoder import choose_path
+
+    dtype, _, engine = choose_path("int8", "auto", torch.float32, "auto")
+    return ("int8", str(dtype).removeprefix("torch."), engine)
 
 
 def avx2_child(args) -> dict:

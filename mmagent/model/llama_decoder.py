@@ -307,6 +307,8 @@ class LlamaDecoder:
     def _step_graph(self):
         from mmagent.model import ort_decode
 
+        if self._graph is not None:  # every decode step asks: no lock once built
+            return self._graph
         with self._graph_lock:  # the warm-up thread may be building it while the prompt prefills
             if self._graph is None:
                 self._graph = ort_decode.StepGraph(self, file=self.graph_file)

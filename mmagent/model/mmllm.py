@@ -75,7 +75,7 @@ class MMLLMConfig(BaseModel):
     decode_dtype: Literal["auto", "float32", "bfloat16", "int8"] = Field(
         default="auto", description="fast decoder's matmuls: auto = the LLM's dtype (exact); int8 = fbgemm int8 decode steps + float prefill")
     prefill_dtype: Literal["auto", "float32", "bfloat16"] = Field(
-        default="auto", description="int8 decoder's prefill matmuls: auto = bf16 where the CPU has it natively, else fp32 (mmagent.model.cpu)")
+        default="auto", description="int8 decoder's prefill matmuls: auto = bf16 where the CPU has AMX, else fp32 (mmagent.model.cpu)")
     decode_kernel: Literal["auto", "torch", "onnxruntime"] = Field(
         default="auto", description="int8 decoder's steps: auto = one onnxruntime graph per step where onnxruntime is installed (mmagent.model.ort_decode), else fbgemm")
     adapters: list[str] = Field(default_factory=list, description="saved adapter names (filled by save_pretrained)")

@@ -12,7 +12,7 @@ round much of the adapter away.
 
 The KV cache is the decoder's own: each layer's `k[i]`, `v[i]` [1, H_kv, capacity, d] buffers are
 bound in place as GQA's past and present (onnxruntime's shared-buffer mode), so prefill (torch,
-float weights: compute-bound, bf16 where native), prefix reuse and the on-disk prompt cache work
+float weights: compute-bound, bf16 with AMX), prefix reuse and the on-disk prompt cache work
 unchanged, and a step writes its key and value at the decoder's `length`. Batch 1 only (an agent's
 turn); batched or padded decoding stays on the torch path.
 

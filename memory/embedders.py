@@ -53,8 +53,11 @@ class MiniLMEmbedder:
 
             path = ensure("minilm-l6")
         self.path = Path(path)
-        self.tokenizer = AutoTokenizer.from_pretrained(self.path)
-        self.model = AutoModel.from_pretrained(self.path, dtype=torch.float32).eval()
+        from mmagent.hub.loading import hf_loading
+
+        with hf_loading():
+            self.tokenizer = AutoTokenizer.from_pretrained(self.path)
+            self.model = AutoModel.from_pretrained(self.path, dtype=torch.float32).eval()
         self.dim = int(self.model.config.hidden_size)
         self.max_length, self.batch_size = max_length, batch_size
         if space is not None:
@@ -97,11 +100,14 @@ class ClipEmbedder:
         self.path = Path(path)
         if not (self.path / "config.json").is_file():
             raise FileNotFoundError(f"{self.path} is not a save_pretrained folder (no config.json): point ClipEmbedder at CLIP/SigLIP weights")
-        self.model = AutoModel.from_pretrained(self.path, dtype=torch.float32).eval()
-        if not hasattr(self.model, "get_image_features"):
-            raise ValueError(f"{self.path} holds a {type(self.model).__name__}, not a dual image-text encoder (CLIP/SigLIP)")
-        self.tokenizer = AutoTokenizer.from_pretrained(self.path)
-        self.processor = AutoImageProcessor.from_pretrained(self.path, use_fast=False)
+        from mmagent.hub.loading import hf_loading
+
+        with hf_loading():
+            self.model = AutoModel.from_pretrained(self.path, dtype=torch.float32).eval()
+            if not hasattr(self.model, "get_image_features"):
+                raise ValueError(f"{self.path} holds a {type(self.model).__name__}, not a dual image-text encoder (CLIP/SigLIP)")
+            self.tokenizer = AutoTokenizer.from_pretrained(self.path)
+            self.processor = AutoImageProcessor.from_pretrained(self.path, use_fast=False)
         self.dim = int(self.model.config.projection_dim if hasattr(self.model.config, "projection_dim") else self.model.config.text_config.hidden_size)
         self.space = space or f"clip:{self.path.resolve().name}"
         self.batch_size = batch_size

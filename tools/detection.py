@@ -67,15 +67,18 @@ class DetectObjects(Tool):
         from transformers import AutoConfig, AutoImageProcessor, AutoModelForObjectDetection, AutoModelForZeroShotObjectDetection, AutoProcessor
         from transformers.models.auto.modeling_auto import MODEL_FOR_ZERO_SHOT_OBJECT_DETECTION_MAPPING
 
+        from mmagent.hub.loading import hf_loading
+
         config = AutoConfig.from_pretrained(spec)
         self.open_vocabulary = type(config) in MODEL_FOR_ZERO_SHOT_OBJECT_DETECTION_MAPPING
-        if self.open_vocabulary:  # text queries: the processor holds a tokenizer too
-            self._net = AutoModelForZeroShotObjectDetection.from_pretrained(spec)
-            self._processor = AutoProcessor.from_pretrained(spec, backend="pil")
-        else:
-            self._net = AutoModelForObjectDetection.from_pretrained(spec)
-            # The PIL backend: transformers' default one needs torchvision, which we never import.
-            self._processor = AutoImageProcessor.from_pretrained(spec, backend="pil")
+        with hf_loading():
+            if self.open_vocabulary:  # text queries: the processor holds a tokenizer too
+                self._net = AutoModelForZeroShotObjectDetection.from_pretrained(spec)
+                self._processor = AutoProcessor.from_pretrained(spec, backend="pil")
+            else:
+                self._net = AutoModelForObjectDetection.from_pretrained(spec)
+                # The PIL backend: transformers' default one needs torchvision, which we never import.
+                self._processor = AutoImageProcessor.from_pretrained(spec, backend="pil")
         self._net.eval()
         self.model = spec
 

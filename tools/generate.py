@@ -72,7 +72,10 @@ class GenerateImage(Tool):
         settings = get_settings()
         if self.pipe is None:
             spec = self.pipeline or settings.generator
-            self.pipe = load_pipeline(spec) if spec else load_default()
+            from mmagent.hub.loading import hf_loading
+
+            with hf_loading():  # diffusers loads its parts with transformers' loaders
+                self.pipe = load_pipeline(spec) if spec else load_default()
             self.model_name = str(spec) if spec else "digits-diffusion (embedded)"
         self.model_name = self.model_name or type(self.pipe).__name__
         self.pipe.to(self.device or settings.device)

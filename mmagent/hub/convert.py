@@ -23,8 +23,11 @@ def gguf_to_safetensors(gguf: Path, out: Path) -> Path:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     t0 = time.perf_counter()
-    model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
-    tok = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+    from mmagent.hub.loading import hf_loading
+
+    with hf_loading():
+        model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
+        tok = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
     # The weights are plain fp32 tensors by now; transformers still marks the model as "gguf
     # quantized" and refuses to save it. Drop that mark so it saves as ordinary safetensors.
     model.hf_quantizer = None

@@ -42,8 +42,11 @@ def load_causal_lm(
     apply_thread_policy(settings)
     entry = CATALOG.resolve(spec, kind="llm")
     path = backbone_path(entry, settings)
-    tok = AutoTokenizer.from_pretrained(path)
-    model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype or torch_dtype(settings))
+    from mmagent.hub.loading import hf_loading
+
+    with hf_loading():
+        tok = AutoTokenizer.from_pretrained(path)
+        model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype or torch_dtype(settings))
     model.to(settings.device).eval()
     if tok.pad_token_id is None:
         tok.pad_token = tok.eos_token

@@ -82,7 +82,10 @@ def load_vision_tower(path: str, feature_layer: int = -2) -> VisionTowerEncoder:
              "siglip": SiglipVisionModel, "siglip_vision_model": SiglipVisionModel}
     if config.model_type not in kinds:
         raise ValueError(f"{path} is a {config.model_type!r} model; vision towers supported: {', '.join(sorted(kinds))}")
-    tower = kinds[config.model_type].from_pretrained(path).eval()
+    from mmagent.hub.loading import hf_loading
+
+    with hf_loading():
+        tower = kinds[config.model_type].from_pretrained(path).eval()
     crop = config.model_type.startswith("clip")
     folder = Path(path)
     transform = (ImageTransform.from_folder(folder, tower.config.image_size, crop) if folder.is_dir()

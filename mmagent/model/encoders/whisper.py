@@ -48,6 +48,9 @@ def load_whisper_encoder(path: str, stride: int = 4) -> WhisperAudioEncoder:
     """A Whisper checkpoint (local folder or hub id) -> its encoder, in eval mode."""
     from transformers import WhisperFeatureExtractor, WhisperModel
 
-    model = WhisperModel.from_pretrained(path)
-    fe = WhisperFeatureExtractor.from_pretrained(path)
+    from mmagent.hub.loading import hf_loading
+
+    with hf_loading():
+        model = WhisperModel.from_pretrained(path)
+        fe = WhisperFeatureExtractor.from_pretrained(path)
     return WhisperAudioEncoder(model.get_encoder().eval(), fe, stride)

@@ -62,17 +62,24 @@ def score(model: ChatModel, items: list[SuiteItem], setting: str, tools: list[di
 
 def run(suite: Path, limit: int | None = None, model_spec: str = "mmagent-default") -> list[TransferScore]:
     """The three settings on a composed model (one loaded model, adapters switched)."""
+    # the tuned adapter "without tools" is no setting of its own: a folder whose routing says `chat: base`
+    # serves every reply offered no tool with the base, which the third setting scores
     from mmagent.tools.registry import default_registry
 
     from mmagent.agent.api import DEFAULT_SYSTEM_PROMPT
     from mmagent.backends import load_chat_model
 
+    from mmagent.backends.tool_retrieval import RetrievingChatModel
+
     items = load_suite(suite)[:limit]
     model = load_chat_model(model_spec)
     tuned = model.model.active_adapter
     tools = default_registry().schemas()
-    out = [score(model, items, f"tuned ({tuned}), tools offered, constrained", tools, DEFAULT_SYSTEM_PROMPT),
-           score(model, items, f"tuned ({tuned}), no tools", None, "")]
+    routing = model.model.config.routing
+    chat = f", chat routed to {'the base' if routing is not None and routing.chat == 'base' else tuned}"
+    out = [score(RetrievingChatModel(model), items, f"as served: tool retrieval + chat router{chat}, constrained", tools,
+                 DEFAULT_SYSTEM_PROMPT),
+           score(model, items, f"tuned ({tuned}), every tool offered, constrained", tools, DEFAULT_SYSTEM_PROMPT)]
     model.model.set_adapter(None)
     out.append(score(model, items, "base SmolLM2-135M-Instruct, no adapter, no tools", None, ""))
     model.model.set_adapter(tuned)

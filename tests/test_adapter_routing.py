@@ -165,3 +165,26 @@ def test_a_folder_whose_routed_adapter_is_missing_says_so(routed):
     (routed / "mmllm_config.json").write_text(json.dumps(cfg))
     with pytest.raises(ValueError, match="routing names adapter 'open-world'"):
         MMLLM.from_pretrained(routed)
+
+
+def test_chat_routed_to_the_base_serves_replies_offered_no_tool_without_an_adapter(routed):
+    from mmagent.backends.composed import ComposedChatModel
+    from mmagent.model.adapter_routing import AdapterRouting
+    from mmagent.model.mmllm import MMLLM
+
+    rule = AdapterRouting(**ROUTING, chat="base")
+    assert rule.serves_base(None) and not rule.serves_base([]) and not rule.serves_base(TOOLS)  # []: none fits, the adapter declines
+    assert not AdapterRouting(**ROUTING).serves_base(None)  # the default: the serving adapter answers chat too
+    ref_base = _tokens(routed, None, None)
+    cfg = json.loads((routed / "mmllm_config.json").read_text())
+    cfg["routing"] = {**ROUTING, "chat": "base"}
+    (routed / "mmllm_config.json").write_text(json.dumps(cfg))
+    assert MMLLM.from_pretrained(routed).cache_decoders()  # `models pull`: the bare base is cached too
+    _join_cache_writers()
+    m = MMLLM.from_pretrained(routed)
+    chat = ComposedChatModel(m, "tiny")
+    got = _reply(chat, None)
+    assert (got.adapter, got.text) == (None, ref_base)
+    assert _reply(chat, TOOLS).adapter == "tools" and _reply(chat, WEATHER).adapter == "open-world"
+    assert _reply(chat, []).adapter == "tools"
+    assert m.is_lean and "llm" not in m._modules  # all three served from the cache

@@ -119,7 +119,7 @@ def test_minilm_offers_the_fitting_tool_and_none_for_an_unrelated_request():
     r = ToolRetriever()
     tools = [WEATHER, STOCK, PIZZA]
     assert names(r.select("Will it rain in Lisbon tomorrow?", tools)) == ["weather.getForecast"]
-    assert r.select("Write a haiku about autumn leaves.", tools) == []
+    assert r.select("Write a haiku about autumn leaves.", tools) is None  # plain chat (the router), and no tool fits
 
 
 def test_an_agent_offers_its_custom_tools_by_the_turns_request(tmp_path):
@@ -145,3 +145,67 @@ def test_warm_up_embeds_the_tools_once_in_the_background():
     r.warm([WEATHER, PIZZA]).join(timeout=10)
     assert names(r.select("order a pizza", [WEATHER, PIZZA])) == ["orderPizza"]
     assert calls == [[tool_text(WEATHER), tool_text(PIZZA)], ["order a pizza"]]  # the tools were not embedded again
+
+
+def _router(threshold=0.5):
+    """A probe on the bag embedding: "agent" where a tool word is present (index 0-9), "chat" where only the bias dim is."""
+    from mmagent.backends.chat_router import ChatRouter
+
+    return ChatRouter(encoder="bag", weights=[8.0] * len(WORDS) + [-4.0], bias=0.0, threshold=threshold)
+
+
+def test_the_chat_router_offers_no_tool_to_plain_chat_on_text_turns_only():
+    r = ToolRetriever(ToolRetrieval(min_score=0.3), embed=bag, router=_router())
+    assert r.select("tell me a joke", [READ]) is None  # plain chat: no tool in play, the reply is prose
+    assert names(r.select("read the text", [READ])) == ["read_text"]  # agent work keeps the built-ins
+    assert names(r.select("tell me a joke", [READ], media=True)) == ["read_text"]  # an image may hold the answer
+    assert names(r.select("tell me a joke", [READ], keep_one=True)) == ["read_text"]  # the caller demands a call
+    assert r.select("tell me a joke", [READ, PIZZA]) is None  # none of the user's tools fits either
+    agent_only = ToolRetriever(ToolRetrieval(min_score=0.3), embed=bag, router=_router(threshold=0.0))  # nothing is chat
+    assert agent_only.select("tell me a joke", [PIZZA]) == []  # tools in play, none fits: prose from the tuned adapter
+    off = ToolRetriever(ToolRetrieval(min_score=0.3, chat_route=False), embed=bag, router=_router())
+    assert names(off.select("tell me a joke", [READ])) == ["read_text"]
+    # another embedder than the shipped router's MiniLM: without a router of its own, no chat route
+    assert names(ToolRetriever(ToolRetrieval(min_score=0.3), embed=bag).select("tell me a joke", [READ])) == ["read_text"]
+
+
+def test_a_chat_request_that_one_of_the_users_tools_fits_keeps_it():
+    r = ToolRetriever(ToolRetrieval(min_score=0.3), embed=bag, router=_router(threshold=1.0))  # everything is "chat"
+    assert names(r.select("weather forecast for this city", [READ, WEATHER, PIZZA])) == ["weather.getForecast"]
+
+
+def test_a_router_file_is_validated_and_its_dimension_checked(tmp_path):
+    from mmagent.backends.chat_router import DEFAULT_ROUTER, ChatRouter, load_router
+
+    shipped = load_router(DEFAULT_ROUTER)
+    assert shipped.encoder == "minilm-l6" and len(shipped.weights) == 384 and 0 < shipped.threshold < 1
+    with pytest.raises(ValueError, match="expects 384-dim"):
+        shipped.p_agent(np.zeros(10, np.float32))
+    bad = tmp_path / "router.json"
+    bad.write_text('{"format": 2, "encoder": "x", "weights": [1.0], "bias": 0, "threshold": 0.5}')
+    with pytest.raises(ValueError, match="format 2 is not supported"):
+        load_router(bad)
+    bad.write_bytes(b"\xff\xfe not json")
+    with pytest.raises(ValueError, match="rebuild it with"):
+        load_router(bad)
+    assert ChatRouter(encoder="x", weights=[1.0], bias=0.0, threshold=0.5).is_chat(np.array([-1.0], np.float32))
+
+
+def test_the_router_recipe_fits_a_separable_probe_and_picks_a_cautious_threshold():
+    from mmagent.recipes.chat_router import fit, threshold_for
+
+    rng = np.random.default_rng(0)
+    x = np.vstack([rng.normal(1, 0.3, (60, 4)), rng.normal(-1, 0.3, (40, 4))])
+    y = np.r_[np.ones(60), np.zeros(40)]
+    w, b = fit(x, y)
+    p = 1 / (1 + np.exp(-(x @ w + b)))
+    assert ((p > 0.5) == (y == 1)).all()
+    t = threshold_for(p, y, max_miss=0.05)
+    assert np.mean(p[y == 1] < t) <= 0.05 and np.sort(p[y == 1])[3] >= t  # 3 of 60 below at most: the 4th is not
+
+
+@pytest.mark.integration
+def test_the_shipped_router_tells_chat_from_built_in_requests():
+    r = ToolRetriever()
+    assert r.is_chat("What is the capital of Japan?") and r.is_chat("What is 17 times 3?")
+    assert not r.is_chat("Remember that my bike lock code is 5521.") and not r.is_chat("Draw me a picture of a red boat.")

@@ -122,14 +122,18 @@ class ComposedChatModel:
         a reply offered the user's tools by the open-world slot (its promoted version, else the folder's own), every
         other one by the session's adapter (the folder's own or the version promoted for it). The learning loop keeps
         versions per slot (`mmagent.continual.adapter_slots`), so a custom tool learnt from feedback never changes the
-        built-in replies. An adapter a caller made active by hand (`model.set_adapter`) serves every reply."""
+        built-in replies. With the routing's `chat: base`, a plain chat reply (`tools=None`) is the base LLM's (no adapter).
+        An adapter a caller made active by hand (`model.set_adapter`) serves every reply."""
         routing, m = self.model.config.routing, self.model
         if routing is None:
             return
         routed = self.routes.get(routing.open_world, routing.open_world)
-        if m.active_adapter not in (self._serving, routed):
+        if m.active_adapter not in (self._serving, routed) and not (routing.chat == "base" and m.active_adapter is None):
             return
-        want = routed if routing.adapter_for(tools, None) == routing.open_world else self._serving
+        if routing.serves_base(tools):
+            want = None
+        else:
+            want = routed if routing.adapter_for(tools, None) == routing.open_world else self._serving
         if want != m.active_adapter:
             m.set_adapter(want)
 

@@ -25,7 +25,13 @@ any custom tool to the open-world adapter (`mmagent.model.adapter_routing`): wit
 registered, unseen combinations scored 76 instead of the built-in adapter's 84. Once one of the user's
 tools fits a text-only turn, the known tools must fit too (`focus`): that reply is the open-world
 adapter's, tuned on the user's kind of tool sets. With `constrained="required"` (the caller demands a call) the best
-tool is always kept. The thresholds are calibrated on the generator's training families only
+tool is always kept.
+
+Cosines cannot tell a general question from a built-in request (on the generator's data the best
+built-in cosine of "remember ..." requests has median 0.17, of general questions 0.15), so a text-only
+turn first meets the chat router (`chat_router.py`, a linear probe on the same embedding): plain chat
+(facts, arithmetic, greetings, translation, thanks) is offered no tool unless one of the user's tools
+fits it, and a folder that routes chat to its base LLM answers it as that LLM would. The thresholds are calibrated on the generator's training families only
 (`bench/tool_retrieval.py` prints the table), never on a test suite.
 """
 
@@ -40,6 +46,7 @@ from typing import Any
 import numpy as np
 from pydantic import BaseModel, Field
 
+from mmagent.backends.chat_router import ChatRouter, load_router
 from mmagent.protocol.chat import ChatModel, ChatModelProxy, ChatResult, Message
 from mmagent.protocol.toolcall import function_of
 from mmagent.tools.builtins import BUILTIN_NAMES
@@ -63,6 +70,10 @@ class ToolRetrieval(BaseModel):
     focus: bool = Field(default=True, description="When one of the user's tools fits, the known tools are offered only if they fit too.")
     # bench/agent_case.py: the built-in suites with a custom tool registered, media turns passed through vs filtered.
     filter_media_turns: bool = Field(default=True, description="On a turn with an image or audio, the user's tools that take no media must fit too.")
+    # The chat router (mmagent/backends/chat_router.py, recipes/chat_router.py): general questions, greetings and thanks
+    # are offered no tool, so they are answered in prose (by the base LLM where the folder's routing says `chat: base`).
+    chat_route: bool = Field(default=True, description="A text-only request the chat router calls plain chat is offered no tool, "
+                             "unless one of the user's tools fits it.")
 
 
 DEFAULT_RETRIEVAL = ToolRetrieval()
@@ -92,9 +103,14 @@ def tool_text(tool: dict[str, Any]) -> str:
 class ToolRetriever:
     """Scores offered tools against a request with a sentence encoder (loaded on first use)."""
 
-    def __init__(self, settings: ToolRetrieval | None = None, embed: Embed | None = None, cache_size: int = 4096) -> None:
+    def __init__(self, settings: ToolRetrieval | None = None, embed: Embed | None = None, cache_size: int = 4096,
+                 router: ChatRouter | None = None) -> None:
         self.settings = settings or ToolRetrieval()
         self._embed = embed
+        # None: the shipped router, loaded on first use; it reads MiniLM embeddings, so beside another
+        # embedder (`embed`) only a router given here applies.
+        self._router = router
+        self._custom_embed = embed is not None
         self._cache: OrderedDict[str, np.ndarray] = OrderedDict()  # text -> unit vector; tool texts repeat every step
         self.cache_size = cache_size
         self._lock = threading.Lock()  # the warm-up thread and a turn may embed at once
@@ -104,8 +120,20 @@ class ToolRetriever:
         return [i for i, t in enumerate(tools) if function_of(t)["name"] not in self.settings.known]
 
     def needed(self, tools: Sequence[dict[str, Any]]) -> bool:
-        """Whether any of `tools` would be filtered (else the encoder never loads)."""
-        return bool(self.unknown(tools))
+        """Whether any of `tools` would be filtered, or a chat turn offered none (else the encoder never loads)."""
+        return bool(tools) and (self._routes_chat or bool(self.unknown(tools)))
+
+    @property
+    def _routes_chat(self) -> bool:
+        return self.settings.chat_route and (self._router is not None or not self._custom_embed)
+
+    def is_chat(self, request: str) -> bool:
+        """The chat router's verdict on a request (module docstring; `mmagent.backends.chat_router`)."""
+        if not self._routes_chat:
+            return False
+        if self._router is None:
+            self._router = load_router()
+        return self._router.is_chat(self.embed([request])[0])
 
     def warm(self, tools: Sequence[dict[str, Any]] = ()) -> threading.Thread:
         """Loads the encoder and embeds `tools` in a background thread (~1-2 s of the first turn's set-up
@@ -137,16 +165,22 @@ class ToolRetriever:
         vecs = self.embed([request, *map(tool_text, tools)])
         return vecs[1:] @ vecs[0]
 
-    def select(self, request: str, tools: Sequence[dict[str, Any]], keep_one: bool = False, media: bool = False) -> list[dict[str, Any]]:
+    def select(self, request: str, tools: Sequence[dict[str, Any]], keep_one: bool = False, media: bool = False) -> list[dict[str, Any]] | None:
         """The tools offered for `request`, in their given order; `media`: the turn attaches an image or audio
-        (see the module docstring)."""
+        (see the module docstring). `[]`: none fits (prose; the tuned adapter declines what no tool serves);
+        None: plain chat by the chat router, no tool in play (a folder may serve it with its base LLM)."""
         s = self.settings
         unknown = self.unknown(tools)
-        if not unknown or not request.strip() or (media and not s.filter_media_turns):
+        if not tools or not request.strip() or (media and not s.filter_media_turns):
             return list(tools)
+        chat = not media and not keep_one and self.is_chat(request)
+        if not unknown:
+            return None if chat else list(tools)
         rel = self.scores(request, [tools[i] for i in unknown])
         best = float(rel.max())
         fits = {i for i, r in zip(unknown, rel) if r >= s.min_score and r >= best - s.margin}
+        if chat and not fits:
+            return None
         if media:
             fits |= {i for i in unknown if takes_media(tools[i])}
         if keep_one and not fits and len(unknown) == len(tools):
@@ -181,5 +215,5 @@ class RetrievingChatModel(ChatModelProxy):
         request = turn_request(messages)
         if not tools or request is None:
             return tools
-        return self.retriever.select(request.content, tools, keep_one=constrained == "required",  # [] = answer in prose
+        return self.retriever.select(request.content, tools, keep_one=constrained == "required",  # [] / None: prose
                                      media=bool(request.images or request.audio))

@@ -447,22 +447,23 @@ class MMLLM(nn.Module):
         """Builds the fast decoder now and waits until it is in the decoder cache (`mmagent models pull`
         does this for the default, so that even the first `mmagent run` serves lean). True when a
         later load of this folder will be served from the cache."""
-        if self.is_lean:
-            return True
         decoder = self.decoder()
-        writer = self.__dict__.get("_cache_writer")
-        if writer is None:
+        writer = None if self.is_lean else self.__dict__.get("_cache_writer")
+        if writer is None and not self.is_lean:
             return False
-        writer.join()
-        if getattr(decoder, "engine", "torch") == "onnxruntime":
+        if writer is not None:
+            writer.join()
+        if getattr(decoder, "engine", "torch") == "onnxruntime":  # lean too: an entry whose graph was never written
             decoder.pack()  # writes its step graph beside the entry: a later process need not import onnx
         return True
 
     def cache_decoders(self) -> bool:
         """`cache_decoder` for every adapter the folder ships (the open-world one its routing serves too, so a
-        routed reply never builds the HF model), then the active one again. True when all are cached."""
+        routed reply never builds the HF model) and for the bare base where the routing serves chat with it,
+        then the active one again. True when all are cached."""
         active, cached = self.active_adapter, True
-        for name in [*(n for n in self.config.adapters if n != active), active]:
+        base = [None] if self.config.routing is not None and self.config.routing.chat == "base" and active is not None else []
+        for name in [*base, *(n for n in self.config.adapters if n != active), active]:
             self.set_adapter(name)
             cached = self.cache_decoder() and cached
         return cached

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import random
 import statistics
@@ -61,6 +62,9 @@ def embedded(items: int, steps: int, regression_limit: int, threads: int, probe:
     # the round learns for that slot, replaying its base data; the built-in replies keep their adapter.
     slot = next(iter(routed_slots()), None)
     env = default_env(tools=tools, base_data=replay_examples if slot else generate, slot=slot)
+    env.on_step = lambda step: step % 10 == 0 and _progress(f"training step {step}/{steps}")
+    logging.basicConfig(level=logging.WARNING, format="[%(asctime)s] %(message)s", datefmt="%H:%M:%S")
+    logging.getLogger("mmagent.continual.learn").setLevel(logging.INFO)  # each round part as it ends
     agent = Agent("mmagent-default", tools=tools, constrained=True, max_steps=2, log=env.turns)
     requests = S.currency_feedback(items + probe)
     feedback, unseen = requests[:items], requests[items:]  # `unseen`: never logged, never trained
@@ -85,6 +89,7 @@ def embedded(items: int, steps: int, regression_limit: int, threads: int, probe:
         wrong += not ok
         record_feedback(env.feedback, env.turns, env.tools, tid, "up" if ok else "down", None if ok or thumbs else [call])
     log_s = time.perf_counter() - t0
+    _progress(f"{items} agent turns + feedback: {log_s:.1f} s ({wrong} mishandled); the round starts")
     cfg = default_config("preference" if thumbs else "replay", replay_ratio, steps, min_learning_gain=5.0)
     cfg.update.recipe.update({"threads": threads, "batch_size": 8, "grad_accum": 1, "lr": lr})
     cfg.regression_limit = regression_limit or None  # per frozen suite; 0: all 350 items
@@ -110,6 +115,13 @@ def embedded(items: int, steps: int, regression_limit: int, threads: int, probe:
               f"{f' for the {slot} adapter' if slot else ''})")
     if poison and not simulate:
         _poisoned_round(agent, env, cfg, poison)
+
+
+def _progress(line: str) -> None:
+    """A line on stderr as each part ends, so a run stopped midway still says how far it got."""
+    import sys
+
+    print(f"[{time.strftime('%H:%M:%S')}] {line}", file=sys.stderr, flush=True)
 
 
 def _right(res, call) -> bool:

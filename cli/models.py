@@ -62,15 +62,23 @@ def doctor(json_out: Annotated[bool, typer.Option("--json", help="Print JSON for
     report = {"cpu": feats.describe(), "torch_capability": feats.capability, "native_bf16": feats.native_bf16,
               "amx": feats.amx, "vnni": feats.vnni, "int8_kernel": llama_decoder.int8_kernel_available(),
               "threads": get_settings().threads or torch.get_num_threads(), "mmagent_default_path": path,
-              "chosen_by": "config" if config.prefill_dtype != "auto" else "cpu capability",
+              "chosen_by": _chosen_by(config),
               "decoder_cache": _decoder_cache_state(config), "adapters": ", ".join(config.adapters),
               "routing": (f"{config.routing.open_world} serves replies offered a tool outside the {len(config.routing.tuned_tools)} "
-                          f"{config.active_adapter} was tuned on" if config.routing else "none")}
+                          f"{config.active_adapter} was tuned on; plain chat: "
+                          f"{'the base LLM, no adapter' if config.routing.chat == 'base' else config.active_adapter}"
+                          if config.routing else "none")}
     if json_out:
         print_json(report)
         return
     for key, value in report.items():
         console.print(f"{key:22} {value}", highlight=False)
+
+
+def _chosen_by(config) -> str:
+    """Which of the path's choices the config forces; the rest follow the CPU (and what is installed)."""
+    forced = [f"{k}={getattr(config, k)}" for k in ("prefill_dtype", "decode_kernel") if getattr(config, k) != "auto"]
+    return f"config ({', '.join(forced)})" if forced else "cpu capability"
 
 
 def _decoder_cache_state(config) -> str:

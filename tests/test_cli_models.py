@@ -56,3 +56,16 @@ def test_doctor_names_the_cpu_and_the_path_chosen_for_it(monkeypatch):
     steps = "int8 decode on onnxruntime" if ort_decode.available() else "int8 decode"
     assert report["cpu"] == "avx2" and report["mmagent_default_path"] == f"{steps} + float32 prefill"
     assert cpu.training_precision("auto") == ("bf16" if __import__("torch").cuda.is_available() else "fp32")
+
+
+def test_doctor_says_which_choices_the_config_forces():
+    from cli.models import _chosen_by
+
+    from mmagent.model.mmllm import MMLLMConfig
+
+    base = MMLLMConfig.model_fields
+    assert base["prefill_dtype"].default == "auto" and base["decode_kernel"].default == "auto"
+    auto = MMLLMConfig.model_construct(prefill_dtype="auto", decode_kernel="auto")
+    forced = MMLLMConfig.model_construct(prefill_dtype="auto", decode_kernel="torch")
+    assert _chosen_by(auto) == "cpu capability"
+    assert _chosen_by(forced) == "config (decode_kernel=torch)"

@@ -96,6 +96,7 @@ class StageTimes(BaseModel):
     def mark(self, stage: str, wall0: float, cpu0: float) -> tuple[float, float]:
         setattr(self, f"{stage}_s", time.perf_counter() - wall0)
         self.cpu[stage] = time.process_time() - cpu0
+        log.info("round part %s: %.1f s wall, %.1f s CPU", stage, getattr(self, f"{stage}_s"), self.cpu[stage])
         return time.perf_counter(), time.process_time()
 
 

@@ -120,8 +120,10 @@ class ToolRetriever:
         return [i for i, t in enumerate(tools) if function_of(t)["name"] not in self.settings.known]
 
     def needed(self, tools: Sequence[dict[str, Any]]) -> bool:
-        """Whether any of `tools` would be filtered, or a chat turn offered none (else the encoder never loads)."""
-        return bool(tools) and (self._routes_chat or bool(self.unknown(tools)))
+        """Whether any of `tools` would be filtered: then the encoder is warmed up in the background. The chat
+        router alone does not warm it: it loads on the first text-only turn, so that a turn about an image (the
+        router never runs there) neither imports transformers' modeling stack nor shares the CPU with a load."""
+        return bool(self.unknown(tools))
 
     @property
     def _routes_chat(self) -> bool:

@@ -31,8 +31,10 @@ Cosines cannot tell a general question from a built-in request (on the generator
 built-in cosine of "remember ..." requests has median 0.17, of general questions 0.15), so a text-only
 turn first meets the chat router (`chat_router.py`, a linear probe on the same embedding): plain chat
 (facts, arithmetic, greetings, translation, thanks) is offered no tool unless one of the user's tools
-fits it, and a folder that routes chat to its base LLM answers it as that LLM would. The thresholds are calibrated on the generator's training families only
-(`bench/tool_retrieval.py` prints the table), never on a test suite.
+fits it, and a folder that routes chat to its base LLM answers it as that LLM would.
+
+The thresholds are calibrated on the generator's training families only (`bench/tool_retrieval.py`
+prints the table), the router on the generator's requests (`recipes/chat_router.py`), never on a test suite.
 """
 
 from __future__ import annotations

@@ -122,7 +122,8 @@ class ComposedChatModel:
         a reply offered the user's tools by the open-world slot (its promoted version, else the folder's own), every
         other one by the session's adapter (the folder's own or the version promoted for it). The learning loop keeps
         versions per slot (`mmagent.continual.adapter_slots`), so a custom tool learnt from feedback never changes the
-        built-in replies. With the routing's `chat: base`, a plain chat reply (`tools=None`) is the base LLM's (no adapter).
+        built-in replies. With the routing's `chat: base`, a plain chat reply (`tools=None`) is the base LLM's (no adapter), so the
+        bare base counts as a routed state, not as one made active by hand.
         An adapter a caller made active by hand (`model.set_adapter`) serves every reply."""
         routing, m = self.model.config.routing, self.model
         if routing is None:

@@ -163,8 +163,8 @@ def test_eval_cli_table_json_and_errors(tmp_path, monkeypatch):
     monkeypatch.setattr(mmagent.backends, "load_chat_model", lambda spec: Scripted(list(replies)))
     r = CliRunner().invoke(app, ["eval", str(suite), "--json", "--out", str(tmp_path / "rep.json")])
     assert r.exit_code == 0, r.output
-    assert json.loads(r.output)["metrics"]["n"] == 2 and (tmp_path / "rep.json").is_file()
-    assert json.loads(r.output)["by_kind"]["unlabeled"]["n"] == 2 and "abstention_rate" in json.loads(r.output)["metrics"]
+    assert json.loads(r.stdout)["metrics"]["n"] == 2 and (tmp_path / "rep.json").is_file()
+    assert json.loads(r.stdout)["by_kind"]["unlabeled"]["n"] == 2 and "abstention_rate" in json.loads(r.stdout)["metrics"]
     r = CliRunner().invoke(app, ["eval", str(suite)])
     assert r.exit_code == 0 and "strict_success" in r.output
     r = CliRunner().invoke(app, ["eval", str(tmp_path / "missing.jsonl")])

@@ -459,11 +459,11 @@ class MMLLM(nn.Module):
 
     def cache_decoders(self) -> bool:
         """`cache_decoder` for every adapter the folder ships (the open-world one its routing serves too, so a
-        routed reply never builds the HF model) and for the bare base where the routing serves chat with it,
-        then the active one again. True when all are cached."""
+        routed reply never builds the HF model), then the active one again. True when all are cached.
+        Not the bare base a `chat: base` routing serves: cached first here, it left a fresh home's `tools` entry
+        answering in loops (seen once, not yet understood); it is cached on the first chat reply instead."""
         active, cached = self.active_adapter, True
-        base = [None] if self.config.routing is not None and self.config.routing.chat == "base" and active is not None else []
-        for name in [*base, *(n for n in self.config.adapters if n != active), active]:
+        for name in [*(n for n in self.config.adapters if n != active), active]:
             self.set_adapter(name)
             cached = self.cache_decoder() and cached
         return cached

@@ -29,8 +29,6 @@ from pathlib import Path
 
 import numpy as np
 
-log = logging.getLogger(__name__)
-
 N_DATA, N_NATURAL, SEED = 6000, 2000, 11
 
 

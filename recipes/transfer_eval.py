@@ -68,7 +68,6 @@ def run(suite: Path, limit: int | None = None, model_spec: str = "mmagent-defaul
 
     from mmagent.agent.api import DEFAULT_SYSTEM_PROMPT
     from mmagent.backends import load_chat_model
-
     from mmagent.backends.tool_retrieval import RetrievingChatModel
 
     items = load_suite(suite)[:limit]

@@ -448,10 +448,10 @@ class MMLLM(nn.Module):
         does this for the default, so that even the first `mmagent run` serves lean). True when a
         later load of this folder will be served from the cache."""
         decoder = self.decoder()
-        writer = None if self.is_lean else self.__dict__.get("_cache_writer")
-        if writer is None and not self.is_lean:
-            return False
-        if writer is not None:
+        if not self.is_lean:  # a lean decoder came from its entry; a built one is being written
+            writer = self.__dict__.get("_cache_writer")
+            if writer is None:
+                return False
             writer.join()
         if getattr(decoder, "engine", "torch") == "onnxruntime":  # lean too: an entry whose graph was never written
             decoder.pack()  # writes its step graph beside the entry: a later process need not import onnx

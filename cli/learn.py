@@ -72,7 +72,8 @@ def learn(
     steps: Annotated[Optional[int], typer.Option("--steps", help="Training steps of the round (default 40).")] = None,
     min_gain: Annotated[float, typer.Option("--min-gain", help="Least gain on held-out feedback items to promote, in points.")] = 5.0,
     max_drop: Annotated[float, typer.Option("--max-drop", help="Most the regression suite may fall, in points.")] = 1.0,
-    regression_suite: Annotated[Optional[list[Path]], typer.Option("--regression-suite", help="Frozen eval suite(s), repeatable (default: recipes/suites/unseen-phrasings.jsonl + heldout-natural-builtins.jsonl, 220 items).")] = None,
+    regression_suite: Annotated[Optional[list[Path]], typer.Option("--regression-suite", help="Frozen eval suite(s), repeatable (default: the generator's held-out splits in recipes/suites: unseen-phrasings, unseen-combinations, open-world-heldout-families, 350 items).")] = None,
+    workers: Annotated[Optional[int], typer.Option("--workers", min=1, help="Processes for the gate's evaluations and threads for training (default: every usable core; 1: one).")] = None,
     model: Annotated[str, typer.Option("--model", help="The composed MM-LLM whose turns to learn from (catalog name or folder); each has its own adapter versions.")] = "mmagent-default",
     slot: Annotated[Optional[str], typer.Option("--slot", help="The adapter to learn for: 'own' (the model's own; the built-ins' for the default) or a routed one ('open-world': the user's tools). Default: the first, in that order, with enough new feedback on turns it served.")] = None,
     review: Annotated[bool, typer.Option("--review", help="Only list the feedback earlier rounds held for review (trains nothing).")] = False,
@@ -99,6 +100,9 @@ def learn(
     try:
         slots = [None if slot == "own" else slot] if slot is not None else [None, *routed_slots(model)]
         config = default_config(method.value, replay_ratio, steps, model, min_learning_gain=min_gain, max_regression_drop=max_drop)
+        if workers is not None:
+            config.eval_workers = workers
+            config.update.recipe["threads"] = workers
         total = config.update.recipe_config(Path(".")).steps
         for i, s in enumerate(slots):
             # a routed slot replays its own base data (open-world and built-in examples), the own slot the built-ins'

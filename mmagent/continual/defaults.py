@@ -111,7 +111,7 @@ def default_env(settings=None, regression_suite: Path | list[Path] | None = None
     (`mmagent.recipes.data.generate`, passed by `mmagent learn`: continual does not import the recipes)."""
     from mmagent.agent.log import InteractionLog, default_log_path
     from mmagent.config import get_settings
-    from mmagent.continual.serving import AdapterChatModels
+    from mmagent.continual.eval_workers import SuiteWorkers
     from mmagent.continual.update import train_candidate
     from mmagent.feedback import FeedbackStore
     from mmagent.tools.registry import default_registry as default_tools
@@ -122,28 +122,25 @@ def default_env(settings=None, regression_suite: Path | list[Path] | None = None
     for suite in suites:
         if not suite.is_file():
             raise FileNotFoundError(f"regression suite {suite} not found; pass --regression-suite SUITE.jsonl (recipes/eval.py format)")
-    folder = default_model_folder(model)
     registry = slot_registry(slot, model, settings)
-    routed = routed_slots(model)
-
-    def load_mmllm():
-        import torch
-
-        from mmagent.model.mmllm import MMLLM
-
-        return MMLLM.from_pretrained(folder, settings, dtype=torch.float32)
 
     def media(turn, artifact_id: str) -> bytes:
         from mmagent.media.artifacts import ArtifactStore
 
         return ArtifactStore.open(turn.session, settings).read_bytes(artifact_id)
 
-    retrieval = None
-    if routed:
-        from mmagent.backends.tool_retrieval import ToolRetriever
+    def eval_pool(adapter: Path | None, workers: int) -> SuiteWorkers:
+        return SuiteWorkers(settings.home, default_model_folder(model), model, slot, bool(routed_slots(model)), adapter, workers)
 
-        retrieval = ToolRetriever()
     return LearnEnv(feedback=FeedbackStore(log.path), turns=log, tools=tools or default_tools(settings),
                     registry=registry, train=train_candidate,
-                    chat_model=AdapterChatModels(load_mmllm, model, slot, retrieval), regression_suite=suites, media=media,
-                    model=model, base_data=base_data, slot=slot, routed=routed)
+                    chat_model=gate_chat_models(model, slot, settings), regression_suite=suites, media=media,
+                    model=model, base_data=base_data, slot=slot, routed=routed_slots(model), eval_pool=eval_pool)
+
+
+def gate_chat_models(model: str = DEFAULT_MODEL, slot: str | None = None, settings=None) -> Any:
+    """`adapter folder | None -> ChatModel` for the gate (`serving.folder_chat_models`): `model` loaded once,
+    each version as a named adapter of `slot`, behind the agent's tool retrieval where the model routes."""
+    from mmagent.continual.serving import folder_chat_models
+
+    return folder_chat_models(default_model_folder(model), model, slot, bool(routed_slots(model)), settings)

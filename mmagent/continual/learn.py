@@ -33,7 +33,7 @@ from mmagent.continual.dataset import Build, DatasetConfig, Example, build_datas
 from mmagent.continual.gate import GateConfig, GateReport, decide_results, poisoning_check
 from mmagent.continual.metrics import ContinualReport, RoundScores, continual_metrics
 from mmagent.continual.registry import AdapterRegistry, Serving, atomic_write
-from mmagent.continual.suites import ItemResult, ScoreCache, percent, run_suite, run_suites, suite_prompts, suite_tag
+from mmagent.continual.suites import ItemResult, ScoreCache, SuitePool, percent, run_suite, run_suites, suite_prompts, suite_tag
 from mmagent.continual.update import TrainJob, UpdateConfig
 from mmagent.errors import UserError
 from mmagent.feedback import FeedbackStore, LoggedTurn, TurnLookup
@@ -53,6 +53,8 @@ class LearnConfig(BaseModel):
     regression_limit: int | None = Field(default=None, description="Evaluate only the first N items of each frozen suite (speed).")
     regression_rounds: bool = Field(default=True, description="The promoted rounds' held-out items join the regression set (custom tools).")
     poisoning_check: bool = Field(default=True, description="Hold a batch that contradicts what the serving model reliably does.")
+    eval_workers: int | None = Field(default=None, ge=1, description="Processes the gate's evaluations run on (None: one per "
+                                     "usable core; 1: the round's own process). Only where the environment has an `eval_pool`.")
 
 
 @dataclass
@@ -77,6 +79,9 @@ class LearnEnv:
     # (`open-world`) learns from the turns it served and warm-starts from the folder's adapter of that name.
     slot: str | None = None
     routed: list[str] = field(default_factory=list)  # the model's routed slots: which one served a turn
+    # (adapter folder | None, workers) -> a `SuitePool` scoring that version in worker processes (`eval_workers`);
+    # None: every evaluation runs in this process with `chat_model`.
+    eval_pool: Callable[[Path | None, int], SuitePool] | None = None
 
     @property
     def suites(self) -> list[Path]:
@@ -325,7 +330,13 @@ class _Evals:
         name = version.version if isinstance(version, Serving) else version
         path = version.path if isinstance(version, Serving) else (self.env.registry.adapter_path(version) if version else None)
         tag = name or f"base-{self.env.model or 'model'}"
-        return run_suites(lambda: self.env.chat_model(path), tag, suites, self.tools, self.known, self.cache)
+        return run_suites(lambda: self.env.chat_model(path), tag, suites, self.tools, self.known, self.cache, self._pool(path))
+
+    def _pool(self, adapter: Path | None) -> SuitePool | None:
+        from mmagent.model.cpu import usable_cores
+
+        workers = self.cfg.eval_workers or usable_cores()
+        return self.env.eval_pool(adapter, workers) if workers > 1 and self.env.eval_pool is not None else None
 
     def model(self, serving: Serving | None) -> ChatModel:
         return self.env.chat_model(serving.path if serving else None)

@@ -146,3 +146,24 @@ class AdapterChatModels:
         from mmagent.backends.tool_retrieval import RetrievingChatModel
 
         return RetrievingChatModel(chat, self.retrieval)
+
+
+def folder_chat_models(folder: Path, name: str, slot: str | None = None, retrieval: bool = False, settings=None) -> AdapterChatModels:
+    """The gate's `AdapterChatModels` over the composed MM-LLM in `folder`, loaded in fp32 (the round's
+    own process and its evaluation workers, `eval_workers`, build theirs alike); with `retrieval`, behind
+    the agent's tool retrieval, which picks the slot of each reply as serving does."""
+
+    def load_mmllm():
+        import torch
+
+        from mmagent.config import get_settings
+        from mmagent.model.mmllm import MMLLM
+
+        return MMLLM.from_pretrained(folder, settings or get_settings(), dtype=torch.float32)
+
+    retriever = None
+    if retrieval:
+        from mmagent.backends.tool_retrieval import ToolRetriever
+
+        retriever = ToolRetriever()
+    return AdapterChatModels(load_mmllm, name, slot, retriever)

@@ -44,15 +44,17 @@ def groups_of(item: Any) -> list[str]:
 
 
 def run_suite(model: ChatModel, suite: Path, tools: list[dict[str, Any]], known: set[str] | None = None,
-              limit: int | None = None, max_new_tokens: int = 96) -> list[ItemResult]:
+              limit: int | None = None, max_new_tokens: int = 96, shard: tuple[int, int] = (0, 1)) -> list[ItemResult]:
     """Every item's strict success (`mmagent.training.scoring`, as recipes/eval.py), `avoid` items as above. Items expecting a
     tool outside `known` (the round's registry) are left out: they belong to another tool set.
+    `shard=(k, n)` answers only items k, k + n, k + 2n ... (one of n workers: `eval_workers`).
 
     96 new tokens per step is room for a call or a short answer; a gate need not wait for a model
     that rambles (the recipes' own default is 160)."""
     from mmagent.training.scoring import load_suite, run_item, score_item
 
-    items = [it for it in load_suite(suite) if known is None or all(e.name in known for e in it.expected)][:limit]
+    k, n = shard
+    items = [it for it in load_suite(suite) if known is None or all(e.name in known for e in it.expected)][:limit][k::n]
     avoid = _avoided(suite)
     out = []
     for it in items:
@@ -143,17 +145,26 @@ class ScoreCache:
         atomic_write_text(self._file(version, key), json.dumps([r.model_dump() for r in results]))
 
 
+# (suites to evaluate, tools, known) -> each suite's results: the same version answered on several cores (`eval_workers`)
+SuitePool = Callable[[Sequence[tuple[Path, int | None]], list[dict[str, Any]], set[str] | None], list[list[ItemResult]]]
+
+
 def run_suites(model: Callable[[], ChatModel], version: str | None, suites: Sequence[tuple[Path, int | None]],
-               tools: list[dict[str, Any]], known: set[str] | None, cache: ScoreCache | None) -> list[ItemResult]:
+               tools: list[dict[str, Any]], known: set[str] | None, cache: ScoreCache | None,
+               pool: SuitePool | None = None) -> list[ItemResult]:
     """Results of `version` on each (suite, item limit), from the cache where it has them; `model`
-    is called (to load the version) only when something must be evaluated."""
-    out: list[ItemResult] = []
-    for suite, limit in suites:
-        key = suite_hash(suite, tools, known, limit)
-        got = cache.get(version, key) if cache is not None else None
-        if got is None:
-            got = run_suite(model(), suite, tools, known, limit)
-            if cache is not None:
-                cache.put(version, key, got)
-        out += got
-    return out
+    is called (to load the version) only when something must be evaluated, unless `pool` answers
+    the missing suites (in worker processes, all at once)."""
+    keys = [suite_hash(suite, tools, known, limit) for suite, limit in suites]
+    got = [cache.get(version, key) if cache is not None else None for key in keys]
+    todo = [i for i, g in enumerate(got) if g is None]
+    if pool is not None and todo:
+        for i, res in zip(todo, pool([suites[i] for i in todo], tools, known), strict=True):
+            got[i] = res
+    for i in todo:
+        if got[i] is None:
+            suite, limit = suites[i]
+            got[i] = run_suite(model(), suite, tools, known, limit)
+        if cache is not None:
+            cache.put(version, keys[i], got[i])
+    return [r for g in got for r in g]

@@ -42,8 +42,11 @@ Method = Literal["replay", "ewc", "olora", "preference"]
 
 def _default_recipe() -> dict[str, Any]:
     # A learning round is a short fine-tune: few steps, lower LR than the first tuning, frequent
-    # checkpoints (a killed round resumes), fp16 export like the shipped adapter.
-    return {"steps": 40, "batch_size": 8, "grad_accum": 1, "lr": 3e-4, "warmup": 2, "save_every": 10, "threads": 1}
+    # checkpoints (a killed round resumes), fp16 export like the shipped adapter. Every usable core:
+    # nothing else runs during a round's training (its evaluations run before and after it).
+    from mmagent.model.cpu import usable_cores
+
+    return {"steps": 40, "batch_size": 8, "grad_accum": 1, "lr": 3e-4, "warmup": 2, "save_every": 10, "threads": usable_cores()}
 
 
 class UpdateConfig(BaseModel):

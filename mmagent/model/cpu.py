@@ -68,6 +68,14 @@ def _flags() -> set[str]:
     return set(line.partition(":")[2].split())
 
 
+def usable_cores() -> int:
+    """CPUs this process may run on (its affinity mask: a container's or `taskset`'s share, not the host's count)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # not Linux
+        return os.cpu_count() or 1
+
+
 def training_precision(requested: str) -> str:
     """`auto` -> "bf16" on a GPU or a CPU with native bf16 (autocast ~1.4x faster there), else
     "fp32" (emulated bf16 autocast would be several times slower); "fp32"/"bf16" are kept."""

@@ -1,11 +1,12 @@
 """One learning round, timed; and the anti-forgetting methods side by side.
 
-    .venv/bin/python bench/learn.py embedded [--items 100] [--steps 30] [--regression-limit 20] [--threads 1] [--probe 10] [--poison 24]
+    .venv/bin/python bench/learn.py embedded [--items 100] [--steps 30] [--regression-limit 20] [--threads 1] [--workers N] [--probe 10] [--poison 24]
+    .venv/bin/python bench/learn.py gate [--limit 20] [--workers 2]
     .venv/bin/python bench/learn.py methods [--threads 1]
     .venv/bin/python bench/learn.py scenarios [--scenario all|corrections|thumbs|poison|rounds] [--steps 100]
     .venv/bin/python bench/learn.py embedded --scenario thumbs --simulate [--regression-limit 0]
 
-embedded: the issue's scenario and benchmark. A newly added custom tool, convert_currency: the
+embedded: the issue's scenario and benchmark. A newly added custom tool (--tool: convert_currency, or open_ticket): the
 serving agent (mmagent-default: EfficientNet-Lite0 -> projector -> SmolLM2-135M, constrained
 decoding) answers 100 requests for it, each turn logged by the agent; users correct the ones it got
 wrong -> one `learn` round on CPU: data build, train (LoRA, warm start + replay 1:1), eval
@@ -13,6 +14,8 @@ wrong -> one `learn` round on CPU: data build, train (LoRA, warm start + replay 
 part's share, the gate's scores, and the agent's score on `--probe` fresh requests (never logged)
 before and after, in new sessions of the same running agent. Then a poisoned batch (`--poison`
 turns on a sign image "corrected" from read_text to detect_faces) must be rejected by the gate.
+`--scenario thumbs` gives only thumbs (right call: up, else down); `--temperature T` lets the serving
+agent sample the feedback turns, so that some are right where greedy decoding is not.
 
 methods: two rounds in the tiny world (mmagent.continual.scenario.TinyWorld): learn flip_coin,
 then roll_die, with each method on identical data in one process:
@@ -38,7 +41,8 @@ from pathlib import Path
 
 
 def embedded(items: int, steps: int, regression_limit: int, threads: int, probe: int, poison: int,
-             lr: float = 2e-4, replay_ratio: float = 2.0, simulate: bool = False, scenario: str = "corrections") -> None:
+             lr: float = 2e-4, replay_ratio: float = 2.0, simulate: bool = False, scenario: str = "corrections",
+             workers: int | None = None, tool: str = "currency", temperature: float = 0.0) -> None:
     """The issue's scenario on the embedded default, end to end, with the round timed."""
     import torch
     from mmagent.recipes.data import generate
@@ -57,7 +61,8 @@ def embedded(items: int, steps: int, regression_limit: int, threads: int, probe:
     os.environ["MMAGENT_HOME"] = str(home)
     get_settings.cache_clear()
     tools = default_registry()
-    tools.register(S.convert_currency)  # the newly added custom tool
+    new_tool, feedback_requests = S.CUSTOM_TOOLS[tool]
+    tools.register(new_tool)  # the newly added custom tool
     # The agent's turns with the custom tool are served by the default's open-world adapter (its routing):
     # the round learns for that slot, replaying its base data; the built-in replies keep their adapter.
     slot = next(iter(routed_slots()), None)
@@ -66,10 +71,12 @@ def embedded(items: int, steps: int, regression_limit: int, threads: int, probe:
     logging.basicConfig(level=logging.WARNING, format="[%(asctime)s] %(message)s", datefmt="%H:%M:%S")
     logging.getLogger("mmagent.continual.learn").setLevel(logging.INFO)  # each round part as it ends
     agent = Agent("mmagent-default", tools=tools, constrained=True, max_steps=2, log=env.turns)
-    requests = S.currency_feedback(items + probe)
-    feedback, unseen = requests[:items], requests[items:]  # `unseen`: never logged, never trained
+    feedback, unseen = feedback_requests(items, probe)  # `unseen`: never logged, never trained
 
     before = 0 if simulate else _handled(agent, unseen, "before")
+    # A serving agent that samples (as assistants often do) gets some turns right that greedy decoding
+    # misses: from thumbs alone, those up-rated turns are the only right calls a round can learn from.
+    _set_temperature(agent, temperature)
     # 1. Users ask for the new tool; the serving agent answers (each turn logged by the agent itself)
     #    and they correct it: the right call for every turn it got wrong. (--simulate logs the turns
     #    without running the agent, as a model that never calls the tool would: for quick sweeps.)
@@ -89,10 +96,12 @@ def embedded(items: int, steps: int, regression_limit: int, threads: int, probe:
         wrong += not ok
         record_feedback(env.feedback, env.turns, env.tools, tid, "up" if ok else "down", None if ok or thumbs else [call])
     log_s = time.perf_counter() - t0
+    _set_temperature(agent, 0.0)  # the probe after the round decodes greedily, as before it
     _progress(f"{items} agent turns + feedback: {log_s:.1f} s ({wrong} mishandled); the round starts")
     cfg = default_config("preference" if thumbs else "replay", replay_ratio, steps, min_learning_gain=5.0)
     cfg.update.recipe.update({"threads": threads, "batch_size": 8, "grad_accum": 1, "lr": lr})
     cfg.regression_limit = regression_limit or None  # per frozen suite; 0: all 350 items
+    cfg.eval_workers = workers  # None: one evaluation process per usable core
     # 2. One learning round: data build, train, gate, promote.
     t0 = time.perf_counter()
     rep = learn(env, cfg)
@@ -100,7 +109,9 @@ def embedded(items: int, steps: int, regression_limit: int, threads: int, probe:
     # 3. A new session of the same running agent picks up the promoted version.
     after = 0 if simulate else _handled(agent, unseen, "after")
 
-    print(f"\nlearning round on mmagent-default, CPU, {threads} thread(s): {items} feedback turns "
+    from mmagent.model.cpu import usable_cores
+
+    print(f"\nlearning round on mmagent-default, CPU, {threads} training thread(s), {workers or usable_cores()} evaluation process(es): {items} feedback turns "
           f"({wrong} {'simulated as ' if simulate else ''}mishandled by the serving agent and {'rated down' if thumbs else 'corrected'}; {rep.counts.get('train', 0)} train / "
           f"{rep.counts.get('heldout', 0)} held out), {steps} steps, batch 8, lr {lr:g}, replay {replay_ratio:g}:1, "
           f"regression suite limited to {regression_limit} items")
@@ -110,7 +121,7 @@ def embedded(items: int, steps: int, regression_limit: int, threads: int, probe:
     print(f"gate: {rep.gate.verdict}; " + "; ".join(rep.gate.reasons))
     serving = env.registry.serving()
     if not simulate:
-        print(f"\nthe agent on {probe} convert_currency requests never logged nor trained (new sessions, constrained decoding): "
+        print(f"\nthe agent on {probe} {feedback[0][1].name} requests never logged nor trained (new sessions, greedy, constrained decoding): "
               f"right call {before}/{probe} before the round -> {after}/{probe} after it (serving {serving.version if serving else 'base'}"
               f"{f' for the {slot} adapter' if slot else ''})")
     if poison and not simulate:
@@ -125,11 +136,21 @@ def _progress(line: str) -> None:
 
 
 def _right(res, call) -> bool:
-    """Exactly one call: convert_currency with the asked amount and currency."""
+    """Exactly one call, of the new tool, with the asked values of its key arguments (numbers equal,
+    strings equal ignoring case); other arguments may be anything."""
     if len(res.calls) != 1 or res.calls[0].name != call.name:
         return False
     args = res.calls[0].arguments
-    return str(args.get("to", "")).upper() == call.arguments["to"] and args.get("amount") == call.arguments["amount"]
+    same = lambda a, b: a == b if isinstance(b, (int, float)) else str(a).strip().lower() == str(b).strip().lower()  # noqa: E731
+    return all(k in args and same(args[k], v) for k, v in call.arguments.items())
+
+
+def _set_temperature(agent, temperature: float) -> None:
+    """The sampling temperature of the agent's composed model (under tool retrieval's wrapper)."""
+    model = agent.model
+    while hasattr(model, "inner"):
+        model = model.inner
+    model.temperature = temperature
 
 
 def _handled(agent, requests, tag: str) -> int:
@@ -175,6 +196,42 @@ def _poisoned_round(agent, env, cfg, n: int) -> None:
     print(f"gate: {'PROMOTED (the guard failed)' if rep.promoted else 'rejected'}; " + "; ".join(rep.gate.reasons if rep.gate else [rep.message]))
     now = env.registry.serving()
     print(f"serving after the poisoned round: {now.version if now else 'base'} (before it: {serving.version if serving else 'base'})")
+
+
+def gate(limit: int, workers: list[int]) -> None:
+    """The gate's evaluation of one version (the shipped default) on the frozen suites' first `limit` items
+    each, in the round's process and on worker processes, side by side in this run: wall s, items/s, and
+    whether the results are the same."""
+    import torch
+
+    from mmagent.config import get_settings
+    from mmagent.continual.defaults import default_model_folder, default_suites, gate_chat_models, routed_slots
+    from mmagent.continual.eval_workers import SuiteWorkers
+    from mmagent.continual.suites import percent, run_suite
+    from mmagent.model.cpu import cpu_features, usable_cores
+    from mmagent.tools.registry import default_registry
+
+    torch.set_num_threads(1)
+    tools = default_registry()
+    schemas, known = tools.schemas(), set(tools.names())
+    suites = [(s, limit) for s in default_suites()]
+    t0 = time.perf_counter()
+    chat = gate_chat_models()(None)
+    alone = [run_suite(chat, s, schemas, known, n) for s, n in suites]
+    base = time.perf_counter() - t0
+    n = sum(map(len, alone))
+    print(f"gate evaluation of mmagent-default on {n} regression items ({limit} per frozen suite); cpu {cpu_features().describe()}, "
+          f"{usable_cores()} usable cores, 1 thread per process; load average at start {os.getloadavg()[0]:.1f}\n")
+    print("| evaluation | wall s (load included) | items/s | speedup | results | score |\n|---|---|---|---|---|---|")
+    print(f"| the round's process | {base:.1f} | {n / base:.2f} | 1.00x | - | {percent([r for a in alone for r in a]):.1f} |")
+    for w in workers:
+        pool = SuiteWorkers(get_settings().home, default_model_folder(), "mmagent-default", None, bool(routed_slots()), None, w)
+        t0 = time.perf_counter()
+        got = pool(suites, schemas, known)
+        wall = time.perf_counter() - t0
+        print(f"| {w} worker processes | {wall:.1f} | {n / wall:.2f} | {base / wall:.2f}x | {'same' if got == alone else 'DIFFERENT'} | "
+              f"{percent([r for a in got for r in a]):.1f} |")
+    print(f"\nload average at end {os.getloadavg()[0]:.1f}")
 
 
 def methods(threads: int, steps: int) -> None:
@@ -353,12 +410,16 @@ def main() -> None:
     e.add_argument("--items", type=int, default=100)
     e.add_argument("--steps", type=int, default=30)
     e.add_argument("--regression-limit", type=int, default=20)
-    e.add_argument("--threads", type=int, default=1)
+    e.add_argument("--threads", type=int, default=1, help="training threads")
+    e.add_argument("--workers", type=int, default=None, help="evaluation processes of the gate (default: one per usable core)")
     e.add_argument("--probe", type=int, default=10, help="fresh requests asked before and after the round")
     e.add_argument("--poison", type=int, default=24, help="poisoned turns for a second round (0: skip)")
     e.add_argument("--lr", type=float, default=2e-4)
     e.add_argument("--replay-ratio", type=float, default=2.0)
     e.add_argument("--simulate", action="store_true", help="log the feedback turns without running the agent (quick sweeps)")
+    e.add_argument("--tool", choices=["currency", "ticket"], default="currency",
+                   help="the new custom tool: convert_currency, or open_ticket (a support queue the default mostly gets wrong)")
+    e.add_argument("--temperature", type=float, default=0.0, help="the serving agent samples the feedback turns at this temperature")
     e.add_argument("--scenario", choices=["corrections", "thumbs"], default="corrections",
                    help="thumbs: no corrections, only up/down (with --simulate every other turn is right), learnt with --method preference")
     c = sub.add_parser("scenarios", help="corrections / thumbs only / poisoned batch / three rounds (tiny world)")
@@ -366,14 +427,19 @@ def main() -> None:
     c.add_argument("--threads", type=int, default=1)
     c.add_argument("--steps", type=int, default=60)
     c.add_argument("--method", default="preference", help="the method for thumbs-only rounds")
+    g = sub.add_parser("gate", help="the gate's evaluation in the round's process vs worker processes, side by side")
+    g.add_argument("--limit", type=int, default=20, help="items per frozen suite")
+    g.add_argument("--workers", type=int, nargs="+", default=[2])
     m = sub.add_parser("methods")
     m.add_argument("--threads", type=int, default=1)
     m.add_argument("--steps", type=int, default=40)
     a = ap.parse_args()
-    if a.what == "scenarios":
+    if a.what == "gate":
+        gate(a.limit, a.workers)
+    elif a.what == "scenarios":
         scenarios(a.scenario, a.threads, a.steps, a.method)
     elif a.what == "embedded":
-        embedded(a.items, a.steps, a.regression_limit, a.threads, a.probe, a.poison, a.lr, a.replay_ratio, a.simulate, a.scenario)
+        embedded(a.items, a.steps, a.regression_limit, a.threads, a.probe, a.poison, a.lr, a.replay_ratio, a.simulate, a.scenario, a.workers, a.tool, a.temperature)
     else:
         methods(a.threads, a.steps)
 

@@ -17,7 +17,7 @@ import json
 import random
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import torch
 from PIL import Image
@@ -353,3 +353,67 @@ def currency_feedback(n: int, seed: int = 0) -> list[tuple[str, ToolCall]]:
             seen.add(prompt)
             out.append((prompt, ToolCall(name="convert_currency", arguments={"amount": float(a), "to": c})))
     return out
+
+
+@tool
+def open_ticket(category: Literal["helpdesk", "finance", "engineering", "identity", "logistics"], summary: str) -> str:
+    """Opens a customer support ticket for a customer's problem or complaint.
+
+    Args:
+        category: The support queue for the ticket.
+        summary: The problem in a few words.
+    """
+    return "T-1"
+
+
+# A custom tool the shipped default mostly gets wrong: it calls open_ticket but copies the first enum
+# value ("helpdesk", the right queue for none of these problems) in ~3 of 4 requests, while sampling
+# at T 0.9 picks the right queue in ~1 of 4 turns: what thumbs alone can teach.
+TICKET_PROBLEMS = {
+    "finance": ["I was charged twice for my subscription", "my invoice shows the wrong amount", "I want a refund for last month",
+                "my card got billed after I cancelled", "the price on my bill went up without notice", "I paid but the invoice says unpaid",
+                "there is a charge on my statement I don't recognise", "my discount code wasn't applied to the bill",
+                "I need a receipt for my last payment", "the monthly fee was taken twice", "my refund hasn't come back to my card",
+                "I was billed for a plan I never ordered"],
+    "engineering": ["the website crashes when I click save", "the app won't load on my laptop", "I get error 500 when uploading",
+                  "the printer driver keeps failing", "the page is stuck on a loading spinner", "the app freezes after the update",
+                  "the search button does nothing", "videos won't play in the browser", "the sync between my phone and laptop broke",
+                  "the export to PDF produces a blank file", "the software shows a bug on startup", "the settings screen throws an error"],
+    "identity": ["I forgot my password and can't log in", "my account got locked", "I want to change the email on my profile",
+                "I want to delete my user profile", "I need to reset my two-factor login", "I can't sign in with my username",
+                "please merge my two accounts", "I want to change the name on my account", "my login code never arrives",
+                "someone else is using my account", "I want to update my profile phone number", "my account was deactivated by mistake"],
+    "logistics": ["my order never arrived", "the box came damaged in the mail", "the courier lost my package", "the delivery is two weeks late",
+                 "I got the wrong item in my parcel", "the package was left at the wrong address", "my tracking number shows no movement",
+                 "half of my order is missing from the box", "the delivery driver never showed up", "I need to change my delivery address",
+                 "the parcel was returned to the sender", "my shipment is stuck at customs"],
+}
+TICKET_TEMPLATES = ["{p}, open a support ticket", "{p}, file a ticket", "please raise a support ticket: {p}", "open a ticket, {p}",
+             "can you open a support ticket? {p}", "{p}. Make a ticket for customer support", "create a support ticket for me: {p}",
+             "hi, {p} - please log a support ticket"]
+
+
+def ticket_feedback(n: int, probe: int, seed: int = 0) -> tuple[list[tuple[str, ToolCall]], list[tuple[str, ToolCall]]]:
+    """`n` feedback requests for open_ticket and `probe` fresh ones about problems the feedback never
+    mentions (the last 3 of each queue's 12): learning the queues, not the sentences."""
+    rng = random.Random(seed)
+
+    def pool(part: slice) -> list[tuple[str, ToolCall]]:
+        out = [(t.format(p=p), ToolCall(name="open_ticket", arguments={"category": c}))
+               for c, ps in TICKET_PROBLEMS.items() for p in ps[part] for t in TICKET_TEMPLATES]
+        rng.shuffle(out)
+        return out
+
+    seen, fresh = pool(slice(0, 9)), pool(slice(9, None))
+    if n > len(seen) or probe > len(fresh):
+        raise ValueError(f"at most {len(seen)} feedback and {len(fresh)} probe requests")
+    return seen[:n], fresh[:probe]
+
+
+def _split(requests: list[tuple[str, ToolCall]], n: int) -> tuple[list[tuple[str, ToolCall]], list[tuple[str, ToolCall]]]:
+    return requests[:n], requests[n:]
+
+
+# bench/learn.py embedded --tool NAME: (the tool, (n feedback, n probe) -> (feedback requests, probe requests))
+CUSTOM_TOOLS = {"currency": (convert_currency, lambda n, probe: _split(currency_feedback(n + probe), n)),
+                "ticket": (open_ticket, ticket_feedback)}

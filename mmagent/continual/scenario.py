@@ -356,7 +356,7 @@ def currency_feedback(n: int, seed: int = 0) -> list[tuple[str, ToolCall]]:
 
 
 @tool
-def open_ticket(category: Literal["helpdesk", "finance", "engineering", "identity", "logistics"], summary: str) -> str:
+def open_ticket(category: Literal["billing", "technical", "account", "shipping"], summary: str) -> str:
     """Opens a customer support ticket for a customer's problem or complaint.
 
     Args:
@@ -366,24 +366,25 @@ def open_ticket(category: Literal["helpdesk", "finance", "engineering", "identit
     return "T-1"
 
 
-# A custom tool the shipped default mostly gets wrong: it calls open_ticket but copies the first enum
-# value ("helpdesk", the right queue for none of these problems) in ~3 of 4 requests, while sampling
-# at T 0.9 picks the right queue in ~1 of 4 turns: what thumbs alone can teach.
+# A custom tool the shipped default mostly gets wrong: it calls open_ticket but fills in the first enum
+# value, "billing", for nearly every request (right for 3 of 34 other-queue requests), while sampling at
+# T 0.9-1.0 picks the right queue more often (14 of 80): the right samples are what thumbs alone can teach.
+# Billing requests are 10% of the mix, so greedy starts near 17%.
 TICKET_PROBLEMS = {
-    "finance": ["I was charged twice for my subscription", "my invoice shows the wrong amount", "I want a refund for last month",
+    "billing": ["I was charged twice for my subscription", "my invoice shows the wrong amount", "I want a refund for last month",
                 "my card got billed after I cancelled", "the price on my bill went up without notice", "I paid but the invoice says unpaid",
                 "there is a charge on my statement I don't recognise", "my discount code wasn't applied to the bill",
                 "I need a receipt for my last payment", "the monthly fee was taken twice", "my refund hasn't come back to my card",
                 "I was billed for a plan I never ordered"],
-    "engineering": ["the website crashes when I click save", "the app won't load on my laptop", "I get error 500 when uploading",
+    "technical": ["the website crashes when I click save", "the app won't load on my laptop", "I get error 500 when uploading",
                   "the printer driver keeps failing", "the page is stuck on a loading spinner", "the app freezes after the update",
                   "the search button does nothing", "videos won't play in the browser", "the sync between my phone and laptop broke",
                   "the export to PDF produces a blank file", "the software shows a bug on startup", "the settings screen throws an error"],
-    "identity": ["I forgot my password and can't log in", "my account got locked", "I want to change the email on my profile",
+    "account": ["I forgot my password and can't log in", "my account got locked", "I want to change the email on my profile",
                 "I want to delete my user profile", "I need to reset my two-factor login", "I can't sign in with my username",
                 "please merge my two accounts", "I want to change the name on my account", "my login code never arrives",
                 "someone else is using my account", "I want to update my profile phone number", "my account was deactivated by mistake"],
-    "logistics": ["my order never arrived", "the box came damaged in the mail", "the courier lost my package", "the delivery is two weeks late",
+    "shipping": ["my order never arrived", "the box came damaged in the mail", "the courier lost my package", "the delivery is two weeks late",
                  "I got the wrong item in my parcel", "the package was left at the wrong address", "my tracking number shows no movement",
                  "half of my order is missing from the box", "the delivery driver never showed up", "I need to change my delivery address",
                  "the parcel was returned to the sender", "my shipment is stuck at customs"],
@@ -395,19 +396,26 @@ TICKET_TEMPLATES = ["{p}, open a support ticket", "{p}, file a ticket", "please 
 
 def ticket_feedback(n: int, probe: int, seed: int = 0) -> tuple[list[tuple[str, ToolCall]], list[tuple[str, ToolCall]]]:
     """`n` feedback requests for open_ticket and `probe` fresh ones about problems the feedback never
-    mentions (the last 3 of each queue's 12): learning the queues, not the sentences."""
+    mentions (the last 3 of each queue's 12): learning the queues, not the sentences. 10% billing, the
+    rest split over the other queues."""
     rng = random.Random(seed)
 
-    def pool(part: slice) -> list[tuple[str, ToolCall]]:
-        out = [(t.format(p=p), ToolCall(name="open_ticket", arguments={"category": c}))
-               for c, ps in TICKET_PROBLEMS.items() for p in ps[part] for t in TICKET_TEMPLATES]
-        rng.shuffle(out)
-        return out
+    def draw(part: slice, k: int) -> list[tuple[str, ToolCall]]:
+        out = []
+        for c, ps in TICKET_PROBLEMS.items():
+            want = round(k * 0.1) if c == "billing" else None
+            pool = [t.format(p=p) for p in ps[part] for t in TICKET_TEMPLATES]
+            rng.shuffle(pool)
+            out.append((c, pool, want))
+        rest = k - out[0][2]
+        counts = [w if w is not None else rest // 3 + (i - 1 < rest % 3) for i, (_, _, w) in enumerate(out)]
+        if any(n_ > len(pool) for (_, pool, _), n_ in zip(out, counts)):
+            raise ValueError(f"{k} requests: more than the phrasings of a queue")
+        picked = [(pool[i], ToolCall(name="open_ticket", arguments={"category": c})) for (c, pool, _), n_ in zip(out, counts) for i in range(n_)]
+        rng.shuffle(picked)
+        return picked
 
-    seen, fresh = pool(slice(0, 9)), pool(slice(9, None))
-    if n > len(seen) or probe > len(fresh):
-        raise ValueError(f"at most {len(seen)} feedback and {len(fresh)} probe requests")
-    return seen[:n], fresh[:probe]
+    return draw(slice(0, 9), n), draw(slice(9, None), probe)
 
 
 def _split(requests: list[tuple[str, ToolCall]], n: int) -> tuple[list[tuple[str, ToolCall]], list[tuple[str, ToolCall]]]:

@@ -85,8 +85,8 @@ def train(cfg: AlignConfig, mm: Any = None) -> Path:
     """Trains the projector of `mm` (default: loaded from `cfg.multimodal`); returns the export folder."""
     from mmagent.model.mmllm import MMLLM
 
-    torch.set_num_threads(cfg.threads)
     mm = mm if mm is not None else MMLLM.from_pretrained(cfg.multimodal, dtype=torch.float32)
+    torch.set_num_threads(cfg.threads)  # after the load, which applies the serving thread policy (settings.threads)
     mm.set_adapter(None)  # stage 1 aligns to the base LLM
     for p in mm.parameters():
         p.requires_grad_(False)

@@ -123,12 +123,12 @@ def train(cfg: ToolTuningConfig, on_step: Callable[[dict[str, Any]], None] | Non
     optimizer step's metrics row (the CLI's progress bar). Under torchrun the process group ends
     with the run (one run per launch). The steps are the training library's loop
     (`mmagent.training.loop`, under accelerate here); this adds validation, metrics and the curve."""
-    torch.set_num_threads(cfg.threads)
     acc = accelerator(cfg)
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "recipe.yaml").write_text(dump_yaml(cfg))
     bb = build_backbone(cfg)
+    torch.set_num_threads(cfg.threads)  # after the load, which applies the serving thread policy (settings.threads)
     bb.llm.to(acc.device), bb.mm.to(acc.device) if bb.mm is not None else None
     if cfg.gradient_checkpointing:
         bb.llm.gradient_checkpointing_enable()

@@ -200,3 +200,27 @@ def test_thumbs_only_round_learns_a_new_tool_with_preference(world, tmp_path):
     # 4 held-out prompts, 25 points each: from none to at least 3. Which 3 or 4 depends on the host's float
     # kernels (4 of 4 on a Sapphire Rapids host, 3 of 4 on a Zen 5 one, the same code and seeds).
     assert len(held) == 4 and suite_score(env.chat_model(env.registry.serving().path), truth, tools) >= 75
+
+
+def test_a_round_trains_on_the_threads_its_recipe_asks_for(world, tmp_path):
+    """Loading an LLM applies the serving thread policy (settings.threads, 1 in tests); the round's
+    training must still run on its recipe's `threads` (it ran on one thread whatever it asked for)."""
+    import torch
+
+    seen = []
+    env = world.env(tmp_path, on_step=lambda step: seen.append(torch.get_num_threads()))
+
+    def load_as_serving_does(rc):
+        bb = world.load_backbone(rc)
+        torch.set_num_threads(1)  # what mmagent.config.apply_thread_policy does when a model loads
+        return bb
+
+    env.load_backbone = load_as_serving_does
+    cfg = world.config(steps=3)
+    cfg.update.recipe["threads"] = 2
+    S.log_corrections(env, S.COIN, S.FC, "coin")
+    try:
+        learn(env, cfg)
+    finally:
+        torch.set_num_threads(1)
+    assert seen and set(seen) == {2}, seen

@@ -166,10 +166,12 @@ def conversations(job: TrainJob) -> list[Any]:
 def train_candidate(job: TrainJob) -> Path:
     """Trains (or resumes) one candidate; returns its adapter folder under `job.work_dir`."""
     rc = job.cfg.recipe_config(job.work_dir)
-    torch.set_num_threads(rc.threads)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(rc.seed)  # the same data and settings train the same candidate (LoRA init, dropout)
         bb = (job.load_backbone or default_backbone)(rc)
+        # After the load: loading an LLM applies the serving thread policy (settings.threads, default 1),
+        # which silently undid a count set before it, and every round trained on one thread.
+        torch.set_num_threads(rc.threads)
         penalty, finish = prepare(bb, job, rc)
         extra = _preference(bb, job, rc) if job.cfg.method == "preference" else None
         out = fit(bb, conversations(job), job.tools, rc, penalty, job.on_step, extra, dropout=extra is None)

@@ -15,7 +15,7 @@ shape) in bf16 with LoRA: tokens/s, MFU and peak memory. MFU counts 4·N FLOPs p
 2N + backward through frozen weights 2N: LoRA computes no weight gradients for them) plus attention,
 against the GPU's dense bf16 peak.
 
-    .venv/bin/python bench/train.py [--threads 2] [--examples 8] [--reps 3] [--from 2]
+    .venv/bin/python bench/train.py [--threads 1 2] [--examples 8] [--reps 3] [--from 2]
 """
 
 from __future__ import annotations
@@ -37,9 +37,9 @@ def cpu_rows(threads: int, n_examples: int, reps: int, first: int = 0) -> list[t
     from mmagent.training.loss import AssistantLoss
     from mmagent.training.sequences import system_prefix
 
-    torch.set_num_threads(threads)
     cfg = ToolTuningConfig(data={"n_train": n_examples})  # text-only SmolLM2 + a fresh LoRA r=16
     bb = build_backbone(cfg)
+    torch.set_num_threads(threads)  # after the load, which applies the serving thread policy (settings.threads)
     tools = tool_schemas()
     prefix = system_prefix(bb.tok, tools)
     data = [s.enc for s in encode_all(bb, load_conversations(cfg, "train", n_examples), tools, prefix)]
@@ -100,20 +100,22 @@ def gpu_row(seq: int = 1024, batch: int = 8, reps: int = 5) -> dict[str, float] 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--threads", type=int, nargs="+", default=[2], help="one table per count (e.g. --threads 1 2: side by side)")
     ap.add_argument("--examples", type=int, default=8)
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--skip-cpu", action="store_true")
     ap.add_argument("--from", dest="first", type=int, default=0,
                     help="skip the first N CPU variants (the full-row baseline takes minutes at 8 examples); speedups are then relative to the first run")
     a = ap.parse_args()
-    if not a.skip_cpu:
-        rows = cpu_rows(a.threads, a.examples, a.reps, a.first)
+    first_base = None
+    for threads in [] if a.skip_cpu else a.threads:
+        rows = cpu_rows(threads, a.examples, a.reps, a.first)
         base = rows[0][1]
-        print(f"\nLoRA tool tuning, SmolLM2-135M, CPU, {a.threads} threads, micro-batch of {a.examples} conversations, median of {a.reps}")
-        print(f"| variant | step s | tokens/s | examples/s | speedup |\n|---|---|---|---|---|")
+        first_base = first_base or base
+        print(f"\nLoRA tool tuning, SmolLM2-135M, CPU, {threads} threads, micro-batch of {a.examples} conversations, median of {a.reps}")
+        print("| variant | step s | tokens/s | examples/s | speedup | vs the first table's first row |\n|---|---|---|---|---|---|")
         for name, s, tps, eps in rows:
-            print(f"| {name} | {s:.2f} | {tps:.0f} | {eps:.2f} | {base / s:.2f}x |")
+            print(f"| {name} | {s:.2f} | {tps:.0f} | {eps:.2f} | {base / s:.2f}x | {first_base / s:.2f}x |")
     g = gpu_row()
     if g is None:
         print("\nGPU: no CUDA device here; the ~1B bf16 LoRA measurement (tokens/s, MFU, peak memory) did not run.")

@@ -204,9 +204,7 @@ def gate(limit: int, workers: list[int]) -> None:
     whether the results are the same."""
     import torch
 
-    from mmagent.config import get_settings
-    from mmagent.continual.defaults import default_model_folder, default_suites, gate_chat_models, routed_slots
-    from mmagent.continual.eval_workers import SuiteWorkers
+    from mmagent.continual.defaults import default_suites, gate_chat_models, gate_workers
     from mmagent.continual.suites import percent, run_suite
     from mmagent.model.cpu import cpu_features, usable_cores
     from mmagent.tools.registry import default_registry
@@ -225,7 +223,7 @@ def gate(limit: int, workers: list[int]) -> None:
     print("| evaluation | wall s (load included) | items/s | speedup | results | score |\n|---|---|---|---|---|---|")
     print(f"| the round's process | {base:.1f} | {n / base:.2f} | 1.00x | - | {percent([r for a in alone for r in a]):.1f} |")
     for w in workers:
-        pool = SuiteWorkers(get_settings().home, default_model_folder(), "mmagent-default", None, bool(routed_slots()), None, w)
+        pool = gate_workers(None, w)
         t0 = time.perf_counter()
         got = pool(suites, schemas, known)
         wall = time.perf_counter() - t0

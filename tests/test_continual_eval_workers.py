@@ -66,17 +66,14 @@ def test_a_pool_answers_only_what_the_cache_lacks(tmp_path):
 
 def test_worker_processes_score_the_embedded_default_as_one_process(tmp_path):
     """Two worker processes on the shipped regression suite's first items = the round's own evaluation."""
-    from mmagent.config import get_settings
-    from mmagent.continual.defaults import default_model_folder, default_suites, gate_chat_models
-    from mmagent.continual.eval_workers import SuiteWorkers
+    from mmagent.continual.defaults import default_suites, gate_chat_models, gate_workers
     from mmagent.tools.registry import default_registry
 
     tools = default_registry()
     schemas, known = tools.schemas(), set(tools.names())
     suites = [(default_suites()[0], 2), (default_suites()[1], 1)]
     alone = [run_suite(gate_chat_models()(None), s, schemas, known, limit) for s, limit in suites]
-    workers = SuiteWorkers(get_settings().home, default_model_folder(), "mmagent-default", None, True, None, workers=2)
-    pooled = workers(suites, schemas, known)
+    pooled = gate_workers(None, 2)(suites, schemas, known)
     assert pooled == alone and [len(r) for r in pooled] == [2, 1]
 
 

@@ -111,7 +111,6 @@ def default_env(settings=None, regression_suite: Path | list[Path] | None = None
     (`mmagent.recipes.data.generate`, passed by `mmagent learn`: continual does not import the recipes)."""
     from mmagent.agent.log import InteractionLog, default_log_path
     from mmagent.config import get_settings
-    from mmagent.continual.eval_workers import SuiteWorkers
     from mmagent.continual.update import train_candidate
     from mmagent.feedback import FeedbackStore
     from mmagent.tools.registry import default_registry as default_tools
@@ -129,13 +128,23 @@ def default_env(settings=None, regression_suite: Path | list[Path] | None = None
 
         return ArtifactStore.open(turn.session, settings).read_bytes(artifact_id)
 
-    def eval_pool(adapter: Path | None, workers: int) -> SuiteWorkers:
-        return SuiteWorkers(settings.home, default_model_folder(model), model, slot, bool(routed_slots(model)), adapter, workers)
+    def eval_pool(adapter: Path | None, workers: int) -> Any:
+        return gate_workers(adapter, workers, model, slot, settings)
 
     return LearnEnv(feedback=FeedbackStore(log.path), turns=log, tools=tools or default_tools(settings),
                     registry=registry, train=train_candidate,
                     chat_model=gate_chat_models(model, slot, settings), regression_suite=suites, media=media,
                     model=model, base_data=base_data, slot=slot, routed=routed_slots(model), eval_pool=eval_pool)
+
+
+def gate_workers(adapter: Path | None, workers: int, model: str = DEFAULT_MODEL, slot: str | None = None, settings=None) -> Any:
+    """`gate_chat_models`' evaluation of one version (`adapter`; None: the model's own) on `workers` processes
+    (`eval_workers.SuiteWorkers`), loading from the settings' home as the round does."""
+    from mmagent.config import get_settings
+    from mmagent.continual.eval_workers import SuiteWorkers
+
+    home = (settings or get_settings()).home
+    return SuiteWorkers(home, default_model_folder(model), model, slot, bool(routed_slots(model)), adapter, workers)
 
 
 def gate_chat_models(model: str = DEFAULT_MODEL, slot: str | None = None, settings=None) -> Any:

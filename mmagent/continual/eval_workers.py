@@ -9,8 +9,8 @@ are those of one process.
 
 Why processes, not threads: a model's decoder keeps one KV cache and one active adapter, and its
 Python parts (grammar masks, the decode loop) hold the GIL; a process per core has its own model and
-no lock. A worker's start (imports + a lean model load from the decoder cache) costs ~10 s, so the
-round asks for workers only when a version has enough items to score (`LearnConfig.eval_workers`).
+no lock. A worker's start (imports + a lean model load from the decoder cache) costs ~10 s, small beside
+a version's ~200 items; `LearnConfig.eval_workers` sets how many (1: the round's own process).
 
     python -m mmagent.continual.eval_workers SPEC.json OUT.json    (what `SuiteWorkers` runs)
 """

@@ -390,8 +390,8 @@ TICKET_PROBLEMS = {
                  "the parcel was returned to the sender", "my shipment is stuck at customs"],
 }
 TICKET_TEMPLATES = ["{p}, open a support ticket", "{p}, file a ticket", "please raise a support ticket: {p}", "open a ticket, {p}",
-             "can you open a support ticket? {p}", "{p}. Make a ticket for customer support", "create a support ticket for me: {p}",
-             "hi, {p} - please log a support ticket"]
+                    "can you open a support ticket? {p}", "{p}. Make a ticket for customer support",
+                    "create a support ticket for me: {p}", "hi, {p} - please log a support ticket"]
 
 
 def ticket_feedback(n: int, probe: int, seed: int = 0) -> tuple[list[tuple[str, ToolCall]], list[tuple[str, ToolCall]]]:
@@ -401,27 +401,28 @@ def ticket_feedback(n: int, probe: int, seed: int = 0) -> tuple[list[tuple[str, 
     rng = random.Random(seed)
 
     def draw(part: slice, k: int) -> list[tuple[str, ToolCall]]:
-        out = []
+        billing = round(k * 0.1)
+        rest = k - billing
+        others = [c for c in TICKET_PROBLEMS if c != "billing"]
+        counts = {"billing": billing, **{c: rest // 3 + (j < rest % 3) for j, c in enumerate(others)}}
+        picked = []
         for c, ps in TICKET_PROBLEMS.items():
-            want = round(k * 0.1) if c == "billing" else None
             pool = [t.format(p=p) for p in ps[part] for t in TICKET_TEMPLATES]
             rng.shuffle(pool)
-            out.append((c, pool, want))
-        rest = k - out[0][2]
-        counts = [w if w is not None else rest // 3 + (i - 1 < rest % 3) for i, (_, _, w) in enumerate(out)]
-        if any(n_ > len(pool) for (_, pool, _), n_ in zip(out, counts)):
-            raise ValueError(f"{k} requests: more than the phrasings of a queue")
-        picked = [(pool[i], ToolCall(name="open_ticket", arguments={"category": c})) for (c, pool, _), n_ in zip(out, counts) for i in range(n_)]
+            if counts[c] > len(pool):
+                raise ValueError(f"{k} requests: more than the phrasings of a queue")
+            picked += [(q, ToolCall(name="open_ticket", arguments={"category": c})) for q in pool[: counts[c]]]
         rng.shuffle(picked)
         return picked
 
     return draw(slice(0, 9), n), draw(slice(9, None), probe)
 
 
-def _split(requests: list[tuple[str, ToolCall]], n: int) -> tuple[list[tuple[str, ToolCall]], list[tuple[str, ToolCall]]]:
+def currency_requests(n: int, probe: int) -> tuple[list[tuple[str, ToolCall]], list[tuple[str, ToolCall]]]:
+    """`n` feedback and `probe` fresh convert_currency requests (distinct prompts)."""
+    requests = currency_feedback(n + probe)
     return requests[:n], requests[n:]
 
 
 # bench/learn.py embedded --tool NAME: (the tool, (n feedback, n probe) -> (feedback requests, probe requests))
-CUSTOM_TOOLS = {"currency": (convert_currency, lambda n, probe: _split(currency_feedback(n + probe), n)),
-                "ticket": (open_ticket, ticket_feedback)}
+CUSTOM_TOOLS = {"currency": (convert_currency, currency_requests), "ticket": (open_ticket, ticket_feedback)}

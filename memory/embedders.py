@@ -41,10 +41,8 @@ class MiniLMEmbedder:
 
     space = "minilm-l6"
 
-    def __init__(self, path: Path | str | None = None, max_length: int = 256, batch_size: int = 32, space: str | None = None):
-        import torch
-        from transformers import AutoModel, AutoTokenizer
-
+    def __init__(self, path: Path | str | None = None, max_length: int = 256, batch_size: int = 32, space: str | None = None,
+                 lean: bool = True):
         from mmagent.config import apply_thread_policy
 
         apply_thread_policy()
@@ -53,15 +51,37 @@ class MiniLMEmbedder:
 
             path = ensure("minilm-l6")
         self.path = Path(path)
+        self.max_length, self.batch_size = max_length, batch_size
+        # A BERT folder runs without transformers (lean_bert.py: ~3 s of imports saved); anything else through AutoModel.
+        from mmagent.memory import lean_bert
+
+        self._lean = lean_bert.load(self.path, max_length) if lean else None
+        if self._lean is None:
+            self._load_transformers()
+        self.dim = self._lean[1].cfg.hidden if self._lean else int(self.model.config.hidden_size)
+        if space is not None:
+            self.space = space
+
+    def _load_transformers(self) -> None:
+        import torch
+        from transformers import AutoModel, AutoTokenizer
+
         from mmagent.hub.loading import hf_loading
 
         with hf_loading():
             self.tokenizer = AutoTokenizer.from_pretrained(self.path)
             self.model = AutoModel.from_pretrained(self.path, dtype=torch.float32).eval()
-        self.dim = int(self.model.config.hidden_size)
-        self.max_length, self.batch_size = max_length, batch_size
-        if space is not None:
-            self.space = space
+
+    def _hidden(self, texts: list[str]):
+        """Last hidden states [B, T, D] and the attention mask [B, T] of one batch."""
+        if self._lean is not None:
+            from mmagent.memory.lean_bert import encode
+
+            tok, model = self._lean
+            ids, mask = encode(tok, texts)
+            return model(ids, mask), mask
+        batch = self.tokenizer(texts, padding=True, truncation=True, max_length=self.max_length, return_tensors="pt")
+        return self.model(**batch).last_hidden_state, batch["attention_mask"]
 
     def embed_texts(self, texts: Sequence[str]) -> np.ndarray:
         import torch
@@ -69,10 +89,9 @@ class MiniLMEmbedder:
         texts = check_texts(texts)
         out = np.zeros((len(texts), self.dim), np.float32)
         for i in range(0, len(texts), self.batch_size):
-            batch = self.tokenizer(texts[i : i + self.batch_size], padding=True, truncation=True, max_length=self.max_length, return_tensors="pt")
             with torch.inference_mode():
-                hidden = self.model(**batch).last_hidden_state  # [B, T, D]
-            mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)  # [B, T, 1]
+                hidden, attn = self._hidden(list(texts[i : i + self.batch_size]))  # [B, T, D], [B, T]
+            mask = attn.unsqueeze(-1).to(hidden.dtype)  # [B, T, 1]
             pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1.0)  # mean over real tokens [B, D]
             out[i : i + len(pooled)] = torch.nn.functional.normalize(pooled, dim=-1).numpy()
         return out

@@ -61,9 +61,11 @@ def test_minilm_mean_pools_real_tokens_and_normalizes(tiny_bert):
     batch = emb.embed_texts(["the cat sat", "a blue car on the street under the sky photo"])  # padding must not change row 0
     assert batch.shape == (2, 32) and np.allclose(np.linalg.norm(batch, axis=1), 1, atol=1e-5)
     assert np.allclose(alone[0], batch[0], atol=1e-5)
-    enc = emb.tokenizer(["the cat sat"], return_tensors="pt")
+    from transformers import AutoModel, AutoTokenizer  # the reference: transformers' own BERT (the embedder runs lean_bert)
+
+    enc = AutoTokenizer.from_pretrained(tiny_bert)(["the cat sat"], return_tensors="pt")
     with torch.no_grad():
-        manual = emb.model(**enc).last_hidden_state[0].mean(0)
+        manual = AutoModel.from_pretrained(tiny_bert)(**enc).last_hidden_state[0].mean(0)
     assert np.allclose(alone[0], (manual / manual.norm()).numpy(), atol=1e-5)
     with pytest.raises(UnsupportedContentError, match="empty"):
         emb.embed_texts(["ok", " "])

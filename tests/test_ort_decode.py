@@ -27,17 +27,21 @@ def _cos(a: torch.Tensor, b: torch.Tensor) -> float:
     return torch.nn.functional.cosine_similarity(a.float(), b.float()).min().item()  # the worst row
 
 
-def test_blocks_dequantize_within_half_a_step():
-    w = torch.randn(48, 96) * 0.1
-    w[3, :32] = 0  # an all-zero block stays exactly zero
+@pytest.mark.parametrize("k, block", [(96, 32), (128, 64)])  # 64 where it divides K, else 32
+def test_blocks_dequantize_within_half_a_step(k, block):
+    w = torch.randn(48, k) * 0.1
+    w[3, :block] = 0  # an all-zero block stays exactly zero
     q, scale, zero = ort_decode.quantize_blocks(w)
-    assert q.shape == (48, 3, 32) and q.dtype == torch.uint8 and scale.shape == zero.shape == (48 * 3,)
-    back = ((q.float() - zero.view(48, 3, 1).float()) * scale.view(48, 3, 1)).view(48, 96)
-    assert (back - w).abs().le(scale.view(48, 3, 1).expand(48, 3, 32).reshape(48, 96) / 2 + 1e-7).all()
-    assert back[3, :32].eq(0).all()
+    n = k // block
+    assert q.shape == (48, n, block) and q.dtype == torch.uint8 and scale.shape == zero.shape == (48 * n,)
+    back = ((q.float() - zero.view(48, n, 1).float()) * scale.view(48, n, 1)).view(48, k)
+    assert (back - w).abs().le(scale.view(48, n, 1).expand(48, n, block).reshape(48, k) / 2 + 1e-7).all()
+    assert back[3, :block].eq(0).all()
 
 
-def test_steps_follow_the_float_decoder_and_write_its_kv(model):
+@pytest.mark.parametrize("wide", [64, 32])  # the tiny model's widths all divide by 64: 32 forced too
+def test_steps_follow_the_float_decoder_and_write_its_kv(model, wide, monkeypatch):
+    monkeypatch.setattr(ort_decode, "WIDE_BLOCK", wide)
     embeds, mask = _prompt(model)
     exact = llama_decoder.LlamaDecoder(model.llm)
     ort = llama_decoder.LlamaDecoder(model.llm, quantize=True, dtype=torch.float32, engine="onnxruntime")
@@ -55,6 +59,7 @@ def test_steps_follow_the_float_decoder_and_write_its_kv(model):
             assert _cos(exact.v[:, 0, :, n - 1].flatten(1), ort.v[:, 0, :, n - 1].flatten(1)) > 0.999
             tok = ref.argmax(-1)
     assert ort._graph is not None  # the steps really ran on onnxruntime
+    assert {lin.blocks[0].shape[2] for lin in (ort.lm_head, ort.layers[0].qkv, ort.layers[0].down)} == {wide}
 
 
 def test_prefix_reuse_and_saved_prompts_see_what_the_graph_wrote(model):

@@ -32,7 +32,7 @@ from pathlib import Path
 import torch
 
 log = logging.getLogger(__name__)
-FORMAT = "1"
+FORMAT = "2"  # 2: 8-bit blocks of 64 where K allows (1: always 32)
 KEEP = 4  # fewer would evict one of the default's decoders (or the promoted one) whenever another is written
 _LLM_FILES = ("config.json", "generation_config.json", "tokenizer.json", "tokenizer_config.json", "model.safetensors")
 

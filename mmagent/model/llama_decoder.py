@@ -103,7 +103,7 @@ class Linear:
         self.w = weight.to(dtype).contiguous()  # [N, K]
         self.packed = None
         self.int8: tuple[torch.Tensor, torch.Tensor] | None = None  # (int8 values [N, K], scale [N]) as saved
-        # (values uint8 [N, K/32, 32], scale [N K/32], zero point [N K/32]): `ort_decode.quantize_blocks`
+        # (values uint8 [N, K/b, b], scale [N K/b], zero point [N K/b], b = 64 or 32): `ort_decode.quantize_blocks`
         self.blocks = ort_decode.quantize_blocks(weight) if blocks else None
         if quantize:
             w = weight.detach().float()

@@ -3,7 +3,7 @@
 Why: on one thread a SmolLM2-135M decode step in torch is ~30 ms, of which the int8 matmuls (fbgemm)
 are about half and the rest is ~1,500 small eager ops (norms, RoPE, attention, residuals). Here the
 whole step is one `InferenceSession.run`: the matmuls are onnxruntime's `MatMulNBits` (8-bit weights in
-blocks of 32 along K with a scale and zero point each; `accuracy_level=4` quantizes the activations
+blocks of 64 (or 32) along K with a scale and zero point each; `accuracy_level=4` quantizes the activations
 per block too and multiplies in int8 with VNNI / AVX2 dot products: the same class of kernel as
 llama.cpp's), attention is `GroupQueryAttention` with RoPE inside, and norm + residual add are
 fused (`SkipSimplifiedLayerNormalization`). 8 bits, not 4: the weights carry a merged LoRA adapter
@@ -33,7 +33,8 @@ import numpy as np
 import torch
 
 log = logging.getLogger(__name__)
-BLOCK = 32  # weights per scale along K (Q4_1's and Q8_0's block in GGUF)
+BLOCK = 32  # the smallest block: weights per scale along K (Q4_1's and Q8_0's block in GGUF)
+WIDE_BLOCK = 64  # used where K allows: 8-bit steps 1.3x faster than at 32 (fewer scales to read and apply)
 BITS = 8
 GRAPH_VERSION = 1  # in the saved graph's name: a graph written by other code is never opened
 
@@ -58,13 +59,22 @@ def fits(k: int) -> bool:
     return k % BLOCK == 0
 
 
+def block_size(k: int) -> int:
+    """Weights per scale for a matrix with `k` input features: 64 where it divides k, else 32.
+    Measured on Zen 4, 1 thread, 30 matrices of SmolLM2-135M's shapes at batch 1: 3072x576 4.26 ms at 32
+    vs 3.31 at 64, 576x1536 1.58 vs 1.22 (4-bit at 32: 3.47 / 1.13). An 8-bit step over 64 weights is
+    still ~8x finer than the Q4_1 base's own step over 32, so the merged adapter's deltas survive."""
+    return WIDE_BLOCK if k % WIDE_BLOCK == 0 else BLOCK
+
+
 def quantize_blocks(w: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """w [N, K] -> (q uint8 [N, K/32, 32], scale float32 [N * K/32], zero point uint8 [N * K/32]),
-    asymmetric per block, so that w ~= (q - zero) * scale (MatMulNBits' layout for 8 bits)."""
+    """w [N, K] -> (q uint8 [N, K/b, b], scale float32 [N * K/b], zero point uint8 [N * K/b]) with
+    b = `block_size(K)`, asymmetric per block, so that w ~= (q - zero) * scale (MatMulNBits' 8-bit layout)."""
     n, k = w.shape
-    blocks = w.detach().float().reshape(n, k // BLOCK, BLOCK)
+    b = block_size(k)
+    blocks = w.detach().float().reshape(n, k // b, b)
     lo, hi = blocks.amin(-1).clamp(max=0), blocks.amax(-1).clamp(min=0)  # 0 representable exactly
-    scale = ((hi - lo) / 255).clamp(min=1e-10)  # [N, K/32]
+    scale = ((hi - lo) / 255).clamp(min=1e-10)  # [N, K/b]
     zero = (-lo / scale).round().clamp(0, 255)
     q = (blocks / scale[..., None]).round().add_(zero[..., None]).clamp_(0, 255)
     return q.to(torch.uint8), scale.reshape(-1), zero.to(torch.uint8).reshape(-1)
@@ -88,9 +98,10 @@ def build_graph(decoder) -> bytes:
 
     def matmul(x: str, lin, name: str) -> str:
         q, scale, zero = (t.numpy() for t in lin.blocks)
-        n, k = q.shape[0], q.shape[1] * BLOCK
+        n, block = q.shape[0], q.shape[2]
+        k = q.shape[1] * block
         nodes.append(helper.make_node("MatMulNBits", [x, const(f"{name}.q", q), const(f"{name}.scale", scale), const(f"{name}.zero", zero)],
-                                      [f"{name}.out"], name=name, domain="com.microsoft", K=k, N=n, bits=BITS, block_size=BLOCK,
+                                      [f"{name}.out"], name=name, domain="com.microsoft", K=k, N=n, bits=BITS, block_size=block,
                                       accuracy_level=4))
         return f"{name}.out"
 
@@ -123,7 +134,7 @@ def build_graph(decoder) -> bytes:
                                       [f"l{i}.attn", f"present_key_{i}", f"present_value_{i}"], domain="com.microsoft",
                                       num_heads=nq, kv_num_heads=nkv, do_rotary=1, rotary_interleaved=0, scale=d ** -0.5))
         h, residual = norm(matmul(f"l{i}.attn", layer.o, f"l{i}.o"), residual, layer.norm2, f"l{i}.norm2")
-        inner = layer.down.blocks[0].shape[1] * BLOCK
+        inner = layer.down.blocks[0].shape[1] * layer.down.blocks[0].shape[2]
         gate, up = f"l{i}.gate", f"l{i}.up"
         nodes.append(helper.make_node("Split", [matmul(h, layer.gate_up, f"l{i}.gate_up"), const(f"l{i}.split", np.array([inner, inner]))],
                                       [gate, up], axis=-1))
@@ -153,6 +164,7 @@ class StepGraph:
         opts.log_severity_level = 3
         self.session = self._open(file, opts) or ort.InferenceSession(self._build(decoder, file), opts, providers=["CPUExecutionProvider"])
         self.layers = len(decoder.layers)
+        self.dim, self.vocab = self.session.get_inputs()[0].shape[2], self.session.get_outputs()[0].shape[2]  # D, V
         self._bound: torch.Tensor | None = None
         self._binding = None
         self._lock = threading.Lock()
@@ -183,7 +195,9 @@ class StepGraph:
         return graph
 
     def _bind(self, k: torch.Tensor, v: torch.Tensor) -> None:
-        """Binds each layer's k[i], v[i] [1, H_kv, capacity, d] as past and present: GQA writes in place."""
+        """Binds each layer's k[i], v[i] [1, H_kv, capacity, d] as past and present (GQA writes in place),
+        and the step's own inputs and logits to buffers of this object, filled in place at every step:
+        rebinding three inputs and fetching 61 outputs (`get_outputs`) cost ~0.4 ms of a ~12 ms step."""
         import onnxruntime as ort
 
         binding = self.session.io_binding()
@@ -194,19 +208,23 @@ class StepGraph:
                 binding.bind_ortvalue_input(f"past_{kind}_{i}", value)
                 binding.bind_ortvalue_output(f"present_{kind}_{i}", value)
                 self._values.append(value)
-        binding.bind_output("logits")
+        self._x = np.zeros((1, 1, self.dim), dtype=np.float32)  # [1, 1, D]: one token per step
+        self._seqlens, self._total = np.zeros(1, dtype=np.int32), np.zeros((), dtype=np.int32)
+        self._logits = np.zeros((1, 1, self.vocab), dtype=np.float32)
+        for name, array in (("x", self._x), ("seqlens_k", self._seqlens), ("total_len", self._total)):
+            binding.bind_cpu_input(name, array)  # wraps the array's memory: filled in place below
+        binding.bind_output("logits", "cpu", 0, np.float32, list(self._logits.shape), self._logits.ctypes.data)
         self._binding, self._bound = binding, k
 
     def __call__(self, x: torch.Tensor, start: int, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
-        """x [1, S, D] float32 at positions start..start+S (the KV before `start` is in k, v) -> logits [1, V]."""
+        """x [1, 1, D] float32 at position `start` (the KV before it is in k, v) -> logits [1, V]."""
+        if x.shape[:2] != (1, 1):
+            raise ValueError(f"the step graph runs one token of one row, got x of shape {tuple(x.shape)}")
         with self._lock:  # one binding per graph: a decoder serves one generation at a time anyway
             if self._bound is not k:
                 self._bind(k, v)
-            total = start + x.shape[1]
-            # bound without a copy: the arrays must live until the run is done
-            feeds = {"x": x.contiguous().numpy(), "seqlens_k": np.array([total - 1], dtype=np.int32),
-                     "total_len": np.array(total, dtype=np.int32)}
-            for name, array in feeds.items():
-                self._binding.bind_cpu_input(name, array)
+            self._x[...] = x.numpy()
+            self._seqlens[0] = start
+            self._total[...] = start + 1
             self.session.run_with_iobinding(self._binding)
-            return torch.from_numpy(self._binding.get_outputs()[-1].numpy()[:, -1])  # [1, V]
+            return torch.from_numpy(self._logits[0]).clone()  # [1, V]; the buffer is the next step's

@@ -130,6 +130,12 @@ def pull(
             console.print("[bold]mmagent-default[/] decoder cache ...")
         cached = load_chat_model("mmagent-default").model.cache_decoders()
         done["mmagent-default decoder cache"] = "ready" if cached else "not cacheable (see MMAGENT_DECODER_CACHE)"
+        if cached:  # served from that cache now: the default agent's tool prompt KV is saved beside it
+            from mmagent import Agent
+
+            with Agent() as agent:
+                agent.prefill_prompt()
+            done["mmagent-default prompt prefix"] = "ready"
     if json_out:
         print_json(done)
     else:

@@ -128,3 +128,12 @@ def test_what_one_run_remembers_the_next_run_finds(tmp_path, monkeypatch):
     other = CliRunner().invoke(app, ["run", "where is the key?", "--model", f"scripted:{asked}", "--json",
                                      "--memory-namespace", "bob"])
     assert json.loads(other.stdout)["calls"][0]["result"]["hits"] == []  # another user sees none of it
+
+
+def test_prefill_prompt_shows_the_model_the_system_prompt_and_every_tool_once_and_logs_nothing(tmp_path):
+    model = ScriptedChatModel(["ok"])
+    with _agent(tmp_path, model, tools=["resize_image", "read_text"]) as agent:
+        agent.prefill_prompt()
+        assert [m.role for m in model.seen[0]] == ["system", "user"] and model.seen[0][0].content == agent.options.system_prompt
+        assert model.seen_tools[0] == agent.registry.schemas() and len(model.seen_tools[0]) == 2  # what a turn offers
+        assert agent.log.turns() == []

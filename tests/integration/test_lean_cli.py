@@ -112,3 +112,42 @@ def test_a_users_own_tool_is_called_by_the_open_world_adapter(tmp_path):
     pending = json.loads(proc.stdout)["pending"]
     assert [(c["name"], c["arguments"].get("city")) for c in pending] == [("weather.forecast", "Lisbon")], pending
     assert json.loads(proc.stdout)["trace"][0]["adapter"] == "open-world"
+
+
+PREFILL = """
+from mmagent import Agent
+from mmagent.backends import load_chat_model
+assert load_chat_model("mmagent-default").model.cache_decoders()
+with Agent() as agent:  # served from the cache now, as `mmagent models pull --all` does it
+    agent.prefill_prompt()
+"""
+TURN = """
+import json, sys
+from mmagent import Agent
+from mmagent.model.mmllm import MMLLM
+
+reused, generate = [], MMLLM.generate
+def recorded(self, *args, **kwargs):  # the positions each step's prefill took from the cache
+    out = generate(self, *args, **kwargs)
+    reused.append(self.decoder().reused)
+    return out
+MMLLM.generate = recorded
+with Agent() as agent:
+    result = agent.run("What does this sign say?", images=[sys.argv[1]])
+print(json.dumps({"answer": result.answer, "reused": reused}))
+"""
+
+
+def test_the_prompt_prefix_saved_at_pull_is_reused_by_the_first_turn(tmp_path):
+    """`Agent.prefill_prompt` in a process served from the decoder cache saves the tool prompt's KV; the
+    first step of the next process prefills only what follows it (the request's words and the image)."""
+    env = dict(os.environ, MMAGENT_HOME=str(tmp_path), OMP_NUM_THREADS="1", MMAGENT_DECODER_CACHE="1", PYTHONWARNINGS="ignore")
+    proc = subprocess.run([sys.executable, "-c", PREFILL], capture_output=True, text=True, env=env, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert list((tmp_path / "cache" / "decoders").glob("*.prefix.safetensors")), "no prompt prefix was saved"
+    proc = subprocess.run([sys.executable, "-c", TURN, str(ROOT / "examples" / "sign.png")], capture_output=True, text=True,
+                          env=env, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert out["reused"][0] > 500, out  # the system prompt and the tool signatures (~750 of the ~800 tokens)
+    assert "MAIN STREET" in out["answer"].upper()

@@ -3,6 +3,7 @@
     .venv/bin/python bench/core.py                      # 1 and 2 threads, 64 new tokens, 3 reps
     .venv/bin/python bench/core.py --threads 1 --new-tokens 32 --reps 2 --json
     .venv/bin/python bench/core.py --threads 1 --isa native avx2 --turns   # + an AVX2-only CPU, + agent turns
+    .venv/bin/python bench/core.py --threads 1 --blocks                    # + 32- vs 64-weight blocks beside llama.cpp
 
 One image (skimage's chelsea) + a ~100-token user prompt, greedy decoding with EOS ignored so
 every run makes exactly --new-tokens tokens. Per thread count, in the same process:
@@ -42,6 +43,7 @@ import statistics
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
@@ -56,6 +58,8 @@ def main() -> None:
     p.add_argument("--isa", nargs="+", default=["native"], choices=["native", "avx2"],
                    help="also run the path table limited to AVX2 (a child process), side by side")
     p.add_argument("--turns", action="store_true", help="also time agent turns: one-shot processes and warm")
+    p.add_argument("--blocks", action="store_true",
+                   help="also compare the onnxruntime steps' weight blocks (32 vs 64) and llama.cpp, interleaved")
     p.add_argument("--rss-probe", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--paths-only", action="store_true", help=argparse.SUPPRESS)
     args = p.parse_args()
@@ -86,6 +90,11 @@ def main() -> None:
     report["decode_tok_s"] = {r["path"]: r["decode_tok_s"] for r in report["runs"][0]["rows"]}
     peer = report["llama_cpp"]
     report["llama_cpp_ratio"] = chosen["decode_tok_s"] / peer["decode_tok_s"] if peer else None
+    if args.blocks:
+        report["blocks"] = bench.blocks(args.reps)
+        if not args.json:
+            print("\nonnxruntime step weight blocks, interleaved in one loop (1 thread): " +
+                  ", ".join(f"{k} {v['decode_tok_s']:.1f} tok/s (greedy= {v['agree_with_fp32']})" for k, v in report["blocks"].items()))
     if args.turns:
         report["turns"] = time_turns(args.reps)
     report["peak_rss_mb"] = measure_rss(args.new_tokens)
@@ -217,6 +226,44 @@ class Bench:
                     logits = decoder.step(torch.tensor([tok]))
         return f"{hits}/{len(ref)}"
 
+    def blocks(self, reps: int) -> dict[str, dict]:
+        """The chosen int8 onnxruntime steps with 8-bit blocks of 32 and of 64 (`ort_decode.block_size`), and
+        llama.cpp when importable, interleaved rep by rep (the VM's noise hits all alike); greedy agreement
+        with our fp32 decoder on the same prompt."""
+        from mmagent.model import llama_decoder, ort_decode
+        from mmagent.model.generation import SamplingConfig, generate
+
+        torch, mm, n = self.torch, self.mm, self.new_tokens
+        batch = self.batch()
+        wide, decoders = ort_decode.WIDE_BLOCK, {}
+        try:
+            for width in (32, 64):
+                ort_decode.WIDE_BLOCK = width
+                decoders[f"blocks {width}"] = llama_decoder.LlamaDecoder(mm.llm, quantize=True, dtype=torch.float32, engine="onnxruntime")
+                decoders[f"blocks {width}"].pack()
+        finally:
+            ort_decode.WIDE_BLOCK = wide
+        sampling = SamplingConfig(max_new_tokens=n)
+
+        def run(decoder):
+            decoder.forget()
+            with torch.inference_mode():
+                return generate(decoder, self._embed(batch), batch["attention_mask"], batch["input_ids"], sampling=sampling, eos_token_ids=())
+
+        ref = run(llama_decoder.LlamaDecoder(mm.llm)).tokens[0]
+        rates: dict[str, list[float]] = {k: [] for k in decoders}
+        tokens: dict[str, list[int]] = {}
+        peer = llama_cpp_model()
+        for _ in range(reps):
+            for name, decoder in decoders.items():
+                r = run(decoder)
+                rates[name].append((len(r.tokens[0]) - 1) / r.decode_s)
+                tokens[name] = r.tokens[0]
+            if peer is not None:
+                rates.setdefault("llama.cpp", []).append(llama_cpp_rate(peer, n))
+        return {k: {"decode_tok_s": statistics.median(v), "agree_with_fp32": agree(ref, tokens[k]) if k in tokens else "-"}
+                for k, v in rates.items()}
+
     def reduction(self, reps: int, budget: int) -> list[dict]:
         """TTFT and output with 49 visual tokens vs `budget` (merge, attention top-k), default decoder."""
         from mmagent.model.generation import SamplingConfig, generate
@@ -276,8 +323,8 @@ def avx2_child(args) -> dict:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def llama_cpp_peer(new_tokens: int, reps: int) -> dict | None:
-    """llama.cpp on the same Q4_1 GGUF (1 thread), when `llama_cpp` is importable; else None."""
+def llama_cpp_model():
+    """llama.cpp on the same Q4_1 GGUF (1 thread), when `llama_cpp` is importable and the GGUF provisioned; else None."""
     try:
         from llama_cpp import Llama
     except ImportError:
@@ -286,16 +333,24 @@ def llama_cpp_peer(new_tokens: int, reps: int) -> dict | None:
     from mmagent.hub.provision import model_dir
 
     gguf = next(model_dir(CATALOG.get("smollm2-135m-instruct")).rglob("*.gguf"), None)
-    if gguf is None:
+    return None if gguf is None else Llama(model_path=str(gguf), n_threads=1, n_ctx=1024, verbose=False)
+
+
+def llama_cpp_rate(llm, new_tokens: int) -> float:
+    """Tokens/s of one greedy run of exactly `new_tokens` (its short prompt's prefill included)."""
+    t0 = time.perf_counter()
+    # llama-cpp-python has no ignore_eos: the end-of-text token is banned instead, so every run decodes new_tokens
+    out = llm("Describe a cat in detail.", max_tokens=new_tokens, temperature=0.0, logit_bias={llm.token_eos(): -1e9})
+    return out["usage"]["completion_tokens"] / (time.perf_counter() - t0)
+
+
+def llama_cpp_peer(new_tokens: int, reps: int) -> dict | None:
+    """The llama.cpp peer's median tokens/s over `reps`, or None without llama_cpp."""
+    llm = llama_cpp_model()
+    if llm is None:
         return None
-    llm = Llama(model_path=str(gguf), n_threads=1, n_ctx=1024, verbose=False)
-    rates = []
-    for _ in range(reps):
-        t0 = time.perf_counter()
-        # llama-cpp-python has no ignore_eos: the end-of-text token is banned instead, so every run decodes new_tokens
-        out = llm("Describe a cat in detail.", max_tokens=new_tokens, temperature=0.0, logit_bias={llm.token_eos(): -1e9})
-        rates.append(out["usage"]["completion_tokens"] / (time.perf_counter() - t0))
-    return {"decode_tok_s": statistics.median(rates), "gguf": gguf.name}
+    rates = [llama_cpp_rate(llm, new_tokens) for _ in range(reps)]
+    return {"decode_tok_s": statistics.median(rates), "gguf": Path(llm.model_path).name}
 
 
 TURNS = {"sign question": ("What does this sign say?", ["examples/sign.png"]), "greeting": ("Hi! How are you today?", [])}

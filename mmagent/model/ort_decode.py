@@ -134,7 +134,7 @@ def build_graph(decoder) -> bytes:
                                       [f"l{i}.attn", f"present_key_{i}", f"present_value_{i}"], domain="com.microsoft",
                                       num_heads=nq, kv_num_heads=nkv, do_rotary=1, rotary_interleaved=0, scale=d ** -0.5))
         h, residual = norm(matmul(f"l{i}.attn", layer.o, f"l{i}.o"), residual, layer.norm2, f"l{i}.norm2")
-        inner = layer.down.blocks[0].shape[1] * layer.down.blocks[0].shape[2]
+        inner = layer.gate_up.blocks[0].shape[0] // 2  # gate_up is [gate; up]: 2 x inner output rows
         gate, up = f"l{i}.gate", f"l{i}.up"
         nodes.append(helper.make_node("Split", [matmul(h, layer.gate_up, f"l{i}.gate_up"), const(f"l{i}.split", np.array([inner, inner]))],
                                       [gate, up], axis=-1))

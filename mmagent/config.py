@@ -59,6 +59,13 @@ class Settings(BaseSettings):
     decoder_cache: bool = Field(default=True, description=(
         "Keep fused decoders on disk (<home>/cache/decoders) and serve from them without building the HF model "
         "(mmagent.model.decoder_cache). Env: MMAGENT_DECODER_CACHE=0 turns it off."))
+    # Tool-call steps (mmagent.protocol.grounding): what the model is shown and what it may leave in a call.
+    annotate_values: bool = Field(default=True, description=(
+        "Show the model the digits of spelled-out numbers and the 24-hour form of 12-hour times beside them in the user's "
+        "turns when tools are offered. Env: MMAGENT_ANNOTATE_VALUES=0 turns it off."))
+    ground_arguments: bool = Field(default=True, description=(
+        "Leave out of a call every optional argument whose value the conversation never states (the tool's default "
+        "applies). Env: MMAGENT_GROUND_ARGUMENTS=0 turns it off."))
     # Tools (mmagent.tools): where artifacts live and which optional models the tools use.
     artifact_root: Path | None = Field(default=None, description="Artifact store root; defaults to <home>/artifacts.")
     detector: str | None = Field(default=None, description="detect_objects model: a local save_pretrained folder or a hub id.")

@@ -103,10 +103,14 @@ class ComposedChatModel:
     ) -> ChatResult:
         from mmagent.protocol.toolcall import parse_tool_calls
 
-        m = self.model
+        from mmagent.config import get_settings
+        from mmagent.protocol.grounding import annotated, ground_calls
+
+        m, settings = self.model, get_settings()
         self._route(tools)
         images = message_images(messages, artifacts)
-        inputs = m.build_inputs(messages, tools, artifacts=images, add_generation_prompt=True, reserve_tokens=max_new_tokens)
+        shown = annotated(messages) if tools and settings.annotate_values else messages
+        inputs = m.build_inputs(shown, tools, artifacts=images, add_generation_prompt=True, reserve_tokens=max_new_tokens)
         # tools=[] (none offered, e.g. none fits the request) under constrained decoding: prose only
         processors = [self._grammar(tools, max_new_tokens, constrained)] if constrained and tools is not None else []
         stream = TextStream(m.tokenizer, on_token, m.eos_token_ids) if on_token else None
@@ -114,8 +118,10 @@ class ComposedChatModel:
         out = m.generate(m.collate([inputs]), sampling=sampling, processors=processors, on_step=stream)
         text = m.tokenizer.decode(out.tokens[0], skip_special_tokens=True)
         calls, errors, prose = parse_tool_calls(text)
+        calls, dropped = ground_calls(calls, messages, tools) if tools and settings.ground_arguments else (calls, [])
         return ChatResult(text=text, tool_calls=calls, parse_errors=errors, prose=prose, prompt_tokens=out.prompt_tokens,
-                          completion_tokens=len(out.tokens[0]), model=self.name, adapter=m.active_adapter)
+                          completion_tokens=len(out.tokens[0]), model=self.name, adapter=m.active_adapter,
+                          dropped_arguments=dropped)
 
     def _route(self, tools: list[dict[str, Any]] | None) -> None:
         """Serves this reply with the adapter the folder's routing picks for its tools (`mmagent.model.adapter_routing`):

@@ -110,18 +110,23 @@ class VLMChatModel:
         constrained: Constrained = False,
         on_token: OnToken | None = None,
     ) -> ChatResult:
+        from mmagent.config import get_settings
+        from mmagent.protocol.grounding import annotated, ground_calls
         from mmagent.protocol.toolcall import parse_tool_calls
 
-        conversation, images = self.conversation(messages, tools, artifacts)
+        settings = get_settings()
+        shown = annotated(messages) if tools and settings.annotate_values else messages
+        conversation, images = self.conversation(shown, tools, artifacts)
         inputs = self.encode(conversation, images)
         n_prompt = inputs["input_ids"].shape[1]
         max_new_tokens = self._budget(n_prompt, max_new_tokens)
         new_ids = self.generate(inputs, max_new_tokens, on_token=on_token, constrained=constrained, tools=tools)
         text = self.tokenizer.decode(new_ids, skip_special_tokens=True)
         calls, errors, prose = parse_tool_calls(text)
+        calls, dropped = ground_calls(calls, messages, tools) if tools and settings.ground_arguments else (calls, [])
         return ChatResult(
             text=text, tool_calls=calls, parse_errors=errors, prose=prose,
-            prompt_tokens=n_prompt, completion_tokens=len(new_ids), model=self.name,
+            prompt_tokens=n_prompt, completion_tokens=len(new_ids), model=self.name, dropped_arguments=dropped,
         )
 
     # -- steps of one turn ------------------------------------------------------------------

@@ -73,6 +73,9 @@ class ChatResult(BaseModel):
     completion_tokens: int = 0
     model: str = ""
     adapter: str | None = None
+    # optional arguments left out of `tool_calls` because the conversation never states them
+    # (`mmagent.protocol.grounding`), one note each; `text` still holds what the model wrote
+    dropped_arguments: list[str] = Field(default_factory=list)
 
 
 OnToken = Callable[[str], None]

@@ -335,13 +335,16 @@ def _followup(rng: random.Random, pools: Pools, f: Filled, result: dict[str, Any
                    tools=_offer(rng, [*tools, *others]))
 
 
-def generate(split: str, n: int, seed: int = 0) -> list[Example]:
-    """`n` open-world examples of a split; the same (split, n, seed) always gives the same ones."""
+def generate(split: str, n: int, seed: int = 0, kinds: dict[str, float] | None = None) -> list[Example]:
+    """`n` open-world examples of a split; the same (split, n, seed, kinds) always gives the same ones.
+    `kinds`: the shares of each kind (default `MIX`: the training one for train / validation)."""
     if split not in SPLITS:
         raise ValueError(f"unknown split {split!r}; choose one of {', '.join(SPLITS)}")
     rng = random.Random(f"open-world/{seed}/{split}")
     pools = Pools(split, seed)
-    mix = MIX["test" if split.startswith("test") else "train"]
+    mix = kinds or MIX["test" if split.startswith("test") else "train"]
+    if unknown := set(mix) - set(MIX["train"]):
+        raise ValueError(f"unknown example kinds {sorted(unknown)}; known: {', '.join(MIX['train'])}")
     kinds = rng.choices(list(mix), list(mix.values()), k=n)
     return [example(rng, pools, k, f"ow-{split}-{i:05d}") for i, k in enumerate(kinds)]
 

@@ -73,18 +73,25 @@ def _counts(n: int, shares: dict[str, float]) -> dict[str, int]:
     return out
 
 
-def check_shares(shares: dict[str, float]) -> dict[str, float]:
-    """The mix's parts as fractions of it: exactly the keys of SHARES, each in [0, 1], summing to 1."""
-    if set(shares) != set(SHARES) or any(not 0 <= v <= 1 for v in shares.values()) or abs(sum(shares.values()) - 1) > 1e-6:
-        raise ValueError(f"shares must give {sorted(SHARES)} as fractions summing to 1, got {shares}")
+def check_shares(shares: dict[str, float], parts: dict[str, float] = SHARES) -> dict[str, float]:
+    """Fractions of a whole: exactly the keys of `parts` (the mix's: SHARES), each in [0, 1], summing to 1."""
+    if set(shares) != set(parts) or any(not 0 <= v <= 1 for v in shares.values()) or abs(sum(shares.values()) - 1) > 1e-6:
+        raise ValueError(f"shares must give {sorted(parts)} as fractions summing to 1, got {shares}")
     return dict(shares)
+
+
+def parse_fractions(text: str) -> dict[str, float]:
+    """`a=0.35,b=0.65` -> {"a": 0.35, "b": 0.65} (unchecked)."""
+    try:
+        return {k.strip(): float(v) for k, v in (part.split("=", 1) for part in text.split(",") if part.strip())}
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(f"expected name=fraction,name=fraction...: {e}") from None
 
 
 def parse_shares(text: str) -> dict[str, float]:
     """`open_world=0.35,builtin=0.55,chat=0.1` -> a checked shares dict."""
     try:
-        pairs = [part.split("=", 1) for part in text.split(",") if part.strip()]
-        return check_shares({k.strip(): float(v) for k, v in pairs})
+        return check_shares(parse_fractions(text))
     except ValueError as e:
         raise argparse.ArgumentTypeError(str(e)) from None
 
@@ -121,12 +128,15 @@ def offer_builtins(examples: list[Example], share: float, seed: int) -> list[Exa
 
 def build(out: Path, seed: int = 0, *, n_open_world: int = 5000, n_train: int = 2400, n_validation: int = 64, n_test: int = 200,
           builtin_seed: int = 5, shares: dict[str, float] | None = None, natural_share: float = NATURAL_SHARE, chat_cache: Path = general_chat.DEFAULT_CACHE, chat_generator: general_chat.Generator | None = None,
-          distill: bool = True, suite: Path | None = None, builtin_offer: float = BUILTIN_OFFER) -> dict[str, Any]:
-    """Writes the folder described in the module docstring; returns the manifest."""
+          distill: bool = True, suite: Path | None = None, builtin_offer: float = BUILTIN_OFFER,
+          kinds: dict[str, float] | None = None) -> dict[str, Any]:
+    """Writes the folder described in the module docstring; returns the manifest. `kinds`: the
+    open-world part's shares of each kind (default `open_world.MIX["train"]`)."""
     out = Path(out)
     shares = check_shares(shares or SHARES)
+    kinds = check_shares(kinds, open_world.MIX["train"]) if kinds else None
     rng = random.Random(f"open-world-mix/{seed}")
-    ow = {s: offer_builtins(open_world.generate(s, n, seed), builtin_offer, seed) for s, n in (("train", n_open_world), ("validation", max(n_validation, 64)))}
+    ow = {s: offer_builtins(open_world.generate(s, n, seed, kinds), builtin_offer, seed) for s, n in (("train", n_open_world), ("validation", max(n_validation, 64)))}
     test = open_world.generate("test-heldout-families", n_test, seed)
     _write(out / "open-world-train.jsonl", [to_record(e, [], []) for e in ow["train"]])
     _write(out / "open-world-validation.jsonl", [to_record(e, [], []) for e in ow["validation"]])
@@ -149,7 +159,8 @@ def build(out: Path, seed: int = 0, *, n_open_world: int = 5000, n_train: int = 
     manifest: dict[str, Any] = {"seed": seed, "builtin_seed": builtin_seed, "heldout_domains": list(HELDOUT_DOMAINS),
                                 "tools_in_catalog": len(catalog(seed)), "training_tools": len(tools_of("train", seed)),
                                 "heldout_tools": len(tools_of("test", seed)), "chat_prompts_kept": len(pairs), "chat_prompts": len(prompts),
-                                "shares": shares, "natural_share": natural_share, "builtin_offer": builtin_offer}
+                                "shares": shares, "natural_share": natural_share, "builtin_offer": builtin_offer,
+                                "kinds": kinds or open_world.MIX["train"]}
     pick_tools = chat_tools(seed)
     for split, n in (("train", n_train), ("validation", n_validation)):
         c = _counts(n, shares)
@@ -192,12 +203,14 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--builtin-offer", type=float, default=BUILTIN_OFFER, help="of the open-world records: also offered 1-3 built-in tools")
     ap.add_argument("--chat-cache", type=Path, default=general_chat.DEFAULT_CACHE)
     ap.add_argument("--no-distill", action="store_true", help="never load the base model: leave out chat prompts missing from the cache")
+    ap.add_argument("--kinds", type=parse_fractions, default=None, help="the open-world part's kinds, e.g. single=0.12,multiple=0.3,"
+                    "irrelevance=0.22,parallel=0.22,followup=0.14 (default: recipes/open_world.py MIX)")
     ap.add_argument("--suite", type=Path, default=None, help="also write the held-out suite here (recipes/suites/open-world-heldout-families.jsonl)")
     a = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     m = build(a.out, a.seed, n_open_world=a.n_open_world, n_train=a.n_train, n_validation=a.n_validation, n_test=a.n_test,
               builtin_seed=a.builtin_seed, shares=a.shares, natural_share=a.natural_share, chat_cache=a.chat_cache, distill=not a.no_distill, suite=a.suite,
-              builtin_offer=a.builtin_offer)
+              builtin_offer=a.builtin_offer, kinds=a.kinds)
     print(json.dumps({k: m[k] for k in ("train", "validation", "test-heldout-families", "heldout_domains")}, indent=1))
 
 

@@ -115,8 +115,9 @@ def test_sizes_ids_and_signed_coordinates_state_their_numbers():
 
 @pytest.mark.parametrize("on", [True, False])
 def test_the_composed_backend_shows_annotated_turns_and_grounds_its_calls(monkeypatch, on):
-    """Wiring on a tiny random-init MM-LLM: what the model is shown, and the parsed calls it returns
-    (the parse is replaced by a call with one stated and one invented optional argument)."""
+    """Wiring on a tiny random-init MM-LLM: what the model is shown (`MMLLM.build_inputs`, which training
+    renders through too), and the parsed calls it returns (the parse is replaced by a call with one
+    stated and one invented optional argument)."""
     from tiny_mmllm import tiny_mmllm
 
     from mmagent.backends.composed import ComposedChatModel
@@ -126,9 +127,11 @@ def test_the_composed_backend_shows_annotated_turns_and_grounds_its_calls(monkey
         monkeypatch.setenv("MMAGENT_ANNOTATE_VALUES", "0")
         monkeypatch.setenv("MMAGENT_GROUND_ARGUMENTS", "0")
     model = ComposedChatModel(tiny_mmllm(), "tiny")
+    from mmagent.model import mm_prompt
+
     shown: list[str] = []
-    build = model.model.build_inputs
-    monkeypatch.setattr(model.model, "build_inputs", lambda msgs, *a, **k: shown.append(msgs[-1].content) or build(msgs, *a, **k))
+    render = mm_prompt.render_conversation
+    monkeypatch.setattr(mm_prompt, "render_conversation", lambda tok, msgs, *a: shown.append(msgs[-1].content) or render(tok, msgs, *a))
     invented = ToolCall(name="pets.find_vet", arguments={"city": "Oslo", "radius_km": 12, "animal": "dog"})
     monkeypatch.setattr(toolcall, "parse_tool_calls", lambda text: ([invented], [], ""))
     result = model.chat([Message(role="user", content="a vet in Oslo within twelve km")], [VET], max_new_tokens=4)

@@ -314,6 +314,21 @@ def test_mix_shares_are_checked():
             parse_shares(bad)
 
 
+def test_kind_shares_choose_the_open_world_kinds_and_are_checked():
+    from collections import Counter
+
+    from mmagent.recipes.open_world_mix import check_shares
+    from mmagent.recipes.open_world import MIX
+
+    kinds = Counter(e.kind for e in generate("train", 200, seed=3, kinds={"irrelevance": 0.5, "parallel": 0.5}))
+    assert set(kinds) == {"irrelevance", "parallel"} and 70 <= kinds["parallel"] <= 130
+    assert [e.messages for e in generate("train", 5, seed=3)] == [e.messages for e in generate("train", 5, seed=3, kinds=MIX["train"])]
+    with pytest.raises(ValueError, match="unknown example kinds"):
+        generate("train", 5, kinds={"chitchat": 1.0})
+    with pytest.raises(ValueError, match="fractions summing to 1"):
+        check_shares({"single": 0.5, "multiple": 0.2, "irrelevance": 0.1, "parallel": 0.1, "followup": 0.0}, MIX["train"])
+
+
 def test_two_step_smoke_train_on_open_world_records(mix, tmp_path):
     from mmagent.recipes.recipe_config import load_config
     from mmagent.recipes.tool_tuning import ToolTuningConfig, train

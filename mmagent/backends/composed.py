@@ -104,13 +104,12 @@ class ComposedChatModel:
         from mmagent.protocol.toolcall import parse_tool_calls
 
         from mmagent.config import get_settings
-        from mmagent.protocol.grounding import annotated, ground_calls
+        from mmagent.protocol.grounding import ground_calls
 
         m, settings = self.model, get_settings()
         self._route(tools)
         images = message_images(messages, artifacts)
-        shown = annotated(messages) if tools and settings.annotate_values else messages
-        inputs = m.build_inputs(shown, tools, artifacts=images, add_generation_prompt=True, reserve_tokens=max_new_tokens)
+        inputs = m.build_inputs(messages, tools, artifacts=images, add_generation_prompt=True, reserve_tokens=max_new_tokens)
         # tools=[] (none offered, e.g. none fits the request) under constrained decoding: prose only
         processors = [self._grammar(tools, max_new_tokens, constrained)] if constrained and tools is not None else []
         stream = TextStream(m.tokenizer, on_token, m.eos_token_ids) if on_token else None

@@ -320,9 +320,13 @@ class MMLLM(nn.Module):
         `tools`: OpenAI-style schemas, rendered into the system prompt by `mmagent.protocol.toolcall`.
         `system`: extra system text. `reserve_tokens`: room to keep for generation.
         """
+        from mmagent.config import get_settings
         from mmagent.model.mm_prompt import render_conversation
+        from mmagent.protocol.grounding import annotated
 
         msgs = [m if isinstance(m, Message) else Message(**m) for m in messages]
+        if tools and get_settings().annotate_values:  # the same view in training and serving (mmagent.protocol.grounding)
+            msgs = annotated(msgs)
         rendered = render_conversation(self.tokenizer, msgs, tools, system, self.config.image_token, add_generation_prompt)
         images = self._resolve_images(msgs, artifacts)
         ids, labels = self._expand(rendered.input_ids, rendered.labels)

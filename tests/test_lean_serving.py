@@ -376,3 +376,45 @@ def test_an_adapter_changed_after_loading_is_not_cached_under_its_folder(saved):
     m.decoder()
     _join_cache_writers()
     assert not _entries()
+
+
+def test_an_adapter_switch_during_the_warm_up_build_caches_each_adapter_with_its_own_weights(saved, monkeypatch):
+    """`mmagent models pull --all` loads the default (which starts building the active adapter's decoder in
+    a warm-up thread) and switches adapters right away to cache each. The switch used to land mid-build:
+    the `tools` entry was fused from the open-world adapter's weights and served so ever after."""
+    import time
+
+    from mmagent.config import get_settings
+    from mmagent.model import decoder_cache, llama_decoder
+    from mmagent.model.mmllm import MMLLM
+
+    ref = _tensors(MMLLM.from_pretrained(saved))  # the folder's own adapter, built with nothing else going on
+    _join_cache_writers()
+    for f in decoder_cache.cache_dir(get_settings()).iterdir():
+        f.unlink()
+    other = _adapter_like(saved, saved.parent / "other", 0.2)
+
+    real = llama_decoder.LlamaDecoder
+
+    class SlowFuse(real):  # a fuse long enough for the switch to land inside it, as on a real model
+        def __init__(self, *args, **kwargs):
+            time.sleep(0.5)
+            super().__init__(*args, **kwargs)
+
+    monkeypatch.setattr(llama_decoder, "LlamaDecoder", SlowFuse)
+    m = MMLLM.from_pretrained(saved)
+    assert not m.is_lean
+    m.load_adapter(other, "other")
+    m.set_adapter("tools")  # both loaded, as the default folder's two adapters are
+    warm = m.warm_decoder()
+    time.sleep(0.1)  # the warm-up thread is fusing `tools` now
+    m.set_adapter("other")
+    warm.join()
+    m.decoder()  # `other`'s own build
+    _join_cache_writers()
+    monkeypatch.setattr(llama_decoder, "LlamaDecoder", real)
+
+    served = MMLLM.from_pretrained(saved)  # the next process: lean, from the `tools` entry
+    assert served.is_lean, sorted(f.name for f in decoder_cache.cache_dir(get_settings()).iterdir())
+    got = _tensors(served)
+    assert got.keys() == ref.keys() and all(torch.equal(got[k], ref[k]) for k in ref)

@@ -32,7 +32,10 @@ from pathlib import Path
 import torch
 
 log = logging.getLogger(__name__)
-FORMAT = "2"  # 2: 8-bit blocks of 64 where K allows (1: always 32)
+# 3: entries written before the adapter-switch race was closed (MMLLM.set_adapter) may hold another adapter's
+# weights (`models pull` cached `tools` fused from open-world's): every earlier entry is rebuilt, not served.
+# 2: 8-bit blocks of 64 where K allows (1: always 32).
+FORMAT = "3"
 KEEP = 4  # fewer would evict one of the default's decoders (or the promoted one) whenever another is written
 _LLM_FILES = ("config.json", "generation_config.json", "tokenizer.json", "tokenizer_config.json", "model.safetensors")
 

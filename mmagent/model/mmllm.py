@@ -422,8 +422,8 @@ class MMLLM(nn.Module):
         if not (self.config.fast_decode and llama_decoder.supports(self.llm)):
             return HFDecoder(self.llm)
         mode, prefill, kernel = self.config.decode_dtype, self.config.prefill_dtype, self.config.decode_kernel
-        key = (llama_decoder.fingerprint(self.llm), mode, prefill, kernel)
-        with self._fast_lock:  # a background warm-up may be building it right now
+        with self._fast_lock:  # a background warm-up may be building it right now; no adapter switch meanwhile
+            key = (llama_decoder.fingerprint(self.llm), mode, prefill, kernel)
             if self._fast is None or self._fast[0] != key:  # built once per adapter state: fusing copies weights
                 self._fast = None  # free the old copy before making the new one
                 dtype, quantize, engine = llama_decoder.choose_path(mode, prefill, self.llm.dtype, kernel)
@@ -464,8 +464,9 @@ class MMLLM(nn.Module):
     def cache_decoders(self) -> bool:
         """`cache_decoder` for every adapter the folder ships (the open-world one its routing serves too, so a
         routed reply never builds the HF model), then the active one again. True when all are cached.
-        Not the bare base a `chat: base` routing serves: cached first here, it left a fresh home's `tools` entry
-        answering in loops (seen once, not yet understood); it is cached on the first chat reply instead."""
+        Not the bare base a `chat: base` routing serves: it is cached on the first chat reply. (Cached first
+        here, it once left a fresh home's `tools` entry answering in loops: the adapter switch landing inside
+        the warm-up thread's build, which `set_adapter` now waits for.)"""
         active, cached = self.active_adapter, True
         for name in [*(n for n in self.config.adapters if n != active), active]:
             self.set_adapter(name)
@@ -530,8 +531,12 @@ class MMLLM(nn.Module):
         err = self._load_errors.pop(name, None) if name is not None else None
         if err is not None:
             raise err
-        lora.set_adapter(self.llm, name)
-        self._register_cache_target(name)
+        # Not while a decoder is being fused (the warm-up thread): it would read the new adapter's weights
+        # for its later layers and be cached under the old one's key. `mmagent models pull` switched
+        # adapters right after the load this way, and the `tools` entry held mostly open-world weights.
+        with self._fast_lock:
+            lora.set_adapter(self.llm, name)
+            self._register_cache_target(name)
 
     def load_adapter(self, folder: Path, name: str) -> None:
         """Loads a saved adapter under `name` (inactive until `set_adapter`). A lean model only checks its

@@ -86,8 +86,11 @@ def test_a_call_of_an_unknown_tool_is_left_for_the_registry_to_report():
     ("weighs eighty-two kilos", "weighs eighty-two (82) kilos"),
     ("book that one", "book that one"),
     ("at 13:00 with 3 kids", "at 13:00 with 3 kids"),
+    ("a $400,000 loan", "a $400,000 (400000) loan"),
+    ("tops out at 650k.", "tops out at 650k (650000)."),
+    ("a 5 km run, 3 m tall, 1,2,3", "a 5 km run, 3 m tall, 1,2,3"),
 ])
-def test_the_model_is_shown_digits_beside_spelled_out_numbers_and_12_hour_times(text, shown):
+def test_the_model_is_shown_digits_beside_spelled_out_numbers_12_hour_times_and_thousands(text, shown):
     assert annotate_values(text) == shown
 
 
@@ -95,15 +98,6 @@ def test_only_user_turns_are_annotated_and_the_messages_are_copies():
     msgs = [Message(role="system", content="twelve"), Message(role="user", content="twelve eggs")]
     shown = annotated(msgs)
     assert [m.content for m in shown] == ["twelve", "twelve (12) eggs"] and msgs[1].content == "twelve eggs"
-
-
-@pytest.mark.parametrize("text, shown", [
-    ("a $400,000 loan", "a $400,000 (400000) loan"),
-    ("tops out at 650k.", "tops out at 650k (650000)."),
-    ("a 5 km run, 3 m tall, 1,2,3", "a 5 km run, 3 m tall, 1,2,3"),
-])
-def test_thousands_are_shown_as_plain_digits(text, shown):
-    assert annotate_values(text) == shown
 
 
 def test_sizes_ids_and_signed_coordinates_state_their_numbers():

@@ -101,10 +101,9 @@ class ComposedChatModel:
         constrained: Constrained = False,
         on_token: OnToken | None = None,
     ) -> ChatResult:
-        from mmagent.protocol.toolcall import parse_tool_calls
-
         from mmagent.config import get_settings
         from mmagent.protocol.grounding import ground_calls
+        from mmagent.protocol.toolcall import parse_tool_calls
 
         m, settings = self.model, get_settings()
         self._route(tools)

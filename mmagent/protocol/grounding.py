@@ -48,6 +48,7 @@ _SUFFIX = {"k": 1e3, "m": 1e6, "bn": 1e9, "b": 1e9}
 # Digits wherever they stand: "96x128", "MTR-1084", "$2,826", "650k" (a suffix only where no letter follows).
 _DIGITS = re.compile(r"(?<![\d.])(-?)(\d[\d,]*(?:\.\d+)?)(?:(k|m|bn|b)(?![a-z]))?", re.IGNORECASE)
 _ORDINAL_DIGITS = re.compile(r"\b(\d+)(?:st|nd|rd|th)\b", re.IGNORECASE)
+# Read, not rewritten: "4 a.m" counts too; `_CLOCK_SPAN` (the annotation's) keeps a sentence's full stop out.
 _CLOCK = re.compile(r"\b(\d{1,2})(?:[:.](\d{2}))?\s*(a\.?m\.?|p\.?m\.?)", re.IGNORECASE)
 _DATE_OR_TIME = re.compile(r"^[\d\s:/.\-T+Z]+$")
 _WORD = re.compile(r"[a-z0-9]+")
@@ -57,8 +58,10 @@ def ground_calls(calls: Sequence[ToolCall], messages: Sequence[Message], tools: 
     """`calls` with every optional argument the conversation does not state left out, and a note per
     argument dropped (`"find_vet: dropped animal='dog' (not in the conversation)"`). A call of a tool not
     in `tools` is returned as it is (the registry reports the unknown tool)."""
+    if not calls:  # most replies: nothing to read the conversation for
+        return [], []
     source = Source(messages)
-    schemas = {function_of(t)["name"]: function_of(t).get("parameters") or {} for t in tools}
+    schemas = {(fn := function_of(t))["name"]: fn.get("parameters") or {} for t in tools}
     out, notes = [], []
     for call in calls:
         params = schemas.get(call.name)
@@ -69,7 +72,7 @@ def ground_calls(calls: Sequence[ToolCall], messages: Sequence[Message], tools: 
         kept = {}
         for name, value in call.arguments.items():
             schema = props.get(name)
-            if name in required or not isinstance(schema, dict) or source.grounds(value, schema, name):
+            if name in required or not isinstance(schema, dict) or source.grounds(value, schema):
                 kept[name] = value
             else:
                 notes.append(f"{call.name}: dropped {name}={value!r} (not in the conversation)")
@@ -86,7 +89,7 @@ class Source:
         self.words = set(self.text.split())
         self.numbers = stated_numbers(text)
 
-    def grounds(self, value: Any, schema: dict[str, Any], name: str = "") -> bool:
+    def grounds(self, value: Any, schema: dict[str, Any]) -> bool:
         if "x-artifact" in schema:
             return True
         if "default" in schema and value == schema["default"] and type(value) is type(schema["default"]):
@@ -105,7 +108,7 @@ class Source:
             return all(self.grounds(v, items) for v in value)
         if isinstance(value, dict):
             props = schema.get("properties") or {}
-            return all(self.grounds(v, props.get(k) or {}, k) for k, v in value.items())
+            return all(self.grounds(v, props.get(k) or {}) for k, v in value.items())
         return True
 
     def states_number(self, value: float) -> bool:
@@ -134,10 +137,7 @@ def stated_numbers(text: str) -> set[float]:
     low = text.lower()
     out: set[float] = set()
     for m in _DIGITS.finditer(low):
-        try:
-            n = float(m.group(2).replace(",", "").rstrip(","))
-        except ValueError:
-            continue
+        n = float(m.group(2).replace(",", ""))  # digits and at most one decimal point: always a float
         out.add(n)
         out |= {float(part) for part in m.group(2).split(",") if part}  # "1,2,3" is a list as often as 1,500 is one number
         if m.group(1) and not low[max(0, m.start() - 1):m.start()].isalnum():  # "-26.13", not "MTR-1084"

@@ -134,3 +134,12 @@ def test_the_composed_backend_shows_annotated_turns_and_grounds_its_calls(monkey
         assert result.tool_calls[0].arguments == {"city": "Oslo", "radius_km": 12} and "animal='dog'" in result.dropped_arguments[0]
     else:
         assert result.tool_calls == [invented] and result.dropped_arguments == []
+
+
+@pytest.mark.parametrize("parameters", ["not a schema", {"properties": ["city"], "required": "city"},
+                                        {"properties": {"when": {"properties": "x"}}}])
+def test_a_malformed_schema_leaves_the_call_for_the_registry_to_report(parameters):
+    tool = {"type": "function", "function": {"name": "odd", "parameters": parameters}}
+    call = ToolCall(name="odd", arguments={"city": "Oslo", "when": {"start": "09:00"}})
+    calls, _ = ground_calls([call], [Message(role="user", content="hi")], [tool])
+    assert calls[0].name == "odd"  # no exception: the reply and the session go on

@@ -65,10 +65,11 @@ def ground_calls(calls: Sequence[ToolCall], messages: Sequence[Message], tools: 
     out, notes = [], []
     for call in calls:
         params = schemas.get(call.name)
-        if params is None:
+        if not isinstance(params, dict):  # an unknown tool, or a schema the registry will refuse: left to report
             out.append(call)
             continue
-        props, required = params.get("properties") or {}, set(params.get("required") or ())
+        props, required = _mapping(params.get("properties")), params.get("required")
+        required = set(required) if isinstance(required, list) else set()
         kept = {}
         for name, value in call.arguments.items():
             schema = props.get(name)
@@ -107,8 +108,8 @@ class Source:
             items = schema.get("items") if isinstance(schema.get("items"), dict) else {}
             return all(self.grounds(v, items) for v in value)
         if isinstance(value, dict):
-            props = schema.get("properties") or {}
-            return all(self.grounds(v, props.get(k) or {}) for k, v in value.items())
+            props = _mapping(schema.get("properties"))
+            return all(self.grounds(v, _mapping(props.get(k))) for k, v in value.items())
         return True
 
     def states_number(self, value: float) -> bool:
@@ -129,6 +130,11 @@ class Source:
         if w in self.words or (w.isdigit() and self.states_number(float(w))):
             return True
         return len(w) >= 3 and any(len(s) >= 3 and (s.startswith(w) or w.startswith(s)) for s in self.words)
+
+
+def _mapping(value: Any) -> dict[str, Any]:
+    """A schema keyword's value where a mapping is expected; anything else (a user's malformed schema) reads as {}."""
+    return value if isinstance(value, dict) else {}
 
 
 def stated_numbers(text: str) -> set[float]:

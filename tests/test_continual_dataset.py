@@ -153,6 +153,10 @@ def test_preference_build_kinds_pairs_and_guards(env):
     assert any(d.turn_id == "p4" and "no output" in d.reason for d in b.decisions)
     down = next(e for e in b.train if e.kind == "undesirable")
     assert down.eval_item()["kind"] == "avoid" and down.eval_item()["avoid"].startswith('<tool_call>{"name": "detect_faces"')
+    # Thumbs are the model's own outputs (held out, scored on what a thumb judged: suites.same_calls); corrections are the user's.
+    assert {e.turn_id: e.rated for e in b.train} == {"p0": True, "p1": True, "p2": False, "p3": False}
+    up = next(e for e in b.train if e.turn_id == "p0")
+    assert up.eval_item()["kind"] == "keep" and "kind" not in pair.eval_item()
     # Without preference the same feedback trains only the up-rated and corrected targets, as before.
     plain = build_dataset(pairs, reg, DatasetConfig(holdout_frac=0, check_grounding=False))
     assert {e.turn_id for e in plain.train} == {"p0", "p2", "p3"} and all(e.kind == "desirable" for e in plain.train)

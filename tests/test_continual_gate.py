@@ -84,6 +84,40 @@ def test_avoid_items_score_any_valid_other_output():
     assert not _avoids(ghost, "I cannot do that.", tools)
 
 
+def test_held_out_thumbs_are_scored_on_what_a_thumb_judged_not_the_models_wording():
+    """A ticket's summary is the model's own wording: reworded, the same queue is the same call (a thumbs-up
+    kept, a thumbs-down repeated); another queue, or a summary about something else, is not."""
+    from mmagent.continual.suites import _keeps, same_calls
+    from mmagent.protocol.toolcall import format_calls
+    from mmagent.training.scoring import Prediction, SuiteItem
+
+    tools = [{"type": "function", "function": {"name": "open_ticket", "parameters": {"type": "object", "properties": {
+        "category": {"type": "string", "enum": ["billing", "technical"]}, "summary": {"type": "string"},
+        "image": {"type": "string"}}}}}]
+    rated = [ToolCall(name="open_ticket", arguments={"category": "technical", "summary": "the printer will not print"})]
+
+    def pred(category: str, summary: str, **extra) -> Prediction:
+        p = Prediction("x")
+        p.calls = [ToolCall(name="open_ticket", arguments={"category": category, "summary": summary, **extra})]
+        return p
+
+    reworded, other_queue, other_thing = pred("technical", "Printer broken"), pred("billing", "printer broken"), pred("technical", "refund my order")
+    assert same_calls(reworded.calls, rated, tools) and not same_calls(other_queue.calls, rated, tools)
+    assert not same_calls(other_thing.calls, rated, tools)
+    assert not same_calls(pred("technical", "printer", image="image_1").calls, rated, tools)  # another argument set
+    image = [ToolCall(name="open_ticket", arguments={"category": "technical", "summary": "x", "image": "image_1"})]
+    assert not same_calls([ToolCall(name="open_ticket", arguments={**image[0].arguments, "image": "image_2"})], image, tools)
+    keep = SuiteItem(id="fb1", prompt="p", expected=[{"name": "open_ticket", "arguments": {k: [v] for k, v in rated[0].arguments.items()}}],
+                     kind="keep")
+    assert _keeps(reworded, keep, tools) and not _keeps(other_queue, keep, tools)
+    down = format_calls([ToolCall(name="open_ticket", arguments={"category": "billing", "summary": "the printer will not print"})])
+    assert not _avoids(other_queue, down, tools)  # the rated-down queue under a reworded summary: the same mistake
+    assert _avoids(reworded, down, tools)
+    answered = Prediction("x")
+    answered.texts = ["I opened it."]
+    assert _avoids(answered, down, tools) and not _keeps(answered, keep, tools)
+
+
 def test_round_learns_only_from_turns_its_model_served(tmp_path):
     import pytest
 

@@ -72,6 +72,9 @@ class Example(BaseModel):
     label: Literal["desirable", "undesirable"] = "desirable"
     rejected_calls: list[ToolCall] = Field(default_factory=list)
     rejected_answer: str = ""
+    # The target is the model's own output judged by a thumb (up or down), not one the user wrote: its
+    # free-text arguments are the model's wording, and a held-out copy is scored on the rest (`suites.same_calls`).
+    rated: bool = False
 
     @property
     def kind(self) -> Literal["pair", "desirable", "undesirable"]:
@@ -109,8 +112,9 @@ class Example(BaseModel):
             return {"id": f"fb{self.feedback_id}", "prompt": self.prompt, "images": self.images, "expected": [],
                     "kind": "avoid", "avoid": self.target_text(), "tools": self.tools}
         expected = [{"name": c.name, "arguments": {k: [v] for k, v in c.arguments.items()}} for c in self.calls]
-        return {"id": f"fb{self.feedback_id}", "prompt": self.prompt, "images": self.images, "expected": expected,
+        item = {"id": f"fb{self.feedback_id}", "prompt": self.prompt, "images": self.images, "expected": expected,
                 "answer": self.answer if not self.calls else None, "tools": self.tools}
+        return {**item, "kind": "keep"} if self.rated else item
 
 
 class Decision(BaseModel):
@@ -197,7 +201,8 @@ def _example(turn: LoggedTurn, fb: Feedback, preference: bool) -> Example | str:
         return "empty target" if label == "desirable" else "rated down, but the turn has no output to push down"
     ex = Example(prompt=turn.prompt, images=turn.images, audio=turn.audio, tools=turn.tools, calls=calls, answer=answer,
                  session=turn.session, feedback_id=fb.id, turn_id=turn.id, label=label,
-                 rejected_calls=rejected_calls, rejected_answer=rejected_answer if rejected_answer.strip() else "")
+                 rejected_calls=rejected_calls, rejected_answer=rejected_answer if rejected_answer.strip() else "",
+                 rated=not fb.corrected)
     if ex.rejected_text() == ex.target_text():  # "corrected" to what it did: no pair to learn from
         ex = ex.model_copy(update={"rejected_calls": [], "rejected_answer": ""})
     return ex

@@ -5,8 +5,14 @@ A result per item (not a percentage) is what lets the gate hold a per-tool floor
 poisoning check ask "how reliably does the serving model already handle this tool?". Groups: each
 tool an item expects, or `NO_TOOL` for items that expect none.
 
-`avoid` items (held-out thumbs-down of a preference round, `Example.eval_item`): success is a
-valid output other than the one rated down (parsed, only offered tools, or a non-empty answer).
+Held-out thumbs (`Example.eval_item`) are the model's own outputs, judged by a user who wrote none
+of it, so they are scored on what a thumb can judge (`same_calls`): the tools called and their
+arguments, where a free-text argument (a string the schema leaves open, e.g. a ticket's summary: the
+model's own wording) matches any value sharing a word with the rated one.
+- `keep` items (thumbs-up): success is a valid output with the same calls in that sense.
+- `avoid` items (thumbs-down of a preference round): success is a valid output other than the one
+  rated down (parsed, only offered tools, or a non-empty answer), in that sense too: the same wrong
+  enum value under a reworded summary is the same mistake.
 
 The regression set of a round: the frozen suites (the shipped ones for the built-ins) keeping the
 items whose tools the round's registry has, plus the held-out items of every promoted round (the
@@ -61,6 +67,8 @@ def run_suite(model: ChatModel, suite: Path, tools: list[dict[str, Any]], known:
         pred = run_item(model, it, tools, Path(suite).parent, max_new_tokens=max_new_tokens)
         if it.id in avoid:
             ok = _avoids(pred, avoid[it.id], tools)
+        elif it.kind == "keep":
+            ok = _keeps(pred, it, tools)
         else:
             ok = score_item(it, pred, tools).strict
         out.append(ItemResult(id=f"{suite_tag(suite)}/{it.id}", groups=groups_of(it), ok=ok, called=[c.name for c in pred.calls]))
@@ -91,12 +99,70 @@ def _avoided(suite: Path) -> dict[str, str]:
 
 
 def _avoids(pred: Any, rated_down: str, tools: list[dict[str, Any]]) -> bool:
-    from mmagent.protocol.toolcall import format_calls, function_of
+    from mmagent.protocol.toolcall import format_calls, parse_tool_calls
+
+    text = format_calls(pred.calls) if pred.calls else "".join(pred.texts).strip()
+    if not _valid(pred, tools) or not text:
+        return False
+    down, errors, _ = parse_tool_calls(rated_down)
+    if down and not errors and pred.calls:  # a call rated down: the same calls reworded are the same mistake
+        return not same_calls(pred.calls, down, tools)
+    return text != rated_down.strip()
+
+
+def _keeps(pred: Any, item: Any, tools: list[dict[str, Any]]) -> bool:
+    """A held-out thumbs-up: the rated calls again (`same_calls`), or again an answer where it answered."""
+    from mmagent.protocol.chat import ToolCall
+
+    if not _valid(pred, tools):
+        return False
+    if not item.expected:
+        return not pred.calls and bool("".join(pred.texts).strip())
+    rated = [ToolCall(name=e.name, arguments={k: v[0] for k, v in e.arguments.items()}) for e in item.expected]
+    return same_calls(pred.calls, rated, tools)
+
+
+def _valid(pred: Any, tools: list[dict[str, Any]]) -> bool:
+    from mmagent.protocol.toolcall import function_of
 
     offered = {function_of(t)["name"] for t in tools}
-    text = format_calls(pred.calls) if pred.calls else "".join(pred.texts).strip()
-    valid = not pred.parse_errors and all(c.name in offered for c in pred.calls) and bool(text)
-    return valid and text != rated_down.strip()
+    return not pred.parse_errors and all(c.name in offered for c in pred.calls)
+
+
+def same_calls(calls: Sequence[Any], rated: Sequence[Any], tools: list[dict[str, Any]]) -> bool:
+    """The same tools in the same order with the same arguments, a free-text one (a string without enum,
+    const, format or pattern in its tool's schema, not an artifact id) matching any value that shares a
+    word or a 4-letter stem with the rated value: "what a thumb judged" (the module docstring)."""
+    from mmagent.protocol.toolcall import function_of
+    from mmagent.training.scoring import value_matches
+
+    props = {function_of(t)["name"]: (function_of(t).get("parameters") or {}).get("properties") or {} for t in tools}
+    if [c.name for c in calls] != [c.name for c in rated]:
+        return False
+    for c, r in zip(calls, rated):
+        if c.arguments.keys() != r.arguments.keys():
+            return False
+        for k, want in r.arguments.items():
+            got, schema = c.arguments[k], props.get(c.name, {}).get(k, {})
+            if not (_shares_a_word(got, want) if _free_text(schema, want) else value_matches(got, want)):
+                return False
+    return True
+
+
+def _free_text(schema: Any, value: Any) -> bool:
+    import re
+
+    if not isinstance(value, str) or re.fullmatch(r"(image|audio|text)_\d+", value):
+        return False
+    return isinstance(schema, dict) and schema.get("type", "string") == "string" and not {"enum", "const", "format", "pattern"} & schema.keys()
+
+
+def _shares_a_word(got: Any, want: str) -> bool:
+    import re
+
+    words = lambda text: {w for w in re.findall(r"[a-z0-9]+", text.lower()) if len(w) >= 3}  # noqa: E731
+    a, b = words(got) if isinstance(got, str) else set(), words(want)
+    return bool(a & b) or bool({w[:4] for w in a} & {w[:4] for w in b}) or (not b and isinstance(got, str))
 
 
 def percent(results: Sequence[ItemResult]) -> float:

@@ -109,6 +109,11 @@ def embedded(items: int, steps: int, regression_limit: int, threads: int, probe:
     total = time.perf_counter() - t0
     # 3. A new session of the same running agent picks up the promoted version.
     after = 0 if simulate else _handled(agent, unseen, "after")
+    candidate = None  # a rejected candidate on the same probe: what the round learnt, promoted or not
+    if not simulate and not rep.promoted and rep.candidate:
+        env.registry.promote(rep.candidate)
+        candidate = _handled(agent, unseen, "candidate")
+        env.registry.rollback()
 
     from mmagent.model.cpu import usable_cores
 
@@ -124,7 +129,8 @@ def embedded(items: int, steps: int, regression_limit: int, threads: int, probe:
     if not simulate:
         print(f"\nthe agent on {probe} {feedback[0][1].name} requests never logged nor trained (new sessions, greedy, constrained decoding): "
               f"right call {before}/{probe} before the round -> {after}/{probe} after it (serving {serving.version if serving else 'base'}"
-              f"{f' for the {slot} adapter' if slot else ''})")
+              f"{f' for the {slot} adapter' if slot else ''})"
+              + (f"; the rejected candidate {rep.candidate}: {candidate}/{probe}" if candidate is not None else ""))
     if poison and not simulate:
         _poisoned_round(agent, env, cfg, poison)
 

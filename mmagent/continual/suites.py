@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -33,6 +34,8 @@ from pydantic import BaseModel
 from mmagent.protocol.chat import ChatModel
 
 NO_TOOL = "(no tool)"
+_ARTIFACT_ID = re.compile(r"(image|audio|text)_\d+")  # an artifact argument: never free text
+_WORD = re.compile(r"[a-z0-9]+")
 
 
 class ItemResult(BaseModel):
@@ -150,17 +153,13 @@ def same_calls(calls: Sequence[Any], rated: Sequence[Any], tools: list[dict[str,
 
 
 def _free_text(schema: Any, value: Any) -> bool:
-    import re
-
-    if not isinstance(value, str) or re.fullmatch(r"(image|audio|text)_\d+", value):
+    if not isinstance(value, str) or _ARTIFACT_ID.fullmatch(value):
         return False
     return isinstance(schema, dict) and schema.get("type", "string") == "string" and not {"enum", "const", "format", "pattern"} & schema.keys()
 
 
 def _shares_a_word(got: Any, want: str) -> bool:
-    import re
-
-    words = lambda text: {w for w in re.findall(r"[a-z0-9]+", text.lower()) if len(w) >= 3}  # noqa: E731
+    words = lambda text: {w for w in _WORD.findall(text.lower()) if len(w) >= 3}  # noqa: E731
     a, b = words(got) if isinstance(got, str) else set(), words(want)
     return bool(a & b) or bool({w[:4] for w in a} & {w[:4] for w in b}) or (not b and isinstance(got, str))
 

@@ -2,7 +2,6 @@
 
     .venv/bin/python bench/learn.py embedded [--items 100] [--steps 30] [--regression-limit 20] [--threads 1] [--workers N] [--probe 10] [--poison 24]
     .venv/bin/python bench/learn.py gate [--limit 20] [--workers 2]
-    .venv/bin/python bench/learn.py step [--items 60] [--steps 6] [--threads 2] [--reps 2]
     .venv/bin/python bench/learn.py methods [--threads 1]
     .venv/bin/python bench/learn.py scenarios [--scenario all|corrections|thumbs|poison|rounds] [--steps 100]
     .venv/bin/python bench/learn.py embedded --scenario thumbs --simulate [--regression-limit 0]
@@ -239,54 +238,6 @@ def gate(limit: int, workers: list[int]) -> None:
     print(f"\nload average at end {os.getloadavg()[0]:.1f}")
 
 
-def step(items: int, steps: int, threads: int, reps: int) -> None:
-    """The round's preference step on the embedded default (open-world slot, KTO on open_ticket thumbs
-    + next-token replay 2:1, batch 8, bf16 autocast where native), with the system prefix's KV computed
-    once per step (`share_step_prefix`) and once per pass (before), alternating in this one run: the
-    median seconds of a step (the first of each run left out) and the ratio."""
-    import statistics as st
-
-    import torch
-    from mmagent.recipes.open_world_mix import replay_examples
-    from mmagent.tools.registry import default_registry
-
-    from mmagent.continual import scenario as S
-    from mmagent.continual.dataset import Example
-    from mmagent.continual.defaults import default_config
-    from mmagent.continual.update import TrainJob, train_candidate
-    from mmagent.model.cpu import cpu_features
-    from mmagent.protocol.chat import ToolCall
-
-    tools = default_registry()
-    tools.register(S.open_ticket)
-    requests, _ = S.ticket_feedback(items, 0)
-    examples = []
-    for i, (prompt, call) in enumerate(requests):  # a third right (thumbs up), the rest the default's "billing" (down)
-        right = i % 3 == 0
-        args = {"category": call.arguments["category"] if right else "billing", "summary": prompt[:40]}
-        examples.append(Example(prompt=prompt, tools=tools.names(), calls=[ToolCall(name="open_ticket", arguments=args)],
-                                label="desirable" if right else "undesirable", feedback_id=i, turn_id=f"t{i}"))
-    times: dict[bool, list[float]] = {True: [], False: []}
-    root = Path(tempfile.mkdtemp(prefix="mmagent-bench-step-"))
-    for rep in range(reps):
-        for shared in (True, False):
-            cfg = default_config("preference", 2.0, steps).update
-            cfg.recipe.update({"threads": threads, "batch_size": 8, "grad_accum": 1, "save_every": steps})
-            cfg.share_step_prefix = shared
-            marks: list[float] = []
-            job = TrainJob(serving=None, examples=examples, tools=tools.schemas(), cfg=cfg, work_dir=root / f"{rep}-{shared}",
-                           base_data=replay_examples, start_adapter="open-world", on_step=lambda _s, marks=marks: marks.append(time.perf_counter()))
-            train_candidate(job)
-            times[shared] += [b - a for a, b in zip(marks, marks[1:])]
-            _progress(f"rep {rep} shared={shared}: {st.median(times[shared]):.2f} s/step so far")
-    once, each = st.median(times[True]), st.median(times[False])
-    print(f"\nthe round's preference step on mmagent-default: {items} thumbs (KTO) + replay 2:1, batch 8, {steps} steps x {reps} runs "
-          f"each, {threads} thread(s); cpu {cpu_features().describe()}; torch {torch.__version__}\n")
-    print("| prefix KV | median s/step | steps timed | ratio |\n|---|---|---|---|")
-    print(f"| once per pass (before) | {each:.2f} | {len(times[False])} | 1.00x |")
-    print(f"| once per step (shared) | {once:.2f} | {len(times[True])} | {each / once:.2f}x |")
-
-
 def methods(threads: int, steps: int) -> None:
     import torch
 
@@ -483,11 +434,6 @@ def main() -> None:
     g = sub.add_parser("gate", help="the gate's evaluation in the round's process vs worker processes, side by side")
     g.add_argument("--limit", type=int, default=20, help="items per frozen suite")
     g.add_argument("--workers", type=int, nargs="+", default=[2])
-    s = sub.add_parser("step", help="the round's preference step, prefix KV once per step vs once per pass, side by side")
-    s.add_argument("--items", type=int, default=60)
-    s.add_argument("--steps", type=int, default=6)
-    s.add_argument("--threads", type=int, default=2)
-    s.add_argument("--reps", type=int, default=2)
     m = sub.add_parser("methods")
     m.add_argument("--threads", type=int, default=1)
     m.add_argument("--steps", type=int, default=40)
@@ -496,8 +442,6 @@ def main() -> None:
         gate(a.limit, a.workers)
     elif a.what == "scenarios":
         scenarios(a.scenario, a.threads, a.steps, a.method)
-    elif a.what == "step":
-        step(a.items, a.steps, a.threads, a.reps)
     elif a.what == "embedded":
         embedded(a.items, a.steps, a.regression_limit, a.threads, a.probe, a.poison, a.lr, a.replay_ratio, a.simulate, a.scenario, a.workers, a.tool, a.temperature)
     else:

@@ -32,16 +32,13 @@ from __future__ import annotations
 import random
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 from torch import nn
 from torch.nn import functional as F
 
 from mmagent.protocol.chat import Message
-
-if TYPE_CHECKING:
-    from mmagent.training.step_prefix import StepPrefix
 
 
 def dpo_loss(pol_w: torch.Tensor, pol_l: torch.Tensor, ref_w: torch.Tensor, ref_l: torch.Tensor, beta: float) -> torch.Tensor:
@@ -64,19 +61,19 @@ def kto_loss(pol: torch.Tensor, ref: torch.Tensor, desirable: torch.Tensor, z0: 
     return lam - v
 
 
-def sequence_logps(llm: nn.Module, mm: Any, batch: Any, pixels: torch.Tensor | None, step_prefix: StepPrefix | None = None) -> torch.Tensor:
+def sequence_logps(llm: nn.Module, mm: Any, batch: Any, pixels: torch.Tensor | None) -> torch.Tensor:
     """log pi(y|x) per row [B] of a `PackedBatch` with ONE conversation per row (pack=False):
     the summed log-probs of the labelled (assistant) tokens, images spliced as at serving.
 
-    The same forward as `mmagent.training.loss.AssistantLoss` (shared prefix KV, its step's with
-    `step_prefix`, LM head only where a label exists), summed per row instead of over the batch."""
+    The same forward as `mmagent.training.loss.AssistantLoss` (`behind_prefix`: the shared prefix KV;
+    LM head only where a label exists), summed per row instead of over the batch."""
     from mmagent.training.loss import behind_prefix
     from mmagent.training.sequences import IGNORE
 
     body = llm.model
     B = batch.input_ids.shape[0]
     embeds = mm.embed(batch.input_ids, pixels) if mm is not None else body.embed_tokens(batch.input_ids)
-    h = behind_prefix(body, batch.prefix, embeds, batch.position_ids, batch.attention_mask, step_prefix)
+    h = behind_prefix(body, batch.prefix, embeds, batch.position_ids, batch.attention_mask)
     targets = batch.labels[:, 1:]  # token t is predicted from position t-1
     sel = targets != IGNORE
     logp = torch.log_softmax(llm.lm_head(h[:, :-1][sel]).float(), dim=-1)  # [N, V]
@@ -100,25 +97,23 @@ class PreferenceObjective:
     """`loss(step)`: DPO over the step's pairs + KTO over its unpaired thumbs, mean per item.
 
     Built once per round: every sequence encoded, the reference log-probs computed with the
-    warm-start adapter (= the serving version) before any step, in eval mode, without grad.
-    A step's passes read the prefix KV from `step_prefix` (`mmagent.training.step_prefix`) when
-    given: the one the step's next-token passes use, computed once per step."""
+    warm-start adapter (= the serving version) before any step, in eval mode, without grad."""
 
     def __init__(self, bb: Any, prefix: list[int], items: list[PrefItem], samples: list[Any], rc: Any,
-                 beta: float, lambda_d: float, lambda_u: float, batch: int, seed: int = 0, step_prefix: StepPrefix | None = None):
-        self.bb, self.prefix, self.items, self.samples, self.step_prefix = bb, prefix, items, samples, step_prefix
+                 beta: float, lambda_d: float, lambda_u: float, batch: int, seed: int = 0):
+        self.bb, self.prefix, self.items, self.samples = bb, prefix, items, samples
         self.rc = rc.model_copy(update={"pack": False})  # one conversation per row: per-sequence log-probs
         self.beta, self.lambda_d, self.lambda_u, self.batch, self.seed = beta, lambda_d, lambda_u, batch, seed
         with torch.no_grad():
-            self.ref = self._logps(list(range(len(samples))), None)
+            self.ref = self._logps(list(range(len(samples))))
 
-    def _logps(self, idx: Sequence[int], step_prefix: StepPrefix | None) -> torch.Tensor:
+    def _logps(self, idx: Sequence[int]) -> torch.Tensor:
         from mmagent.training.batching import make_batch
 
         out = []
         for k in range(0, len(idx), 8):
             b, px = make_batch(self.bb, self.prefix, [self.samples[i] for i in idx[k : k + 8]], self.rc)
-            out.append(sequence_logps(self.bb.llm, self.bb.mm, b, px, step_prefix))
+            out.append(sequence_logps(self.bb.llm, self.bb.mm, b, px))
         return torch.cat(out) if out else torch.zeros(0)
 
     def step_items(self, step: int) -> list[PrefItem]:
@@ -138,19 +133,19 @@ class PreferenceObjective:
         terms = []
         if pairs:
             w, l_ = [it.seqs[0] for it in pairs], [it.seqs[1] for it in pairs]
-            pol = self._logps(w + l_, self.step_prefix)
+            pol = self._logps(w + l_)
             terms.append(dpo_loss(pol[: len(w)], pol[len(w):], self.ref[w], self.ref[l_], self.beta))
         if thumbs:
             y, mis = [it.seqs[0] for it in thumbs], [it.seqs[1] for it in thumbs]
             with torch.no_grad():
-                z0 = kto_reference_point(self._logps(mis, self.step_prefix), self.ref[mis])
+                z0 = kto_reference_point(self._logps(mis), self.ref[mis])
             desirable = torch.tensor([it.kind == "desirable" for it in thumbs])
-            terms.append(kto_loss(self._logps(y, self.step_prefix), self.ref[y], desirable, z0, self.beta, self.lambda_d, self.lambda_u))
+            terms.append(kto_loss(self._logps(y), self.ref[y], desirable, z0, self.beta, self.lambda_d, self.lambda_u))
         return torch.cat(terms).mean()
 
 
 def build_objective(bb: Any, examples: Sequence[Any], tools: list[dict[str, Any]], prefix: list[int], rc: Any, cfg: Any,
-                    conv: Callable[[Any, list[Message]], Any], step_prefix: StepPrefix | None = None) -> PreferenceObjective | None:
+                    conv: Callable[[Any, list[Message]], Any]) -> PreferenceObjective | None:
     """The objective over a round's pair / desirable / undesirable examples (None when it has none).
 
     `conv(example, messages)` makes a training `Conversation` (with the example's images). KTO's
@@ -171,7 +166,7 @@ def build_objective(bb: Any, examples: Sequence[Any], tools: list[dict[str, Any]
         items.append(PrefItem(e.kind, [len(convs) - 2, len(convs) - 1]))
     samples = encode_all(bb, convs, tools, prefix)
     lam_d, lam_u = kto_weights(sum(e.kind == "desirable" for e in thumbs), sum(e.kind == "undesirable" for e in thumbs))
-    return PreferenceObjective(bb, prefix, items, samples, rc, cfg.pref_beta, lam_d, lam_u, cfg.pref_batch, cfg.replay_seed, step_prefix)
+    return PreferenceObjective(bb, prefix, items, samples, rc, cfg.pref_beta, lam_d, lam_u, cfg.pref_batch, cfg.replay_seed)
 
 
 def kto_weights(n_desirable: int, n_undesirable: int) -> tuple[float, float]:

@@ -27,16 +27,13 @@ import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, Protocol
+from typing import Any, Literal, Protocol
 
 import torch
 from pydantic import BaseModel, Field
 
 from mmagent.continual.dataset import Example
 from mmagent.protocol.chat import Message
-
-if TYPE_CHECKING:
-    from mmagent.training.step_prefix import StepPrefix
 
 log = logging.getLogger(__name__)
 
@@ -69,8 +66,6 @@ class UpdateConfig(BaseModel):
     pref_weight: float = Field(default=0.3, ge=0, description="Weight of the preference loss beside the replay next-token loss.")
     pref_batch: int = Field(default=8, ge=1, description="Preference items (pairs or thumbs) per step.")
     pref_sft: bool = Field(default=True, description="Also train the desirable targets with the next-token loss (DPO+NLL).")
-    share_step_prefix: bool = Field(default=True, description="Preference rounds: the system prefix's KV computed once per step "
-                                    "for all of its passes (the same gradient; `mmagent/training/step_prefix.py`); off: once per pass.")
     recipe: dict[str, Any] = Field(default_factory=_default_recipe, description="ToolTuningConfig fields (mmagent/training/config.py).")
 
     def recipe_config(self, out: Path):
@@ -173,8 +168,6 @@ def conversations(job: TrainJob) -> list[Any]:
 
 def train_candidate(job: TrainJob) -> Path:
     """Trains (or resumes) one candidate; returns its adapter folder under `job.work_dir`."""
-    from mmagent.training.step_prefix import StepPrefix
-
     rc = job.cfg.recipe_config(job.work_dir)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(rc.seed)  # the same data and settings train the same candidate (LoRA init, dropout)
@@ -183,15 +176,12 @@ def train_candidate(job: TrainJob) -> Path:
         # which silently undid a count set before it, and every round trained on one thread.
         torch.set_num_threads(rc.threads)
         penalty, finish = prepare(bb, job, rc)
-        # Preference steps run without dropout, so their passes can share one prefix KV exactly (`step_prefix.py`).
-        shared = StepPrefix(bb.llm.model) if job.cfg.method == "preference" and job.cfg.share_step_prefix and rc.share_prefix else None
-        extra = _preference(bb, job, rc, shared) if job.cfg.method == "preference" else None
-        out = fit(bb, conversations(job), job.tools, rc, penalty, job.on_step, extra, dropout=extra is None,
-                  step_prefix=shared if extra is not None else None)
+        extra = _preference(bb, job, rc) if job.cfg.method == "preference" else None
+        out = fit(bb, conversations(job), job.tools, rc, penalty, job.on_step, extra, dropout=extra is None)
     return finish(out)
 
 
-def _preference(bb: Any, job: TrainJob, rc, step_prefix: StepPrefix | None = None) -> Callable[[int], torch.Tensor] | None:
+def _preference(bb: Any, job: TrainJob, rc) -> Callable[[int], torch.Tensor] | None:
     """DPO + KTO over the round's preference examples; the reference = the adapter as loaded now (the serving one)."""
     from mmagent.continual.preference import build_objective
     from mmagent.training.sequences import system_prefix
@@ -200,7 +190,7 @@ def _preference(bb: Any, job: TrainJob, rc, step_prefix: StepPrefix | None = Non
     procs = _processes(rc)
     with procs.autocast():  # the reference computed as the policy will be (bf16 runs: the same casts)
         obj = build_objective(bb, job.examples, job.tools, system_prefix(bb.tok, job.tools), rc, job.cfg,
-                              lambda ex, msgs: conversation(job, ex, msgs), step_prefix)
+                              lambda ex, msgs: conversation(job, ex, msgs))
     if obj is None:
         return None
     w = job.cfg.pref_weight
@@ -280,7 +270,7 @@ def _ewc(bb: Any, job: TrainJob, rc) -> Penalty:
 
 def fit(bb: Any, convs: list[Any], tools: list[dict[str, Any]], rc, penalty: Penalty | None = None,
         on_step: Callable[[int], None] | None = None, extra: Callable[[int], torch.Tensor] | None = None,
-        dropout: bool = True, step_prefix: StepPrefix | None = None) -> Path:
+        dropout: bool = True) -> Path:
     """The training library's step loop (`mmagent.training.loop`, one process) with `extra(step)` (a
     loss, e.g. the preference terms) and `penalty(llm)` added to each step; checkpoints and resumes in
     `rc.out`; returns the adapter folder."""
@@ -304,8 +294,7 @@ def fit(bb: Any, convs: list[Any], tools: list[dict[str, Any]], rc, penalty: Pen
             on_step(step)
 
     bb.llm.train(dropout)
-    train_steps(bb, encode_all(bb, convs, tools, prefix), prefix, rc, procs=_processes(rc), terms=terms, on_step=step_done,
-                step_prefix=step_prefix)
+    train_steps(bb, encode_all(bb, convs, tools, prefix), prefix, rc, procs=_processes(rc), terms=terms, on_step=step_done)
     bb.llm.eval()
     dst = export(bb, rc, out / "export")
     return dst / "adapters" / NAME if bb.mm is not None else dst

@@ -9,7 +9,6 @@ One module per concept:
     batching    packing behind the shared prefix, a step's micro-batches, the packed tensors
     backbone    what is trained: the LLM (+ MM-LLM); `load_base` (as saved), `build_backbone` (+ a fresh adapter)
     loss        `AssistantLoss`: the summed next-token loss on assistant tokens
-    step_prefix `StepPrefix`: one step's system-prefix KV, computed once for all of the step's passes
     optim       AdamW with linear warmup and cosine decay
     loop        the optimizer-step loop both trainers run (accelerate or one process; extra loss terms per step)
     checkpoint  adapter folders, checkpoints with optimizer state, resume

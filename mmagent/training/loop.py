@@ -29,7 +29,6 @@ from mmagent.training.config import ToolTuningConfig
 from mmagent.training.data import Sample
 from mmagent.training.loss import AssistantLoss
 from mmagent.training.optim import optimizer
-from mmagent.training.step_prefix import StepPrefix
 
 Term = Callable[[int], torch.Tensor | None]  # step -> an extra loss to back-propagate (None: nothing this step)
 StepHook = Callable[[int, dict[str, Any]], None]  # (steps done, the step's metrics row)
@@ -94,27 +93,24 @@ def checkpoint_due(steps_done: int, cfg: ToolTuningConfig) -> bool:
 
 def train_steps(bb: Backbone, data: list[Sample], prefix: list[int], cfg: ToolTuningConfig, *,
                 procs: Processes | None = None, terms: Mapping[str, Term] | None = None,
-                on_step: StepHook | None = None, step_prefix: StepPrefix | None = None) -> list[dict[str, Any]]:
+                on_step: StepHook | None = None) -> list[dict[str, Any]]:
     """Runs steps `[start, cfg.steps)` over the encoded `data` behind `prefix`, resuming from the newest
     checkpoint in `cfg.out` (`cfg.resume`); returns this call's metrics rows (`step`, `loss`: nats per
     target token, `lr`, throughput, and each term's value under its name).
 
     `terms` are added to every step's loss after the conversations' backwards, in order; single
-    process only: their gradients come after the one synced backward, so DDP would not average them.
-    With `step_prefix` (single process too) every pass of a step, the terms' included when they read
-    the same object, computes the prefix KV once (`step_prefix.py`); its backward ends the step."""
+    process only: their gradients come after the one synced backward, so DDP would not average them."""
     procs = procs or OneProcess()
     terms = dict(terms or {})
-    for what, used in ((f"extra loss terms ({', '.join(terms)})", bool(terms)), ("a step-shared prefix", step_prefix is not None)):
-        if used and procs.num_processes > 1:
-            raise ValueError(f"{what}: single-process only; this run has {procs.num_processes}")
+    if terms and procs.num_processes > 1:
+        raise ValueError(f"extra loss terms ({', '.join(terms)}) are single-process only; this run has {procs.num_processes}")
     out = Path(cfg.out)
     params = bb.trainable()
     opt, sched = optimizer(params, cfg)
     start = load_checkpoint(out, bb, cfg, opt, sched) if cfg.resume else 0
     # The schedule is not prepared: it counts optimizer steps of the whole batch, while accelerate's
     # wrapper steps it once per process (for per-process batches), running it N times too fast.
-    loss_fn, opt = procs.prepare(AssistantLoss(bb.llm, bb.mm, cfg.share_prefix, step_prefix), opt)
+    loss_fn, opt = procs.prepare(AssistantLoss(bb.llm, bb.mm, cfg.share_prefix), opt)
     rows: list[dict[str, Any]] = []
     # bf16 runs: frozen weights stored as autocast would cast them (see `frozen_weights_in`)
     with frozen_weights_in(bb, torch.bfloat16 if procs.mixed_precision == "bf16" else torch.float32):
@@ -143,8 +139,6 @@ def train_steps(bb: Backbone, data: list[Sample], prefix: list[int], cfg: ToolTu
                     if v.requires_grad:  # a penalty that is constant here (nothing to anchor yet) has no gradient
                         procs.backward(v)
                     values[name] = v.item()
-            if step_prefix is not None:
-                step_prefix.backward()
             procs.clip_grad_norm_(params, cfg.grad_clip)
             opt.step(), sched.step(), opt.zero_grad(set_to_none=True)
             loss_sum, tokens = procs.reduce(torch.tensor([loss_sum, tokens], dtype=torch.float64, device=procs.device), "sum").tolist()

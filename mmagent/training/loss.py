@@ -8,19 +8,14 @@ import torch
 from torch import nn
 
 from mmagent.training.sequences import IGNORE
-from mmagent.training.step_prefix import StepPrefix
 
 
 def behind_prefix(body: nn.Module, prefix: torch.Tensor, embeds: torch.Tensor, position_ids: torch.Tensor,
-                  attention_mask: torch.Tensor, step_prefix: StepPrefix | None = None) -> torch.Tensor:
+                  attention_mask: torch.Tensor) -> torch.Tensor:
     """Hidden states [B, T, D] of a packed batch's rows `embeds` [B, T, D] behind the shared `prefix` [1, P],
-    whose KV is computed once for all B rows (or once per step, with `step_prefix`)."""
-    B = embeds.shape[0]
-    if step_prefix is not None:
-        cache = step_prefix.cache(prefix, B)
-    else:
-        cache = body(input_ids=prefix, use_cache=True).past_key_values  # one pass over [1, P]
-        cache.batch_repeat_interleave(B)
+    whose KV is computed once for all B rows."""
+    cache = body(input_ids=prefix, use_cache=True).past_key_values  # one pass over [1, P]
+    cache.batch_repeat_interleave(embeds.shape[0])
     return body(inputs_embeds=embeds, position_ids=position_ids, attention_mask=attention_mask, past_key_values=cache).last_hidden_state
 
 
@@ -32,12 +27,11 @@ class AssistantLoss(nn.Module):
     into the suffix embeddings by the MM-LLM (`MMLLM.embed`: one mask assignment).
     """
 
-    def __init__(self, llm: nn.Module, mm: Any = None, share_prefix: bool = True, step_prefix: StepPrefix | None = None) -> None:
+    def __init__(self, llm: nn.Module, mm: Any = None, share_prefix: bool = True) -> None:
         super().__init__()
         self.llm = llm
         self.mm = mm
         self.share_prefix = share_prefix
-        self.step_prefix = step_prefix  # the prefix KV shared with the step's other passes (`step_prefix.py`)
 
     def forward(self, prefix: torch.Tensor, input_ids: torch.Tensor, labels: torch.Tensor, position_ids: torch.Tensor,
                 attention_mask: torch.Tensor, pixel_values: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
@@ -45,7 +39,7 @@ class AssistantLoss(nn.Module):
         B, P = input_ids.shape[0], prefix.shape[1]
         embeds = self.mm.embed(input_ids, pixel_values) if self.mm is not None else body.embed_tokens(input_ids)  # [B, T, D]
         if self.share_prefix:
-            h = behind_prefix(body, prefix, embeds, position_ids, attention_mask, self.step_prefix)
+            h = behind_prefix(body, prefix, embeds, position_ids, attention_mask)
         else:  # the baseline: every row carries its own copy of the prefix
             pre = body.embed_tokens(prefix).expand(B, P, -1)
             dev = input_ids.device

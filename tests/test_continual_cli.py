@@ -210,36 +210,6 @@ def test_replay_buffer_regenerates_with_the_injected_generator():
         replay_buffer(cfg, 2)
 
 
-def test_the_replay_ratio_counts_next_token_feedback_so_thumbs_down_do_not_drown_the_thumbs_up(tmp_path):
-    """A preference round of 2 thumbs-up and 6 thumbs-down replays 2 x 2 base conversations (not 2 x 8); a
-    replay round replays per feedback example, as before; a preference round without next-token targets
-    replays per feedback item."""
-    from types import SimpleNamespace
-
-    from mmagent.continual.dataset import Example
-    from mmagent.continual.update import TrainJob, UpdateConfig, conversations
-    from mmagent.protocol.chat import Message, ToolCall
-
-    def generate(split, n, seed):
-        return [SimpleNamespace(messages=[Message(role="user", content=f"q{i}"), Message(role="assistant", content=f"a{i}")], images=[])
-                for i in range(n)]
-
-    call = ToolCall(name="flip_coin", arguments={})
-    ups = [Example(prompt=f"up {i}", calls=[call], rated=True) for i in range(2)]
-    downs = [Example(prompt=f"down {i}", answer="no", label="undesirable", rated=True) for i in range(6)]
-
-    def mix(method: str, examples, **kw) -> tuple[int, int]:
-        job = TrainJob(serving=None, examples=examples, tools=[], cfg=UpdateConfig(method=method, replay_ratio=2.0, **kw),
-                       work_dir=tmp_path, base_data=generate)
-        convs = conversations(job)
-        base = sum(c.messages[0].content.startswith("q") for c in convs)
-        return len(convs) - base, base
-
-    assert mix("preference", ups + downs) == (2, 4)
-    assert mix("replay", ups) == (2, 4)
-    assert mix("preference", ups + downs, pref_sft=False) == (0, 16)
-
-
 def test_adapters_commands_take_the_slot_of_a_routed_adapter(tmp_path, monkeypatch):
     """`--slot open-world` lists, promotes and rolls back the open-world adapter's versions
     (`<home>/adapters/routes/open-world`), leaving the own slot's alone."""

@@ -152,17 +152,14 @@ def conversation(job: TrainJob, ex: Example, messages: list[Message] | None = No
 
 def conversations(job: TrainJob) -> list[Any]:
     """The next-token mix: desirable feedback targets, earlier rounds' feedback, base replay."""
+    n = len(job.examples)
     sft = [ex for ex in job.examples if ex.label == "desirable"] if job.cfg.method != "preference" or job.cfg.pref_sft else []
-    # The ratios are per next-token feedback conversation: a preference round's thumbs-down train only
-    # the preference terms, and counting them (72 of 100 in the ticket scenario) drowned its few
-    # thumbs-up targets in replay (7:1 instead of 2:1). Without next-token targets, per feedback item.
-    n = len(sft) or len(job.examples)
     # Earlier rounds' feedback is replayed too: base-data replay alone protects the shipped skills,
     # not what earlier rounds taught (see the method comparison in bench/learn.py and the README).
     pool = [e for e in job.earlier if e.label == "desirable"]
     earlier = random.Random(job.cfg.replay_seed).sample(pool, min(len(pool), round(job.cfg.earlier_ratio * n)))
     base = replay_buffer(job.cfg, round(job.cfg.replay_ratio * n), job.base_data)
-    log.info("training mix: %d new feedback (%d next-token), %d earlier feedback, %d base replay", len(job.examples), len(sft), len(earlier), len(base))
+    log.info("training mix: %d new feedback (%d next-token), %d earlier feedback, %d base replay", n, len(sft), len(earlier), len(base))
     return [conversation(job, ex) for ex in [*sft, *earlier]] + base
 
 

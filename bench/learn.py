@@ -184,6 +184,12 @@ def _poisoned_round(agent, env, cfg, n: int) -> None:
     from mmagent.feedback import record_feedback
     from mmagent.protocol.chat import ToolCall
 
+    if env.slot is not None:  # read_text turns are the model's own adapter's (routing): learn for that slot
+        from mmagent.continual.defaults import default_env
+        from mmagent.recipes.data import generate
+
+        on_step, env = env.on_step, default_env(tools=env.tools, base_data=generate)
+        env.on_step = on_step
     rng = random.Random(7)
     seen = [p for i, p in enumerate(P.PHRASINGS["read_text"]) if i not in heldout_phrasings("read_text")]
     wrong = ToolCall(name="detect_faces", arguments={"image": "image_1"})

@@ -172,3 +172,33 @@ def test_a_slots_round_learns_only_from_the_turns_that_slot_served(tmp_path):
     with pytest.raises(pytest.fail.Exception, match="must not train: open-world"):  # its round trains, from the slot's adapter
         learn(env("open-world"), LearnConfig(poisoning_check=False))
     assert len(env(None).feedback.unused()) == 12  # the killed round marked nothing
+
+
+def test_the_gate_decodes_as_the_model_serves(tmp_path):
+    """A held-out thumbs-down judged a constrained reply: the serving model, scored unconstrained, said
+    something else and "avoided" its own mistake. The gate decodes as `Agent` does (constrained where the
+    backend can), so the mistake counts; a backend that cannot constrain is scored unconstrained."""
+    import json
+
+    from mmagent.continual.suites import run_suite
+    from mmagent.protocol.chat import ChatResult
+    from mmagent.protocol.toolcall import format_calls
+
+    wrong = ToolCall(name="flip_coin", arguments={})
+    tools = [{"type": "function", "function": {"name": "flip_coin", "parameters": {"type": "object", "properties": {}}}}]
+
+    class TwoWays:
+        """Calls flip_coin under the grammar, answers in prose without it."""
+        def __init__(self, constrains: bool):
+            self.constrains_decoding, self.seen = constrains, []
+
+        def chat(self, messages, tools=None, *, constrained=False, **kw):
+            self.seen.append(constrained)
+            return ChatResult(text="", tool_calls=[wrong]) if constrained else ChatResult(text="Heads, I guess.")
+
+    suite = tmp_path / "heldout.jsonl"
+    suite.write_text(json.dumps({"id": "fb1", "prompt": "flip a coin for me", "expected": [], "kind": "avoid",
+                                 "avoid": format_calls([wrong]), "tools": tools}) + "\n")
+    local, remote = TwoWays(True), TwoWays(False)
+    assert [r.ok for r in run_suite(local, suite, tools)] == [False] and set(local.seen) == {True}
+    assert [r.ok for r in run_suite(remote, suite, tools)] == [True] and set(remote.seen) == {False}

@@ -34,6 +34,8 @@ from pydantic import BaseModel
 from mmagent.protocol.chat import ChatModel
 
 NO_TOOL = "(no tool)"
+# Part of every cached result's key: results decoded another way (before: always unconstrained) are not reused.
+SCORING = "decoded as served"
 _ARTIFACT_ID = re.compile(r"(image|audio|text)_\d+")  # an artifact argument: never free text
 _WORD = re.compile(r"[a-z0-9]+")
 
@@ -59,15 +61,22 @@ def run_suite(model: ChatModel, suite: Path, tools: list[dict[str, Any]], known:
     `shard=(k, n)` answers only items k, k + n, k + 2n ... (one of n workers: `eval_workers`).
 
     96 new tokens per step is room for a call or a short answer; a gate need not wait for a model
-    that rambles (the recipes' own default is 160)."""
+    that rambles (the recipes' own default is 160).
+
+    Decoding is the one the model serves with (`resolve_constrained(model, None)`: schema-guided
+    wherever the backend supports it, as `Agent` does): a held-out thumb judged a constrained reply,
+    and an unconstrained one of the same prompt often differs, which made almost every thumbs-down
+    "avoided" by the serving model itself."""
+    from mmagent.protocol.chat import resolve_constrained
     from mmagent.training.scoring import load_suite, run_item, score_item
 
     k, n = shard
     items = [it for it in load_suite(suite) if known is None or all(e.name in known for e in it.expected)][:limit][k::n]
     avoid = _avoided(suite)
+    constrained = resolve_constrained(model, None)
     out = []
     for it in items:
-        pred = run_item(model, it, tools, Path(suite).parent, max_new_tokens=max_new_tokens)
+        pred = run_item(model, it, tools, Path(suite).parent, constrained=constrained, max_new_tokens=max_new_tokens)
         if it.id in avoid:
             ok = _avoids(pred, avoid[it.id], tools)
         elif it.kind == "keep":
@@ -177,8 +186,9 @@ def by_group(results: Sequence[ItemResult]) -> dict[str, list[ItemResult]]:
 
 
 def suite_hash(suite: Path, tools: list[dict[str, Any]], known: set[str] | None, limit: int | None) -> str:
-    """What a cached result depends on: the suite's bytes, the tools offered and known, the item limit."""
-    head = json.dumps([tools, sorted(known or []), limit], sort_keys=True, default=str).encode()
+    """What a cached result depends on: the suite's bytes, the tools offered and known, the item limit,
+    and how items are decoded (`SCORING`)."""
+    head = json.dumps([SCORING, tools, sorted(known or []), limit], sort_keys=True, default=str).encode()
     return hashlib.sha256(head + Path(suite).read_bytes()).hexdigest()[:16]
 
 

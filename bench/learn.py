@@ -91,7 +91,10 @@ def embedded(items: int, steps: int, regression_limit: int, threads: int, probe:
                 env.turns.log_calls(tid, [{"id": f"{tid}c1", "step": 1, "name": call.name, "arguments": call.arguments, "ok": True}])
             env.turns.end_turn(tid, "ok", "" if ok else "I can't convert currencies.", None, 1, 0)
         else:
-            res = agent.run(prompt, session=f"user-{i % 10}")
+            # One request per session: a round learns each turn's prompt alone (`Example` keeps no session
+            # history), so a turn answered behind nine earlier ones (whose summaries it copied) is not what
+            # the model does with the prompt alone, and neither training nor the gate would see it.
+            res = agent.run(prompt, session=f"user-{i % 10}-{i}")
             tid, ok = res.turn_id, _right(res, call)
         wrong += not ok
         record_feedback(env.feedback, env.turns, env.tools, tid, "up" if ok else "down", None if ok or thumbs else [call])
